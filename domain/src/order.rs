@@ -1,0 +1,162 @@
+//! The order's lifecycle. Status changes only move along the saga's edges
+//! (`PENDING -> INVENTORY_RESERVED -> PAYMENT_PROCESSED -> COMPLETED`, or any non-terminal
+//! status `-> COMPENSATING -> FAILED`), each one a conditional update on the order's `version`.
+
+use crate::ids::ProductId;
+use crate::money::Cents;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    InventoryReserved,
+    PaymentProcessed,
+    Completed,
+    Compensating,
+    Failed,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Pending,
+        OrderStatus::InventoryReserved,
+        OrderStatus::PaymentProcessed,
+        OrderStatus::Completed,
+        OrderStatus::Compensating,
+        OrderStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::InventoryReserved => "INVENTORY_RESERVED",
+            OrderStatus::PaymentProcessed => "PAYMENT_PROCESSED",
+            OrderStatus::Completed => "COMPLETED",
+            OrderStatus::Compensating => "COMPENSATING",
+            OrderStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, OrderStatus::Completed | OrderStatus::Failed)
+    }
+
+    /// Whether the saga may move an order from `self` to `next`. Staying put is allowed so
+    /// that a step re-run after a crash is a no-op rather than an error.
+    pub fn can_move_to(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Pending, InventoryReserved)
+                    | (InventoryReserved, PaymentProcessed)
+                    | (PaymentProcessed, Completed)
+                    | (Pending | InventoryReserved | PaymentProcessed, Compensating)
+                    | (Compensating, Failed)
+            )
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for OrderStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+/// One line of an order, as accepted and as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderItem {
+    #[schema(value_type = String, min_length = 1, max_length = 128, example = "laptop")]
+    pub product_id: ProductId,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub quantity: u32,
+    pub price: Cents,
+}
+
+impl OrderItem {
+    pub fn line_total(&self) -> Option<Cents> {
+        self.price.checked_mul(self.quantity)
+    }
+}
+
+/// A Stripe-style test payment method token (`pm_card_visa`, `pm_card_chargeDeclined`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PaymentMethod(String);
+
+impl PaymentMethod {
+    pub const DEFAULT: &'static str = "pm_card_visa";
+
+    /// `pm_` followed by 1-125 ASCII letters, digits or underscores.
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let rest = s.strip_prefix("pm_").ok_or("must start with pm_")?;
+        if rest.is_empty() || rest.len() > 125 {
+            return Err("must be 4-128 characters");
+        }
+        if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err("may contain only letters, digits and underscores");
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for PaymentMethod {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_and_moves_only_forward() {
+        for s in OrderStatus::ALL {
+            assert_eq!(s.as_str().parse::<OrderStatus>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        use OrderStatus::*;
+        assert!(Pending.can_move_to(InventoryReserved));
+        assert!(PaymentProcessed.can_move_to(Compensating));
+        assert!(!Completed.can_move_to(Compensating));
+        assert!(!Failed.can_move_to(Pending));
+        assert!(!Pending.can_move_to(Completed));
+        assert!(Compensating.can_move_to(Compensating));
+    }
+
+    #[test]
+    fn payment_method_syntax() {
+        assert!(PaymentMethod::parse("pm_card_visa").is_ok());
+        assert!(PaymentMethod::parse("pm_card_chargeDeclined").is_ok());
+        assert!(PaymentMethod::parse("card_visa").is_err());
+        assert!(PaymentMethod::parse("pm_").is_err());
+        assert!(PaymentMethod::parse("pm_a-b").is_err());
+    }
+}

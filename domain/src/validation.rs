@@ -1,0 +1,356 @@
+//! Validation of a create-order request, field by field.
+//!
+//! The body is walked as a `serde_json::Value` rather than deserialized with `derive`, so one
+//! response can list every problem (`items[2].quantity`, `customerId`, an unknown field) instead
+//! of stopping at the first, and so the same parsed value feeds the idempotency fingerprint.
+//! A request that fails here is rejected before any transaction: nothing is stored.
+
+use crate::ids::{CustomerId, ProductId, VoucherCode};
+use crate::money::Cents;
+use crate::order::{OrderItem, PaymentMethod};
+use crate::voucher::VOUCHER_DISCOUNT;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub const MAX_ITEMS: usize = 100;
+pub const MAX_QUANTITY: u64 = 10_000;
+
+/// One problem with one field, as listed in a problem+json `errors` array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A request that passed validation: the only way to build an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderDraft {
+    pub customer_id: CustomerId,
+    pub items: Vec<OrderItem>,
+    pub voucher_code: Option<VoucherCode>,
+    pub payment_method: PaymentMethod,
+    pub subtotal: Cents,
+}
+
+impl OrderDraft {
+    /// What the voucher takes off, if one is redeemed.
+    pub fn discount(&self) -> Cents {
+        if self.voucher_code.is_some() {
+            VOUCHER_DISCOUNT.min(self.subtotal)
+        } else {
+            Cents::ZERO
+        }
+    }
+
+    pub fn total(&self) -> Cents {
+        self.subtotal.saturating_sub(self.discount())
+    }
+}
+
+const FIELDS: [&str; 4] = ["customerId", "items", "voucherCode", "paymentMethod"];
+const ITEM_FIELDS: [&str; 3] = ["productId", "quantity", "price"];
+
+pub fn validate_order(body: &Value) -> Result<OrderDraft, Vec<FieldError>> {
+    let mut errs = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return Err(vec![FieldError::new("", "the body must be a JSON object")]);
+    };
+    unknown_fields(obj, &FIELDS, "", &mut errs);
+
+    let customer_id = required_str(obj, "customerId", &mut errs).and_then(|s| {
+        CustomerId::parse(s)
+            .map_err(|m| errs.push(FieldError::new("customerId", m)))
+            .ok()
+    });
+
+    let voucher_code = optional_str(obj, "voucherCode", &mut errs).and_then(|s| {
+        VoucherCode::parse(s)
+            .map_err(|m| errs.push(FieldError::new("voucherCode", m)))
+            .ok()
+    });
+
+    let payment_method = match optional_str(obj, "paymentMethod", &mut errs) {
+        None => Some(PaymentMethod::default()),
+        Some(s) => PaymentMethod::parse(s)
+            .map_err(|m| errs.push(FieldError::new("paymentMethod", m)))
+            .ok(),
+    };
+
+    let items = match obj.get("items") {
+        None | Some(Value::Null) => {
+            errs.push(FieldError::new("items", "is required"));
+            None
+        }
+        Some(Value::Array(list)) if list.is_empty() => {
+            errs.push(FieldError::new("items", "must contain at least 1 item"));
+            None
+        }
+        Some(Value::Array(list)) if list.len() > MAX_ITEMS => {
+            errs.push(FieldError::new("items", "must contain at most 100 items"));
+            None
+        }
+        Some(Value::Array(list)) => {
+            let parsed: Vec<Option<OrderItem>> = list
+                .iter()
+                .enumerate()
+                .map(|(i, v)| item(i, v, &mut errs))
+                .collect();
+            parsed.into_iter().collect::<Option<Vec<_>>>()
+        }
+        Some(_) => {
+            errs.push(FieldError::new("items", "must be an array"));
+            None
+        }
+    };
+
+    let subtotal = items.as_ref().and_then(|items| {
+        items.iter().try_fold(Cents::ZERO, |acc, it| {
+            it.line_total().and_then(|l| acc.checked_add(l))
+        })
+    });
+
+    match (customer_id, items, payment_method, subtotal) {
+        (Some(customer_id), Some(items), Some(payment_method), Some(subtotal))
+            if errs.is_empty() =>
+        {
+            Ok(OrderDraft {
+                customer_id,
+                items,
+                voucher_code,
+                payment_method,
+                subtotal,
+            })
+        }
+        _ => Err(errs),
+    }
+}
+
+fn item(i: usize, v: &Value, errs: &mut Vec<FieldError>) -> Option<OrderItem> {
+    let at = |f: &str| format!("items[{i}].{f}");
+    let Some(obj) = v.as_object() else {
+        errs.push(FieldError::new(format!("items[{i}]"), "must be an object"));
+        return None;
+    };
+    unknown_fields(obj, &ITEM_FIELDS, &format!("items[{i}]."), errs);
+
+    let product_id = match obj.get("productId") {
+        Some(Value::String(s)) => ProductId::parse(s)
+            .map_err(|m| errs.push(FieldError::new(at("productId"), m)))
+            .ok(),
+        None | Some(Value::Null) => {
+            errs.push(FieldError::new(at("productId"), "is required"));
+            None
+        }
+        Some(_) => {
+            errs.push(FieldError::new(at("productId"), "must be a string"));
+            None
+        }
+    };
+
+    let quantity = match obj.get("quantity") {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(q) if (1..=MAX_QUANTITY).contains(&q) => Some(q as u32),
+            _ => {
+                errs.push(FieldError::new(
+                    at("quantity"),
+                    "must be an integer from 1 to 10000",
+                ));
+                None
+            }
+        },
+        None | Some(Value::Null) => {
+            errs.push(FieldError::new(at("quantity"), "is required"));
+            None
+        }
+        Some(_) => {
+            errs.push(FieldError::new(
+                at("quantity"),
+                "must be an integer from 1 to 10000",
+            ));
+            None
+        }
+    };
+
+    let price = match obj.get("price") {
+        Some(Value::Number(n)) => Cents::from_json_number(n)
+            .map_err(|e| errs.push(FieldError::new(at("price"), e.to_string())))
+            .ok(),
+        None | Some(Value::Null) => {
+            errs.push(FieldError::new(at("price"), "is required"));
+            None
+        }
+        Some(_) => {
+            errs.push(FieldError::new(at("price"), "must be a number"));
+            None
+        }
+    };
+
+    Some(OrderItem {
+        product_id: product_id?,
+        quantity: quantity?,
+        price: price?,
+    })
+}
+
+fn unknown_fields(
+    obj: &Map<String, Value>,
+    known: &[&str],
+    prefix: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    for k in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+        errs.push(FieldError::new(format!("{prefix}{k}"), "unknown field"));
+    }
+}
+
+fn required_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => {
+            errs.push(FieldError::new(field, "is required"));
+            None
+        }
+        Some(_) => {
+            errs.push(FieldError::new(field, "must be a string"));
+            None
+        }
+    }
+}
+
+/// Absent and `null` both mean "not given".
+fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    match obj.get(field) {
+        None | Some(Value::Null) => None,
+        Some(_) => required_str(obj, field, errs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Vec<String> {
+        validate_order(&v)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn accepts_the_seed_request() {
+        let d = validate_order(&json!({
+            "customerId": "customer-123",
+            "items": [{"productId": "laptop", "quantity": 1, "price": 1299.99}]
+        }))
+        .unwrap();
+        assert_eq!(d.subtotal, Cents(129_999));
+        assert_eq!(d.payment_method.as_str(), "pm_card_visa");
+        assert_eq!(d.total(), Cents(129_999));
+    }
+
+    #[test]
+    fn totals_in_exact_cents() {
+        let d = validate_order(&json!({
+            "customerId": "c",
+            "items": [{"productId": "a", "quantity": 3, "price": 0.10}, {"productId": "b", "quantity": 1, "price": 0.20}]
+        }))
+        .unwrap();
+        assert_eq!(d.total(), Cents(50));
+    }
+
+    #[test]
+    fn voucher_discount_is_capped_by_subtotal() {
+        let d = validate_order(&json!({
+            "customerId": "c", "voucherCode": "V1",
+            "items": [{"productId": "a", "quantity": 1, "price": 3}]
+        }))
+        .unwrap();
+        assert_eq!(d.discount(), Cents(300));
+        assert_eq!(d.total(), Cents::ZERO);
+    }
+
+    #[test]
+    fn lists_every_problem() {
+        let f = fields(json!({
+            "customerId": "",
+            "items": [
+                {"productId": "a", "quantity": 0, "price": 1},
+                {"productId": "b", "quantity": 1.5, "price": 1.005},
+                {"quantity": 10001, "price": -1, "colour": "red"}
+            ],
+            "extra": true
+        }));
+        for want in [
+            "customerId",
+            "extra",
+            "items[0].quantity",
+            "items[1].quantity",
+            "items[1].price",
+            "items[2].productId",
+            "items[2].quantity",
+            "items[2].price",
+            "items[2].colour",
+        ] {
+            assert!(f.contains(&want.to_string()), "missing {want} in {f:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_shapes() {
+        assert_eq!(fields(json!([])), vec![""]);
+        assert_eq!(fields(json!({"customerId": "c"})), vec!["items"]);
+        assert_eq!(
+            fields(json!({"customerId": "c", "items": []})),
+            vec!["items"]
+        );
+        assert_eq!(
+            fields(json!({"customerId": 5, "items": "x"})),
+            vec!["customerId", "items"]
+        );
+        let many: Vec<Value> = (0..101)
+            .map(|_| json!({"productId": "a", "quantity": 1, "price": 1}))
+            .collect();
+        assert_eq!(
+            fields(json!({"customerId": "c", "items": many})),
+            vec!["items"]
+        );
+        assert_eq!(
+            fields(json!({"customerId": "c", "paymentMethod": "visa",
+            "items": [{"productId": "a", "quantity": 1, "price": 1}]})),
+            vec!["paymentMethod"]
+        );
+    }
+
+    #[test]
+    fn quantity_bounds() {
+        let ok = |q: Value| {
+            validate_order(&json!({"customerId": "c",
+            "items": [{"productId": "a", "quantity": q, "price": 1}]}))
+            .is_ok()
+        };
+        assert!(ok(json!(1)));
+        assert!(ok(json!(10000)));
+        assert!(!ok(json!(10001)));
+        assert!(!ok(json!(-1)));
+        assert!(!ok(json!("1")));
+    }
+}

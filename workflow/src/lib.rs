@@ -1,0 +1,5 @@
+//! The saga: `statemachine.asl.json` (the single source of truth, deployed to Step Functions
+//! as is), a durable local executor of that file, and the step handlers shared by both runtimes.
+
+pub mod asl;
+pub mod executor;
