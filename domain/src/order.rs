@@ -84,7 +84,7 @@ impl FromStr for OrderStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderItem {
-    #[schema(value_type = String, min_length = 1, max_length = 128, example = "laptop")]
+    #[schema(example = "laptop")]
     pub product_id: ProductId,
     #[schema(minimum = 1, maximum = 10000)]
     pub quantity: u32,

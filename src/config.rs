@@ -1,0 +1,79 @@
+//! Configuration: typed, read once at start from flags or environment, refused early.
+//!
+//! Every setting has a flag and an `ORDERS_*` variable (`orders --help` lists them); a bad
+//! value stops the process before it listens, with a message naming the setting.
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "orders", version, about = "Order service: idempotent POST /orders with a transactional outbox and a saga.",
+    long_about = "Order service: idempotent POST /orders with a transactional outbox and a saga.\n\n\
+    Runs the HTTP API, the outbox relay and the saga executor in one process on an embedded \
+    SQLite database. Every setting can also be given by the environment variable shown.")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// SQLite database file (created, with its directory, if missing).
+    #[arg(long, env = "ORDERS_DATABASE", default_value = "./data/orders.db")]
+    pub database: PathBuf,
+
+    /// How long an idempotency key is remembered, in seconds.
+    #[arg(long, env = "ORDERS_IDEMPOTENCY_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idempotency_ttl_secs: u64,
+
+    /// Refuse POST /orders without an idempotency key (400).
+    #[arg(long, env = "ORDERS_REQUIRE_IDEMPOTENCY_KEY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub require_idempotency_key: bool,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ORDERS_BODY_LIMIT", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1_024..=10_485_760))]
+    pub body_limit: u64,
+
+    /// Log format; `json` is the default under AWS Lambda.
+    #[arg(long, env = "ORDERS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    pub fn api_settings(&self) -> crate::http::ApiSettings {
+        crate::http::ApiSettings {
+            idempotency_ttl: std::time::Duration::from_secs(self.idempotency_ttl_secs),
+            require_idempotency_key: self.require_idempotency_key,
+            body_limit: self.body_limit as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::try_parse_from(["orders"]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.database, PathBuf::from("./data/orders.db"));
+        assert_eq!(c.idempotency_ttl_secs, 600);
+        assert!(!c.require_idempotency_key);
+        assert_eq!(c.body_limit, 65_536);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::try_parse_from(["orders", "--listen", "nowhere"]).is_err());
+        assert!(Config::try_parse_from(["orders", "--idempotency-ttl-secs", "0"]).is_err());
+        assert!(Config::try_parse_from(["orders", "--require-idempotency-key", "maybe"]).is_err());
+        let c = Config::try_parse_from(["orders", "--require-idempotency-key"]).unwrap();
+        assert!(c.require_idempotency_key);
+    }
+}

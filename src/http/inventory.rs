@@ -1,0 +1,85 @@
+//! `/inventory/{productId}`: stock levels. The saga's reservations move them; PUT sets them
+//! (restocking, or preparing a test scenario).
+
+use super::json::JsonBody;
+use super::problem::{ApiError, Problem};
+use super::{ApiResult, AppState};
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use orders_domain::validation::FieldError;
+use orders_domain::ProductId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Largest stock level accepted.
+const MAX_AVAILABLE: i64 = 1_000_000_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/inventory/{product_id}", get(get_inventory).put(put_inventory))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    product_id: String,
+    available: i64,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SetInventory {
+    #[schema(minimum = 0, maximum = 1000000000)]
+    available: i64,
+}
+
+fn product(id: &str) -> Result<ProductId, ApiError> {
+    ProductId::parse(id).map_err(|m| {
+        ApiError::Validation(vec![FieldError { field: "productId".into(), message: m.into() }])
+    })
+}
+
+#[utoipa::path(get, path = "/inventory/{productId}", tag = "inventory",
+    params(("productId" = String, Path)),
+    responses((status = 200, body = Inventory), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_inventory(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Inventory>> {
+    let p = product(&id).map_err(|_| ApiError::NotFound(format!("no product {id}")))?;
+    let available = s.store.get_inventory(&p).await?.ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
+    Ok(Json(Inventory { product_id: id, available }))
+}
+
+#[utoipa::path(put, path = "/inventory/{productId}", tag = "inventory",
+    params(("productId" = String, Path)), request_body = SetInventory,
+    responses((status = 200, body = Inventory), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn put_inventory(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<JsonBody, ApiError>,
+) -> ApiResult<Json<Inventory>> {
+    let p = product(&id)?;
+    let JsonBody(body) = body?;
+    let field = |message: &str| ApiError::Validation(vec![FieldError { field: "available".into(), message: message.into() }]);
+    let obj = body.as_object().ok_or_else(|| ApiError::Validation(vec![FieldError {
+        field: String::new(),
+        message: "the body must be a JSON object".into(),
+    }]))?;
+    let unknown: Vec<FieldError> = obj
+        .keys()
+        .filter(|k| *k != "available")
+        .map(|k| FieldError { field: k.clone(), message: "unknown field".into() })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(unknown));
+    }
+    let available = match obj.get("available") {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|a| (0..=MAX_AVAILABLE).contains(a))
+            .ok_or_else(|| field("must be an integer from 0 to 1000000000"))?,
+        None | Some(Value::Null) => return Err(field("is required")),
+        Some(_) => return Err(field("must be an integer from 0 to 1000000000")),
+    };
+    s.store.set_inventory(&p, available, s.clock.now()).await?;
+    Ok(Json(Inventory { product_id: id, available }))
+}

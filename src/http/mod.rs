@@ -1,0 +1,79 @@
+//! The HTTP API: one `Router`, served by `axum::serve` locally and by `lambda_http` on AWS.
+//!
+//! Handlers are thin: parse, validate, call the store, shape the answer. Every failure is an
+//! `ApiError` rendered as problem+json, including axum's own (unknown route, wrong method, bad
+//! body), so clients see one error format everywhere.
+
+mod customers;
+mod health;
+mod inventory;
+mod json;
+pub mod openapi;
+mod orders;
+pub mod problem;
+
+use crate::clock::Clock;
+use crate::store::OrderStore;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use problem::ApiError;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use json::BodyLimit;
+
+/// Behaviour the operator can tune (see `Config`).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub idempotency_ttl: Duration,
+    pub require_idempotency_key: bool,
+    pub body_limit: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { idempotency_ttl: Duration::from_secs(600), require_idempotency_key: false, body_limit: 64 * 1024 }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn OrderStore>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<ApiSettings>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings.body_limit;
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(orders::routes())
+        .merge(inventory::routes())
+        .merge(customers::routes())
+        .merge(health::routes())
+        .merge(openapi::routes())
+        .fallback(|| async { ApiError::NotFound("no such resource".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(move |mut req: Request, next: Next| async move {
+            req.extensions_mut().insert(BodyLimit(limit));
+            next.run(req).await
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The `Response` type handlers return on success.
+pub type ApiResult<T = Response> = Result<T, ApiError>;

@@ -1,0 +1,292 @@
+//! `/orders`: create (idempotent), read one, list a customer's.
+//!
+//! Creation order matters: key syntax, then body, then validation, all before any storage
+//! call, so a rejected request stores nothing and the client may fix it and retry with the
+//! same key. A live record for the key is looked up first on a read connection (cheap replays
+//! that never queue behind writes), and the decision is made again inside the create
+//! transaction, where it is authoritative.
+
+use super::json::JsonBody;
+use super::problem::{ApiError, Problem};
+use super::{ApiResult, AppState};
+use crate::clock::format_ts;
+use crate::idempotency::{fingerprint, IdempotencyKey, KeyError, StoredResponse, REPLAYED_HEADER};
+use crate::store::{CreateOrder, CreateOutcome, ListCursor, NewIdempotencyRecord, NewOrder, OrderRecord, StepRecord};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use orders_domain::validation::validate_order;
+use orders_domain::{Cents, Currency, EventId, OrderId, OrderItem, OrderStatus, OutboxEvent, SagaInput, SagaItem};
+use orders_domain::{CustomerId, VoucherStatus};
+use serde::{Deserialize, Serialize};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/orders", post(create_order).get(list_orders)).route("/orders/{id}", get(get_order))
+}
+
+/// The create request, for the OpenAPI document; the handler validates the raw JSON itself.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateOrderRequest {
+    #[schema(min_length = 1, max_length = 128, example = "customer-123")]
+    customer_id: String,
+    #[schema(min_items = 1, max_items = 100)]
+    items: Vec<OrderItem>,
+    /// A READY voucher of this customer, redeemed atomically with the order (5.00 EUR off).
+    #[schema(min_length = 1, max_length = 128)]
+    voucher_code: Option<String>,
+    /// Test payment token; default `pm_card_visa`, `pm_card_chargeDeclined` is declined.
+    #[schema(example = "pm_card_visa")]
+    payment_method: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCreated {
+    order_id: OrderId,
+    status: OrderStatus,
+    total_amount: Cents,
+    currency: Currency,
+    created_at: String,
+    message: &'static str,
+}
+
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    request_body = CreateOrderRequest,
+    params(
+        ("x-idempotency-key" = Option<String>, Header, description = "1-255 visible ASCII characters; `Idempotency-Key` is a synonym"),
+    ),
+    responses(
+        (status = 201, body = OrderCreated, description = "Created, or a replay (then with `Idempotent-Replayed: true`)",
+            headers(("location" = String), ("idempotent-replayed" = String))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Voucher unknown, not READY, or another customer's"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "Key reused with another body"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_order(State(s): State<AppState>, headers: HeaderMap, body: Result<JsonBody, ApiError>) -> ApiResult {
+    let key = match IdempotencyKey::from_headers(&headers) {
+        Ok(None) if s.settings.require_idempotency_key => Err(KeyError::Missing),
+        other => other,
+    }
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let JsonBody(body) = body?;
+    let draft = validate_order(&body).map_err(ApiError::Validation)?;
+
+    let now = s.clock.now();
+    let fp = key.as_ref().map(|_| fingerprint(&body));
+    if let (Some(key), Some(fp)) = (&key, &fp)
+        && let Some(rec) = s.store.find_idempotency(key, now).await?
+    {
+        return respond(rec.outcome_for(fp), None);
+    }
+
+    let order_id = OrderId::new();
+    let created = OrderCreated {
+        order_id,
+        status: OrderStatus::Pending,
+        total_amount: draft.total(),
+        currency: Currency::Eur,
+        created_at: format_ts(now),
+        message: "Order created",
+    };
+    let response = StoredResponse {
+        status: StatusCode::CREATED.as_u16(),
+        location: Some(format!("/orders/{order_id}")),
+        body: serde_json::to_string(&created).expect("serializable"),
+    };
+    let event = OutboxEvent::order_created(
+        EventId::new(),
+        now,
+        SagaInput {
+            order_id,
+            customer_id: draft.customer_id.clone(),
+            items: draft
+                .items
+                .iter()
+                .map(|i| SagaItem { product_id: i.product_id.clone(), quantity: i.quantity })
+                .collect(),
+            total_cents: draft.total(),
+            payment_method: draft.payment_method.as_str().to_owned(),
+            voucher_code: draft.voucher_code.clone(),
+        },
+    );
+    let ttl = chrono::Duration::from_std(s.settings.idempotency_ttl).unwrap_or(chrono::Duration::MAX);
+    let idempotency = key.zip(fp).map(|(key, fingerprint)| NewIdempotencyRecord {
+        key,
+        fingerprint,
+        response: response.clone(),
+        expires_at: now + ttl,
+    });
+    let order = NewOrder {
+        id: order_id,
+        discount: draft.discount(),
+        total: draft.total(),
+        customer_id: draft.customer_id,
+        items: draft.items,
+        subtotal: draft.subtotal,
+        payment_method: draft.payment_method,
+        voucher_code: draft.voucher_code,
+        created_at: now,
+    };
+    let outcome = s.store.create_order(CreateOrder { order, event, idempotency, now }).await?;
+    if outcome == CreateOutcome::Created {
+        tracing::info!(%order_id, "order created");
+    }
+    respond(outcome, Some(response))
+}
+
+fn respond(outcome: CreateOutcome, fresh: Option<StoredResponse>) -> ApiResult {
+    let (stored, replayed) = match outcome {
+        CreateOutcome::Created => (fresh.ok_or_else(|| ApiError::Internal("created without a response".into()))?, false),
+        CreateOutcome::Replayed(r) => (r, true),
+        CreateOutcome::KeyReused => return Err(ApiError::KeyReused),
+    };
+    let status = StatusCode::from_u16(stored.status).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut res = (status, stored.body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(loc) = stored.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        h.insert(header::LOCATION, loc);
+    }
+    if replayed {
+        h.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedVoucher {
+    voucher_code: String,
+    discount: Cents,
+    status: VoucherStatus,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    order_id: OrderId,
+    #[schema(value_type = String)]
+    customer_id: CustomerId,
+    items: Vec<OrderItem>,
+    /// Sum of the items, before any voucher.
+    subtotal: Cents,
+    discount: Cents,
+    total_amount: Cents,
+    currency: Currency,
+    status: OrderStatus,
+    /// Incremented on every status change (optimistic locking).
+    version: i64,
+    payment_method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voucher_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<String>,
+    /// The voucher this order earned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voucher_issued: Option<IssuedVoucher>,
+    /// The saga's steps so far.
+    history: Vec<StepRecord>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<OrderRecord> for OrderView {
+    fn from(o: OrderRecord) -> Self {
+        OrderView {
+            order_id: o.id,
+            customer_id: o.customer_id,
+            items: o.items,
+            subtotal: o.subtotal,
+            discount: o.discount,
+            total_amount: o.total,
+            currency: Currency::Eur,
+            status: o.status,
+            version: o.version,
+            payment_method: o.payment_method.as_str().to_owned(),
+            voucher_code: o.voucher_code.map(|c| c.to_string()),
+            failure_reason: o.failure_reason,
+            voucher_issued: o.voucher_issued.map(|v| IssuedVoucher {
+                voucher_code: v.code.to_string(),
+                discount: v.discount,
+                status: v.status,
+            }),
+            history: o.steps,
+            created_at: format_ts(o.created_at),
+            updated_at: format_ts(o.updated_at),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id (UUID)")),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_order(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
+    let not_found = || ApiError::NotFound(format!("no order {id}"));
+    let order_id: OrderId = id.parse().map_err(|_| not_found())?;
+    let order = s.store.get_order(order_id).await?.ok_or_else(not_found)?;
+    Ok(Json(order.into()))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Whose orders (required).
+    customer_id: Option<String>,
+    /// Page size, 1-100, default 20.
+    limit: Option<String>,
+    /// `nextCursor` from the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderList {
+    orders: Vec<OrderView>,
+    next_cursor: Option<String>,
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+#[utoipa::path(get, path = "/orders", tag = "orders", params(ListParams),
+    responses((status = 200, body = OrderList), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_orders(
+    State(s): State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<OrderList>> {
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let bad = |field: &str, message: &str| {
+        ApiError::Validation(vec![orders_domain::validation::FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }])
+    };
+    let customer = p.customer_id.ok_or_else(|| bad("customerId", "is required"))?;
+    let customer = CustomerId::parse(&customer).map_err(|m| bad("customerId", m))?;
+    let limit = match p.limit {
+        None => 20,
+        Some(l) => l.parse::<u32>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| bad("limit", "must be an integer from 1 to 100"))?,
+    };
+    let after = p
+        .cursor
+        .map(|c| {
+            B64.decode(c.as_bytes())
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<ListCursor>(&raw).ok())
+                .ok_or_else(|| bad("cursor", "is not a cursor this service issued"))
+        })
+        .transpose()?;
+    let page = s.store.list_orders(&customer, limit, after).await?;
+    Ok(Json(OrderList {
+        orders: page.orders.into_iter().map(OrderView::from).collect(),
+        next_cursor: page.next.map(|c| B64.encode(serde_json::to_vec(&c).expect("serializable"))),
+    }))
+}

@@ -1,0 +1,183 @@
+//! Storage behind one trait, so the HTTP layer never knows which database it talks to.
+//!
+//! The one promise every implementation keeps: `create_order` writes the order, its outbox
+//! event, the idempotency record (when a key is given) and the voucher redemption (when a code
+//! is given) atomically, or writes nothing. A replay or a fingerprint mismatch is decided
+//! inside that same atomic unit, which is what makes N concurrent requests with one key
+//! produce exactly one order. `tests/store_contract.rs` holds the suite every implementation
+//! must pass.
+
+pub mod sqlite;
+
+use crate::idempotency::{IdempotencyKey, StoredResponse};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orders_domain::{
+    Cents, CustomerId, OrderId, OrderItem, OrderStatus, OutboxEvent, PaymentMethod, ProductId, VoucherCode,
+    VoucherStatus,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("voucher {code} {reason}")]
+    VoucherUnavailable { code: String, reason: VoucherRefusal },
+    #[error("the database is busy")]
+    Busy,
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VoucherRefusal {
+    #[error("does not exist")]
+    Unknown,
+    #[error("belongs to another customer")]
+    OtherCustomer,
+    #[error("is not READY")]
+    NotReady,
+}
+
+/// A new order with everything its creation transaction writes.
+#[derive(Debug, Clone)]
+pub struct CreateOrder {
+    pub order: NewOrder,
+    pub event: OutboxEvent,
+    pub idempotency: Option<NewIdempotencyRecord>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub items: Vec<OrderItem>,
+    pub subtotal: Cents,
+    pub discount: Cents,
+    pub total: Cents,
+    pub payment_method: PaymentMethod,
+    pub voucher_code: Option<VoucherCode>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewIdempotencyRecord {
+    pub key: IdempotencyKey,
+    pub fingerprint: String,
+    pub response: StoredResponse,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub response: StoredResponse,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl IdempotencyRecord {
+    /// Same key, same payload: replay. Same key, other payload: the caller answers 422.
+    pub fn outcome_for(self, fingerprint: &str) -> CreateOutcome {
+        if self.fingerprint == fingerprint {
+            CreateOutcome::Replayed(self.response)
+        } else {
+            CreateOutcome::KeyReused
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// A live record with the same fingerprint: the first response, to send again.
+    Replayed(StoredResponse),
+    /// A live record with another fingerprint.
+    KeyReused,
+}
+
+/// An order as GET shows it: the live state, not the snapshot the 201 carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub items: Vec<OrderItem>,
+    pub subtotal: Cents,
+    pub discount: Cents,
+    pub total: Cents,
+    pub payment_method: PaymentMethod,
+    pub voucher_code: Option<VoucherCode>,
+    pub status: OrderStatus,
+    pub version: i64,
+    pub failure_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub voucher_issued: Option<VoucherRecord>,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherRecord {
+    pub code: VoucherCode,
+    pub customer_id: CustomerId,
+    pub discount: Cents,
+    pub status: VoucherStatus,
+    /// The order that earned it.
+    pub order_id: OrderId,
+}
+
+/// One saga step of one order, as recorded by the step handlers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub step: String,
+    pub status: String,
+    pub attempts: u32,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Keyset position in a customer's newest-first order list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCursor {
+    pub created_at: String,
+    pub order_id: OrderId,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    pub orders: Vec<OrderRecord>,
+    pub next: Option<ListCursor>,
+}
+
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// A live (unexpired at `now`) idempotency record, if any. A read-only fast path: the
+    /// decision that counts is repeated inside `create_order`.
+    async fn find_idempotency(
+        &self,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// The atomic write described in the module docs.
+    async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError>;
+
+    async fn get_order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError>;
+
+    async fn list_orders(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        after: Option<ListCursor>,
+    ) -> Result<OrderPage, StoreError>;
+
+    async fn get_inventory(&self, product: &ProductId) -> Result<Option<i64>, StoreError>;
+
+    async fn set_inventory(&self, product: &ProductId, available: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError>;
+
+    /// Storage reachability, for /health.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,114 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Writes go through [`writer::Writer`] (one thread, group commit, an answer only after
+//! COMMIT); reads use a pool of read-only connections. `synchronous = FULL` makes every
+//! committed group survive power loss, not only a process crash: an answered 201 is on disk.
+//! The store also signals the local outbox relay after each commit that added an event, so
+//! the relay wakes on commit instead of polling.
+
+mod orders;
+pub mod readers;
+pub mod schema;
+pub mod writer;
+
+use crate::clock::format_ts;
+use crate::store::StoreError;
+use readers::Readers;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use writer::Writer;
+
+/// How long a write waits for another process's write lock before answering 503.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Readers,
+    outbox_signal: Arc<Notify>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the directory {dir}: {source}")]
+    CreateDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot prepare the database {path}: {source}")]
+    Migrate { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database, applies migrations and seeds the catalogue on
+    /// first start.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { dir: dir.to_owned(), source })?;
+        }
+        let open_err = |source| OpenError::Open { path: path.to_owned(), source };
+        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(open_err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(rusqlite::Error::InvalidParameterName(format!(
+                "journal_mode WAL refused (got {mode})"
+            ))));
+        }
+        schema::migrate(&conn, &format_ts(chrono::Utc::now()))
+            .map_err(|source| OpenError::Migrate { path: path.to_owned(), source })?;
+        let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer,
+            readers: Readers::new(path.to_owned()),
+            outbox_signal: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Notified after every commit that added an outbox event.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_signal.clone()
+    }
+
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.readers.read(f).await
+    }
+}
+
+pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Maps SQLite errors onto the store's: lock contention is `Busy` (503, retry later),
+/// everything else is a backend failure whose detail goes to the log, not to the client.
+pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => StoreError::Busy,
+        _ => StoreError::Backend(e.to_string()),
+    }
+}

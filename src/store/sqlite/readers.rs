@@ -1,0 +1,56 @@
+//! Read connections. WAL lets readers run beside the writer without blocking it, so reads
+//! use their own connections from a small pool, on the blocking thread pool, never the writer
+//! thread: a burst of GETs cannot delay a commit.
+
+use super::{open_connection, sqlite_err};
+use crate::store::StoreError;
+use rusqlite::{Connection, OpenFlags};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Idle connections kept; more are opened under load and closed when returned to a full pool.
+const KEEP_IDLE: usize = 8;
+
+#[derive(Clone)]
+pub struct Readers {
+    path: Arc<PathBuf>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path: Arc::new(path), idle: Arc::new(Mutex::new(Vec::new())) }
+    }
+
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let out = f(&conn);
+            pool.give_back(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.idle.lock().expect("reader pool").pop() {
+            return Ok(c);
+        }
+        let conn = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(sqlite_err)?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().expect("reader pool");
+        if idle.len() < KEEP_IDLE {
+            idle.push(conn);
+        }
+    }
+}

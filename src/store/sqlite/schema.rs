@@ -1,0 +1,164 @@
+//! The SQLite schema, migrated by `PRAGMA user_version`, and the starting catalogue.
+//!
+//! Migrations run once per database inside `BEGIN IMMEDIATE`, so two processes starting on one
+//! new file cannot both apply them. The catalogue is seeded by the migration that creates the
+//! inventory table, i.e. on first start only: later stock changes are never overwritten.
+
+use rusqlite::Connection;
+
+/// Starting stock, documented in README.md: five products with large stock and one sold out.
+pub const CATALOGUE: [(&str, i64); 6] = [
+    ("laptop", 1_000_000),
+    ("monitor", 1_000_000),
+    ("keyboard", 1_000_000),
+    ("mouse", 1_000_000),
+    ("headphones", 1_000_000),
+    ("sold-out", 0),
+];
+
+const V1: &str = r#"
+CREATE TABLE orders (
+    order_id        TEXT PRIMARY KEY,
+    customer_id     TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    items           TEXT NOT NULL,          -- JSON [{productId, quantity, priceCents}]
+    subtotal_cents  INTEGER NOT NULL,
+    discount_cents  INTEGER NOT NULL,
+    total_cents     INTEGER NOT NULL,
+    currency        TEXT NOT NULL,
+    payment_method  TEXT NOT NULL,
+    voucher_code    TEXT,
+    failure_reason  TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+) STRICT;
+CREATE INDEX orders_by_customer ON orders (customer_id, created_at DESC, order_id DESC);
+
+CREATE TABLE outbox (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT NOT NULL UNIQUE,
+    order_id      TEXT NOT NULL UNIQUE,
+    payload       TEXT NOT NULL,            -- the CloudEvents envelope, as published
+    created_at    TEXT NOT NULL,
+    published_at  TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    dead_at       TEXT                      -- parked: undecodable, never retried
+) STRICT;
+CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL AND dead_at IS NULL;
+
+CREATE TABLE idempotency (
+    key             TEXT PRIMARY KEY,
+    fingerprint     TEXT NOT NULL,
+    status          INTEGER NOT NULL,
+    location        TEXT,
+    body            TEXT NOT NULL,
+    order_id        TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    expires_at_ms   INTEGER NOT NULL        -- checked at read: an expired row is absent
+) STRICT;
+CREATE INDEX idempotency_expiry ON idempotency (expires_at_ms);
+
+CREATE TABLE inventory (
+    product_id  TEXT PRIMARY KEY,
+    available   INTEGER NOT NULL CHECK (available >= 0),
+    updated_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE vouchers (
+    code               TEXT PRIMARY KEY,
+    customer_id        TEXT NOT NULL,
+    discount_cents     INTEGER NOT NULL,
+    status             TEXT NOT NULL,
+    issued_for_order   TEXT NOT NULL UNIQUE,  -- one voucher per earning order
+    redeemed_by_order  TEXT,
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL
+) STRICT;
+CREATE INDEX vouchers_by_customer ON vouchers (customer_id, created_at);
+
+-- Saga step effects, one row per (order, step): what makes each step idempotent.
+CREATE TABLE reservations (
+    order_id    TEXT PRIMARY KEY,
+    items       TEXT NOT NULL,
+    status      TEXT NOT NULL,              -- RESERVED | RELEASED
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE payments (
+    order_id        TEXT PRIMARY KEY,
+    amount_cents    INTEGER NOT NULL,
+    payment_method  TEXT NOT NULL,
+    status          TEXT NOT NULL,          -- CHARGED | REFUNDED
+    charge_id       TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE notifications (
+    order_id    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (order_id, kind)
+) STRICT;
+
+CREATE TABLE saga_steps (
+    order_id     TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    status       TEXT NOT NULL,             -- RUNNING | SUCCEEDED | FAILED
+    attempts     INTEGER NOT NULL,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT,
+    error        TEXT,
+    PRIMARY KEY (order_id, step)
+) STRICT;
+
+-- The local executor's durable state.
+CREATE TABLE executions (
+    name        TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,
+    snapshot    TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) STRICT;
+CREATE INDEX executions_running ON executions (name) WHERE status = 'RUNNING';
+
+CREATE TABLE execution_history (
+    name   TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    event  TEXT NOT NULL,
+    PRIMARY KEY (name, seq)
+) STRICT;
+"#;
+
+const MIGRATIONS: [&str; 1] = [V1];
+
+pub fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            conn.execute_batch(sql)?;
+            if i == 0 {
+                let mut seed = conn.prepare("INSERT INTO inventory (product_id, available, updated_at) VALUES (?1, ?2, ?3)")?;
+                for (product, stock) in CATALOGUE {
+                    seed.execute(rusqlite::params![product, stock, now])?;
+                }
+            }
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
