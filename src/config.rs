@@ -8,10 +8,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "orders", version, about = "Order service: idempotent POST /orders with a transactional outbox and a saga.",
+#[command(
+    name = "orders",
+    version,
+    about = "Order service: idempotent POST /orders with a transactional outbox and a saga.",
     long_about = "Order service: idempotent POST /orders with a transactional outbox and a saga.\n\n\
     Runs the HTTP API, the outbox relay and the saga executor in one process on an embedded \
-    SQLite database. Every setting can also be given by the environment variable shown.")]
+    SQLite database. Every setting can also be given by the environment variable shown."
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:3000")]

@@ -35,7 +35,11 @@ pub enum KeyError {
 impl IdempotencyKey {
     pub fn parse(s: &str) -> Result<Self, KeyError> {
         let ok = !s.is_empty() && s.len() <= MAX_KEY_LEN && s.bytes().all(|b| b.is_ascii_graphic());
-        if ok { Ok(Self(s.to_owned())) } else { Err(KeyError::Syntax) }
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(KeyError::Syntax)
+        }
     }
 
     /// Reads the key from either header name; both present must agree.
@@ -44,7 +48,11 @@ impl IdempotencyKey {
             let mut values = headers.get_all(name).iter();
             match (values.next(), values.next()) {
                 (None, _) => Ok(None),
-                (Some(v), None) => v.to_str().map_err(|_| KeyError::Syntax).and_then(Self::parse).map(Some),
+                (Some(v), None) => v
+                    .to_str()
+                    .map_err(|_| KeyError::Syntax)
+                    .and_then(Self::parse)
+                    .map(Some),
                 (Some(_), Some(_)) => Err(KeyError::Conflicting),
             }
         };
@@ -125,7 +133,10 @@ mod tests {
     fn key_syntax() {
         assert!(IdempotencyKey::parse("a").is_ok());
         assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
-        assert_eq!(IdempotencyKey::parse(&"k".repeat(256)), Err(KeyError::Syntax));
+        assert_eq!(
+            IdempotencyKey::parse(&"k".repeat(256)),
+            Err(KeyError::Syntax)
+        );
         assert_eq!(IdempotencyKey::parse(""), Err(KeyError::Syntax));
         assert_eq!(IdempotencyKey::parse("has space"), Err(KeyError::Syntax));
         assert_eq!(IdempotencyKey::parse("tab\t"), Err(KeyError::Syntax));
@@ -137,7 +148,10 @@ mod tests {
         let mut h = HeaderMap::new();
         assert_eq!(IdempotencyKey::from_headers(&h), Ok(None));
         h.insert("idempotency-key", HeaderValue::from_static("k1"));
-        assert_eq!(IdempotencyKey::from_headers(&h).unwrap().unwrap().as_str(), "k1");
+        assert_eq!(
+            IdempotencyKey::from_headers(&h).unwrap().unwrap().as_str(),
+            "k1"
+        );
         h.insert("x-idempotency-key", HeaderValue::from_static("k1"));
         assert!(IdempotencyKey::from_headers(&h).is_ok());
         h.insert("x-idempotency-key", HeaderValue::from_static("k2"));
@@ -149,10 +163,19 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"b": [1, {"y": 2, "x": 1}], "a": "s"}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":"s","b":[1,{"x":1,"y":2}]}"#).unwrap();
         assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_eq!(fingerprint(&json!({"p": 1.0})), fingerprint(&json!({"p": 1})));
-        assert_ne!(fingerprint(&json!({"p": 1.5})), fingerprint(&json!({"p": 1})));
+        assert_eq!(
+            fingerprint(&json!({"p": 1.0})),
+            fingerprint(&json!({"p": 1}))
+        );
+        assert_ne!(
+            fingerprint(&json!({"p": 1.5})),
+            fingerprint(&json!({"p": 1}))
+        );
         assert_ne!(fingerprint(&json!([1, 2])), fingerprint(&json!([2, 1])));
-        assert_ne!(fingerprint(&json!({"a": "1"})), fingerprint(&json!({"a": 1})));
+        assert_ne!(
+            fingerprint(&json!({"a": "1"})),
+            fingerprint(&json!({"a": 1}))
+        );
         assert_eq!(fingerprint(&json!({})).len(), 64);
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::http::{router, AppState};
+use crate::http::{AppState, router};
 use crate::store::sqlite::SqliteStore;
 use std::sync::Arc;
 
@@ -14,7 +14,10 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::sqlite::OpenError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -23,7 +26,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let store = Arc::new(SqliteStore::open(&config.database)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     let state = AppState {
         store: store.clone(),
         clock: Arc::new(SystemClock),
@@ -31,7 +37,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     };
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, database = %config.database.display(), "orders listening on http://{addr}");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartError::Serve)?;
     tracing::info!("shutting down: in-flight requests finished");
     drop(store);
     Ok(())

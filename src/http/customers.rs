@@ -31,16 +31,27 @@ pub struct VoucherList {
 #[utoipa::path(get, path = "/customers/{customerId}/vouchers", tag = "vouchers",
     params(("customerId" = String, Path)),
     responses((status = 200, body = VoucherList), (status = 400, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_vouchers(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<VoucherList>> {
+pub async fn list_vouchers(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VoucherList>> {
     let customer = CustomerId::parse(&id).map_err(|m| {
-        ApiError::Validation(vec![FieldError { field: "customerId".into(), message: m.into() }])
+        ApiError::Validation(vec![FieldError {
+            field: "customerId".into(),
+            message: m.into(),
+        }])
     })?;
     let vouchers = s
         .store
         .list_vouchers(&customer)
         .await?
         .into_iter()
-        .map(|v| Voucher { voucher_code: v.code.to_string(), discount: v.discount, status: v.status, order_id: v.order_id })
+        .map(|v| Voucher {
+            voucher_code: v.code.to_string(),
+            discount: v.discount,
+            status: v.status,
+            order_id: v.order_id,
+        })
         .collect();
     Ok(Json(VoucherList { vouchers }))
 }

@@ -1,7 +1,7 @@
 //! `GET /health`: the process answers and its storage answers.
 
-use super::problem::ApiError;
 use super::AppState;
+use super::problem::ApiError;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,7 +21,10 @@ pub async fn health(State(s): State<AppState>) -> Result<Json<Health>, ApiError>
         tracing::warn!(error = %e, "health check: storage unreachable");
         ApiError::Unavailable
     })?;
-    Ok(Json(Health { status: "ok", storage: "ok" }))
+    Ok(Json(Health {
+        status: "ok",
+        storage: "ok",
+    }))
 }
 
 pub fn routes() -> Router<AppState> {

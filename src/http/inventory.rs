@@ -7,8 +7,8 @@ use super::{ApiResult, AppState};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use orders_domain::validation::FieldError;
 use orders_domain::ProductId;
+use orders_domain::validation::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,7 +16,10 @@ use serde_json::Value;
 const MAX_AVAILABLE: i64 = 1_000_000_000;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/inventory/{product_id}", get(get_inventory).put(put_inventory))
+    Router::new().route(
+        "/inventory/{product_id}",
+        get(get_inventory).put(put_inventory),
+    )
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -36,17 +39,30 @@ pub struct SetInventory {
 
 fn product(id: &str) -> Result<ProductId, ApiError> {
     ProductId::parse(id).map_err(|m| {
-        ApiError::Validation(vec![FieldError { field: "productId".into(), message: m.into() }])
+        ApiError::Validation(vec![FieldError {
+            field: "productId".into(),
+            message: m.into(),
+        }])
     })
 }
 
 #[utoipa::path(get, path = "/inventory/{productId}", tag = "inventory",
     params(("productId" = String, Path)),
     responses((status = 200, body = Inventory), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_inventory(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Inventory>> {
+pub async fn get_inventory(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Inventory>> {
     let p = product(&id).map_err(|_| ApiError::NotFound(format!("no product {id}")))?;
-    let available = s.store.get_inventory(&p).await?.ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
-    Ok(Json(Inventory { product_id: id, available }))
+    let available = s
+        .store
+        .get_inventory(&p)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
+    Ok(Json(Inventory {
+        product_id: id,
+        available,
+    }))
 }
 
 #[utoipa::path(put, path = "/inventory/{productId}", tag = "inventory",
@@ -59,15 +75,25 @@ pub async fn put_inventory(
 ) -> ApiResult<Json<Inventory>> {
     let p = product(&id)?;
     let JsonBody(body) = body?;
-    let field = |message: &str| ApiError::Validation(vec![FieldError { field: "available".into(), message: message.into() }]);
-    let obj = body.as_object().ok_or_else(|| ApiError::Validation(vec![FieldError {
-        field: String::new(),
-        message: "the body must be a JSON object".into(),
-    }]))?;
+    let field = |message: &str| {
+        ApiError::Validation(vec![FieldError {
+            field: "available".into(),
+            message: message.into(),
+        }])
+    };
+    let obj = body.as_object().ok_or_else(|| {
+        ApiError::Validation(vec![FieldError {
+            field: String::new(),
+            message: "the body must be a JSON object".into(),
+        }])
+    })?;
     let unknown: Vec<FieldError> = obj
         .keys()
         .filter(|k| *k != "available")
-        .map(|k| FieldError { field: k.clone(), message: "unknown field".into() })
+        .map(|k| FieldError {
+            field: k.clone(),
+            message: "unknown field".into(),
+        })
         .collect();
     if !unknown.is_empty() {
         return Err(ApiError::Validation(unknown));
@@ -81,5 +107,8 @@ pub async fn put_inventory(
         Some(_) => return Err(field("must be an integer from 0 to 1000000000")),
     };
     s.store.set_inventory(&p, available, s.clock.now()).await?;
-    Ok(Json(Inventory { product_id: id, available }))
+    Ok(Json(Inventory {
+        product_id: id,
+        available,
+    }))
 }

@@ -14,11 +14,11 @@ pub mod problem;
 
 use crate::clock::Clock;
 use crate::store::OrderStore;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::Router;
 use problem::ApiError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,11 @@ pub struct ApiSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { idempotency_ttl: Duration::from_secs(600), require_idempotency_key: false, body_limit: 64 * 1024 }
+        Self {
+            idempotency_ttl: Duration::from_secs(600),
+            require_idempotency_key: false,
+            body_limit: 64 * 1024,
+        }
     }
 }
 

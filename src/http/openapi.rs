@@ -1,19 +1,27 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations so
 //! it cannot drift from the code.
 
-use super::{customers, health, inventory, orders, AppState};
+use super::{AppState, customers, health, inventory, orders};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Orders", description = "Idempotent order API with a transactional outbox and a saga."),
-    paths(
-        orders::create_order, orders::get_order, orders::list_orders,
-        inventory::get_inventory, inventory::put_inventory,
-        customers::list_vouchers, health::health, openapi_json,
+    info(
+        title = "Orders",
+        description = "Idempotent order API with a transactional outbox and a saga."
     ),
+    paths(
+        orders::create_order,
+        orders::get_order,
+        orders::list_orders,
+        inventory::get_inventory,
+        inventory::put_inventory,
+        customers::list_vouchers,
+        health::health,
+        openapi_json,
+    )
 )]
 pub struct ApiDoc;
 

@@ -10,21 +10,27 @@ use super::json::JsonBody;
 use super::problem::{ApiError, Problem};
 use super::{ApiResult, AppState};
 use crate::clock::format_ts;
-use crate::idempotency::{fingerprint, IdempotencyKey, KeyError, StoredResponse, REPLAYED_HEADER};
-use crate::store::{CreateOrder, CreateOutcome, ListCursor, NewIdempotencyRecord, NewOrder, OrderRecord, StepRecord};
+use crate::idempotency::{IdempotencyKey, KeyError, REPLAYED_HEADER, StoredResponse, fingerprint};
+use crate::store::{
+    CreateOrder, CreateOutcome, ListCursor, NewIdempotencyRecord, NewOrder, OrderRecord, StepRecord,
+};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use orders_domain::validation::validate_order;
-use orders_domain::{Cents, Currency, EventId, OrderId, OrderItem, OrderStatus, OutboxEvent, SagaInput, SagaItem};
+use orders_domain::{
+    Cents, Currency, EventId, OrderId, OrderItem, OrderStatus, OutboxEvent, SagaInput, SagaItem,
+};
 use orders_domain::{CustomerId, VoucherStatus};
 use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/orders", post(create_order).get(list_orders)).route("/orders/{id}", get(get_order))
+    Router::new()
+        .route("/orders", post(create_order).get(list_orders))
+        .route("/orders/{id}", get(get_order))
 }
 
 /// The create request, for the OpenAPI document; the handler validates the raw JSON itself.
@@ -70,7 +76,11 @@ pub struct OrderCreated {
         (status = 422, body = Problem, content_type = "application/problem+json", description = "Key reused with another body"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_order(State(s): State<AppState>, headers: HeaderMap, body: Result<JsonBody, ApiError>) -> ApiResult {
+pub async fn create_order(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody, ApiError>,
+) -> ApiResult {
     let key = match IdempotencyKey::from_headers(&headers) {
         Ok(None) if s.settings.require_idempotency_key => Err(KeyError::Missing),
         other => other,
@@ -110,14 +120,18 @@ pub async fn create_order(State(s): State<AppState>, headers: HeaderMap, body: R
             items: draft
                 .items
                 .iter()
-                .map(|i| SagaItem { product_id: i.product_id.clone(), quantity: i.quantity })
+                .map(|i| SagaItem {
+                    product_id: i.product_id.clone(),
+                    quantity: i.quantity,
+                })
                 .collect(),
             total_cents: draft.total(),
             payment_method: draft.payment_method.as_str().to_owned(),
             voucher_code: draft.voucher_code.clone(),
         },
     );
-    let ttl = chrono::Duration::from_std(s.settings.idempotency_ttl).unwrap_or(chrono::Duration::MAX);
+    let ttl =
+        chrono::Duration::from_std(s.settings.idempotency_ttl).unwrap_or(chrono::Duration::MAX);
     let idempotency = key.zip(fp).map(|(key, fingerprint)| NewIdempotencyRecord {
         key,
         fingerprint,
@@ -135,7 +149,15 @@ pub async fn create_order(State(s): State<AppState>, headers: HeaderMap, body: R
         voucher_code: draft.voucher_code,
         created_at: now,
     };
-    let outcome = s.store.create_order(CreateOrder { order, event, idempotency, now }).await?;
+    let outcome = s
+        .store
+        .create_order(CreateOrder {
+            order,
+            event,
+            idempotency,
+            now,
+        })
+        .await?;
     if outcome == CreateOutcome::Created {
         tracing::info!(%order_id, "order created");
     }
@@ -144,14 +166,21 @@ pub async fn create_order(State(s): State<AppState>, headers: HeaderMap, body: R
 
 fn respond(outcome: CreateOutcome, fresh: Option<StoredResponse>) -> ApiResult {
     let (stored, replayed) = match outcome {
-        CreateOutcome::Created => (fresh.ok_or_else(|| ApiError::Internal("created without a response".into()))?, false),
+        CreateOutcome::Created => (
+            fresh.ok_or_else(|| ApiError::Internal("created without a response".into()))?,
+            false,
+        ),
         CreateOutcome::Replayed(r) => (r, true),
         CreateOutcome::KeyReused => return Err(ApiError::KeyReused),
     };
-    let status = StatusCode::from_u16(stored.status).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let status =
+        StatusCode::from_u16(stored.status).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut res = (status, stored.body).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(loc) = stored.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         h.insert(header::LOCATION, loc);
     }
@@ -228,7 +257,10 @@ impl From<OrderRecord> for OrderView {
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     params(("id" = String, Path, description = "Order id (UUID)")),
     responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_order(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
+pub async fn get_order(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
     let not_found = || ApiError::NotFound(format!("no order {id}"));
     let order_id: OrderId = id.parse().map_err(|_| not_found())?;
     let order = s.store.get_order(order_id).await?.ok_or_else(not_found)?;
@@ -269,11 +301,17 @@ pub async fn list_orders(
             message: message.to_owned(),
         }])
     };
-    let customer = p.customer_id.ok_or_else(|| bad("customerId", "is required"))?;
+    let customer = p
+        .customer_id
+        .ok_or_else(|| bad("customerId", "is required"))?;
     let customer = CustomerId::parse(&customer).map_err(|m| bad("customerId", m))?;
     let limit = match p.limit {
         None => 20,
-        Some(l) => l.parse::<u32>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| bad("limit", "must be an integer from 1 to 100"))?,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| bad("limit", "must be an integer from 1 to 100"))?,
     };
     let after = p
         .cursor
@@ -287,6 +325,8 @@ pub async fn list_orders(
     let page = s.store.list_orders(&customer, limit, after).await?;
     Ok(Json(OrderList {
         orders: page.orders.into_iter().map(OrderView::from).collect(),
-        next_cursor: page.next.map(|c| B64.encode(serde_json::to_vec(&c).expect("serializable"))),
+        next_cursor: page
+            .next
+            .map(|c| B64.encode(serde_json::to_vec(&c).expect("serializable"))),
     }))
 }

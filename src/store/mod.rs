@@ -13,15 +13,18 @@ use crate::idempotency::{IdempotencyKey, StoredResponse};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orders_domain::{
-    Cents, CustomerId, OrderId, OrderItem, OrderStatus, OutboxEvent, PaymentMethod, ProductId, VoucherCode,
-    VoucherStatus,
+    Cents, CustomerId, OrderId, OrderItem, OrderStatus, OutboxEvent, PaymentMethod, ProductId,
+    VoucherCode, VoucherStatus,
 };
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("voucher {code} {reason}")]
-    VoucherUnavailable { code: String, reason: VoucherRefusal },
+    VoucherUnavailable {
+        code: String,
+        reason: VoucherRefusal,
+    },
     #[error("the database is busy")]
     Busy,
     #[error("storage failure: {0}")]
@@ -174,7 +177,12 @@ pub trait OrderStore: Send + Sync {
 
     async fn get_inventory(&self, product: &ProductId) -> Result<Option<i64>, StoreError>;
 
-    async fn set_inventory(&self, product: &ProductId, available: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn set_inventory(
+        &self,
+        product: &ProductId,
+        available: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError>;
 

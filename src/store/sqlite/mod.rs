@@ -34,11 +34,20 @@ pub struct SqliteStore {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot create the directory {dir}: {source}")]
-    CreateDir { dir: PathBuf, source: std::io::Error },
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot prepare the database {path}: {source}")]
-    Migrate { path: PathBuf, source: rusqlite::Error },
+    Migrate {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot start the writer thread: {0}")]
     Thread(std::io::Error),
 }
@@ -48,19 +57,36 @@ impl SqliteStore {
     /// first start.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { dir: dir.to_owned(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
         }
-        let open_err = |source| OpenError::Open { path: path.to_owned(), source };
-        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let open_err = |source| OpenError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = open_connection(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(open_err)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(open_err(rusqlite::Error::InvalidParameterName(format!(
                 "journal_mode WAL refused (got {mode})"
             ))));
         }
-        schema::migrate(&conn, &format_ts(chrono::Utc::now()))
-            .map_err(|source| OpenError::Migrate { path: path.to_owned(), source })?;
+        schema::migrate(&conn, &format_ts(chrono::Utc::now())).map_err(|source| {
+            OpenError::Migrate {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
         let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
         Ok(Self {
             path: path.to_owned(),
@@ -108,7 +134,9 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result
 /// everything else is a backend failure whose detail goes to the log, not to the client.
 pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => StoreError::Busy,
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Busy
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }

@@ -1,19 +1,20 @@
 //! `OrderStore` on SQLite: the create-order transaction and the reads behind the API.
 
-use super::{sqlite_err, SqliteStore};
+use super::{SqliteStore, sqlite_err};
 use crate::clock::{format_ts, parse_ts};
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::store::{
-    CreateOrder, CreateOutcome, IdempotencyRecord, ListCursor, OrderPage, OrderRecord, OrderStore, StepRecord,
-    StoreError, VoucherRecord, VoucherRefusal,
+    CreateOrder, CreateOutcome, IdempotencyRecord, ListCursor, OrderPage, OrderRecord, OrderStore,
+    StepRecord, StoreError, VoucherRecord, VoucherRefusal,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orders_domain::money::as_cents;
 use orders_domain::{
-    Cents, CustomerId, OrderId, OrderItem, OrderStatus, PaymentMethod, ProductId, VoucherCode, VoucherStatus,
+    Cents, CustomerId, OrderId, OrderItem, OrderStatus, PaymentMethod, ProductId, VoucherCode,
+    VoucherStatus,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 /// How an item is kept in the `orders.items` JSON column: cents, not EUR numbers.
@@ -30,27 +31,52 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("unreadable {what} in the database"))
 }
 
-fn find_idempotency_tx(conn: &Connection, key: &str, now: DateTime<Utc>) -> Result<Option<IdempotencyRecord>, StoreError> {
+fn find_idempotency_tx(
+    conn: &Connection,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
     conn.prepare_cached(
         "SELECT fingerprint, status, location, body, expires_at_ms FROM idempotency
          WHERE key = ?1 AND expires_at_ms > ?2",
     )
     .and_then(|mut st| {
         st.query_row(params![key, now.timestamp_millis()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u16>(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u16>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })
         .optional()
     })
     .map_err(sqlite_err)?
     .map(|(fingerprint, status, location, body, exp)| {
-        let expires_at = DateTime::from_timestamp_millis(exp).ok_or_else(|| corrupt("idempotency expiry"))?;
-        Ok(IdempotencyRecord { fingerprint, response: StoredResponse { status, location, body }, expires_at })
+        let expires_at =
+            DateTime::from_timestamp_millis(exp).ok_or_else(|| corrupt("idempotency expiry"))?;
+        Ok(IdempotencyRecord {
+            fingerprint,
+            response: StoredResponse {
+                status,
+                location,
+                body,
+            },
+            expires_at,
+        })
     })
     .transpose()
 }
 
 /// Redeems a voucher (READY -> USED) or explains why it cannot be.
-fn redeem_voucher(conn: &Connection, code: &str, customer: &str, order: &str, now: &str) -> Result<(), StoreError> {
+fn redeem_voucher(
+    conn: &Connection,
+    code: &str,
+    customer: &str,
+    order: &str,
+    now: &str,
+) -> Result<(), StoreError> {
     let changed = conn
         .prepare_cached(
             "UPDATE vouchers SET status = 'USED', redeemed_by_order = ?3, updated_at = ?4
@@ -62,7 +88,11 @@ fn redeem_voucher(conn: &Connection, code: &str, customer: &str, order: &str, no
         return Ok(());
     }
     let found: Option<String> = conn
-        .query_row("SELECT customer_id FROM vouchers WHERE code = ?1", [code], |r| r.get(0))
+        .query_row(
+            "SELECT customer_id FROM vouchers WHERE code = ?1",
+            [code],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(sqlite_err)?;
     let reason = match found {
@@ -70,7 +100,10 @@ fn redeem_voucher(conn: &Connection, code: &str, customer: &str, order: &str, no
         Some(owner) if owner != customer => VoucherRefusal::OtherCustomer,
         Some(_) => VoucherRefusal::NotReady,
     };
-    Err(StoreError::VoucherUnavailable { code: code.to_owned(), reason })
+    Err(StoreError::VoucherUnavailable {
+        code: code.to_owned(),
+        reason,
+    })
 }
 
 fn create_order_tx(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, StoreError> {
@@ -90,7 +123,11 @@ fn create_order_tx(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome
     let items: Vec<StoredItem> = o
         .items
         .iter()
-        .map(|i| StoredItem { product_id: i.product_id.to_string(), quantity: i.quantity, price_cents: i.price })
+        .map(|i| StoredItem {
+            product_id: i.product_id.to_string(),
+            quantity: i.quantity,
+            price_cents: i.price,
+        })
         .collect();
     let items = serde_json::to_string(&items).map_err(|e| StoreError::Backend(e.to_string()))?;
     let run = || -> rusqlite::Result<()> {
@@ -111,8 +148,10 @@ fn create_order_tx(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome
             created
         ])?;
         let payload = serde_json::to_string(&cmd.event).expect("an event always serializes");
-        conn.prepare_cached("INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![cmd.event.id.to_string(), id, payload, created])?;
+        conn.prepare_cached(
+            "INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![cmd.event.id.to_string(), id, payload, created])?;
         if let Some(idem) = &cmd.idempotency {
             // REPLACE: an expired record may still be stored; it counts as absent.
             conn.prepare_cached(
@@ -136,7 +175,8 @@ fn create_order_tx(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome
     Ok(CreateOutcome::Created)
 }
 
-const ORDER_COLUMNS: &str = "order_id, customer_id, status, version, items, subtotal_cents, discount_cents, total_cents,
+const ORDER_COLUMNS: &str =
+    "order_id, customer_id, status, version, items, subtotal_cents, discount_cents, total_cents,
     payment_method, voucher_code, failure_reason, created_at, updated_at";
 
 fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Result<OrderRecord, StoreError>> {
@@ -147,9 +187,11 @@ fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Result<OrderRecord, StoreErro
     let updated: String = r.get(12)?;
     let (customer, version, sub, disc, total): (String, i64, i64, i64, i64) =
         (r.get(1)?, r.get(3)?, r.get(5)?, r.get(6)?, r.get(7)?);
-    let (pm, voucher, failure): (String, Option<String>, Option<String>) = (r.get(8)?, r.get(9)?, r.get(10)?);
+    let (pm, voucher, failure): (String, Option<String>, Option<String>) =
+        (r.get(8)?, r.get(9)?, r.get(10)?);
     Ok((|| {
-        let items: Vec<StoredItem> = serde_json::from_str(&items).map_err(|_| corrupt("order items"))?;
+        let items: Vec<StoredItem> =
+            serde_json::from_str(&items).map_err(|_| corrupt("order items"))?;
         Ok(OrderRecord {
             id: id.parse().map_err(|_| corrupt("order id"))?,
             customer_id: CustomerId::from_trusted(customer),
@@ -166,7 +208,9 @@ fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Result<OrderRecord, StoreErro
             total: Cents(total),
             payment_method: PaymentMethod::from_trusted(pm),
             voucher_code: voucher.map(VoucherCode::from_trusted),
-            status: status.parse::<OrderStatus>().map_err(|_| corrupt("order status"))?,
+            status: status
+                .parse::<OrderStatus>()
+                .map_err(|_| corrupt("order status"))?,
             version,
             failure_reason: failure,
             created_at: parse_ts(&created).ok_or_else(|| corrupt("timestamp"))?,
@@ -185,7 +229,9 @@ fn voucher_from_row(r: &Row<'_>) -> rusqlite::Result<Result<VoucherRecord, Store
             code: VoucherCode::from_trusted(code),
             customer_id: CustomerId::from_trusted(customer),
             discount: Cents(discount),
-            status: status.parse::<VoucherStatus>().map_err(|_| corrupt("voucher status"))?,
+            status: status
+                .parse::<VoucherStatus>()
+                .map_err(|_| corrupt("voucher status"))?,
             order_id: order.parse().map_err(|_| corrupt("voucher order id"))?,
         })
     })())
@@ -228,7 +274,11 @@ fn get_order_tx(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, Stor
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(sqlite_err)?;
-    Ok(Some(OrderRecord { voucher_issued, steps, ..order }))
+    Ok(Some(OrderRecord {
+        voucher_issued,
+        steps,
+        ..order
+    }))
 }
 
 #[async_trait]
@@ -239,7 +289,8 @@ impl OrderStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let key = key.as_str().to_owned();
-        self.read(move |conn| find_idempotency_tx(conn, &key, now)).await
+        self.read(move |conn| find_idempotency_tx(conn, &key, now))
+            .await
     }
 
     async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError> {
@@ -251,7 +302,8 @@ impl OrderStore for SqliteStore {
     }
 
     async fn get_order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        self.read(move |conn| get_order_tx(conn, &id.to_string())).await
+        self.read(move |conn| get_order_tx(conn, &id.to_string()))
+            .await
     }
 
     async fn list_orders(
@@ -304,7 +356,12 @@ impl OrderStore for SqliteStore {
         .await
     }
 
-    async fn set_inventory(&self, product: &ProductId, available: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn set_inventory(
+        &self,
+        product: &ProductId,
+        available: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let product = product.as_str().to_owned();
         self.write(move |conn| {
             conn.prepare_cached(
@@ -332,6 +389,10 @@ impl OrderStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(sqlite_err)).await
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(sqlite_err)
+        })
+        .await
     }
 }

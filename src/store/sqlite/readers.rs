@@ -19,7 +19,10 @@ pub struct Readers {
 
 impl Readers {
     pub fn new(path: PathBuf) -> Self {
-        Self { path: Arc::new(path), idle: Arc::new(Mutex::new(Vec::new())) }
+        Self {
+            path: Arc::new(path),
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -42,8 +45,11 @@ impl Readers {
         if let Some(c) = self.idle.lock().expect("reader pool").pop() {
             return Ok(c);
         }
-        let conn = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(sqlite_err)?;
+        let conn = open_connection(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err)?;
         Ok(conn)
     }
 

@@ -145,7 +145,9 @@ pub fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
             conn.execute_batch(sql)?;
             if i == 0 {
-                let mut seed = conn.prepare("INSERT INTO inventory (product_id, available, updated_at) VALUES (?1, ?2, ?3)")?;
+                let mut seed = conn.prepare(
+                    "INSERT INTO inventory (product_id, available, updated_at) VALUES (?1, ?2, ?3)",
+                )?;
                 for (product, stock) in CATALOGUE {
                     seed.execute(rusqlite::params![product, stock, now])?;
                 }

@@ -11,7 +11,7 @@
 use super::sqlite_err;
 use crate::store::StoreError;
 use rusqlite::Connection;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
@@ -32,8 +32,13 @@ pub struct Writer {
 impl Writer {
     pub fn spawn(conn: Connection) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || run(conn, rx))?;
-        Ok(Self { tx: Some(tx), thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(conn, rx))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Runs `f` inside the next group transaction; resolves after that transaction commits.
@@ -52,9 +57,16 @@ impl Writer {
             });
             (keep, reply)
         });
-        let sender = self.tx.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
-        sender.send(job).map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
-        reply_rx.await.map_err(|_| StoreError::Backend("the writer dropped a job".into()))?
+        let sender = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
+        sender
+            .send(job)
+            .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
+        reply_rx
+            .await
+            .map_err(|_| StoreError::Backend("the writer dropped a job".into()))?
     }
 }
 
