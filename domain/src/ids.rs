@@ -79,6 +79,8 @@ macro_rules! name_id {
                 let n = s.chars().count();
                 if n == 0 {
                     Err("must not be empty")
+                } else if s.trim().is_empty() {
+                    Err("must not be blank")
                 } else if n > MAX_NAME_LEN {
                     Err("must be at most 128 characters")
                 } else if s.chars().any(char::is_control) {
@@ -145,6 +147,7 @@ mod tests {
             "length counts characters"
         );
         assert!(ProductId::parse("lap\ntop").is_err());
+        assert!(CustomerId::parse("   ").is_err());
     }
 
     #[test]

@@ -60,6 +60,25 @@ impl OrderStatus {
     }
 }
 
+impl OrderStatus {
+    /// Whether an order in `self` has already been through `target`: a step re-run after a
+    /// crash finds its status change done and must treat it as a no-op, not an error.
+    pub fn has_reached(self, target: OrderStatus) -> bool {
+        use OrderStatus::*;
+        let forward = |s: OrderStatus| match s {
+            Pending => Some(0),
+            InventoryReserved => Some(1),
+            PaymentProcessed => Some(2),
+            Completed => Some(3),
+            Compensating | Failed => None,
+        };
+        match (forward(self), forward(target)) {
+            (Some(a), Some(b)) => a >= b,
+            _ => self == target || (self == Failed && target == Compensating),
+        }
+    }
+}
+
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -149,6 +168,12 @@ mod tests {
         assert!(!Failed.can_move_to(Pending));
         assert!(!Pending.can_move_to(Completed));
         assert!(Compensating.can_move_to(Compensating));
+        assert!(PaymentProcessed.has_reached(InventoryReserved));
+        assert!(!InventoryReserved.has_reached(PaymentProcessed));
+        assert!(Failed.has_reached(Compensating));
+        assert!(!Compensating.has_reached(Failed));
+        assert!(!Failed.has_reached(Completed));
+        assert!(!Completed.has_reached(Compensating));
     }
 
     #[test]

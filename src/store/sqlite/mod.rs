@@ -7,6 +7,7 @@
 //! the relay wakes on commit instead of polling.
 
 mod orders;
+pub mod outbox;
 pub mod readers;
 pub mod schema;
 pub mod writer;

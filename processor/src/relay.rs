@@ -1,0 +1,129 @@
+//! The local outbox relay: reads unpublished events in commit order, starts their sagas, and
+//! marks them published.
+//!
+//! It wakes when the store signals a commit (no fixed sleep on the hot path) and also polls
+//! slowly, which covers events written by another process on the same database. Nothing is
+//! held in memory across iterations: the outbox table is the queue, so after a crash the relay
+//! simply starts again from the oldest unpublished event. A poison event is parked with its
+//! reason and never blocks the events behind it; a failed start is retried with backoff.
+
+use crate::{start_event, ProcessError, SagaStarter};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// One unpublished outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub seq: i64,
+    pub payload: String,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("outbox storage: {0}")]
+pub struct OutboxError(pub String);
+
+/// The outbox as the relay sees it.
+#[async_trait]
+pub trait OutboxSource: Send + Sync {
+    /// Unpublished, not parked events, oldest first, at most `limit`.
+    async fn pending(&self, limit: usize) -> Result<Vec<PendingEvent>, OutboxError>;
+    async fn mark_published(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<(), OutboxError>;
+    /// Counts a failed attempt; the event stays pending.
+    async fn record_failure(&self, seq: i64, error: &str) -> Result<(), OutboxError>;
+    /// Parks a poison event: it is kept with its reason and no longer pending.
+    async fn park(&self, seq: i64, reason: &str, now: DateTime<Utc>) -> Result<(), OutboxError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    pub batch: usize,
+    /// Poll interval when no commit signal arrives (events from other processes).
+    pub fallback_poll: Duration,
+    /// Backoff after a failed start, doubling up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            batch: 256,
+            fallback_poll: Duration::from_secs(1),
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Relay {
+    pub source: Arc<dyn OutboxSource>,
+    pub starter: Arc<dyn SagaStarter>,
+    pub signal: Arc<Notify>,
+    pub options: RelayOptions,
+}
+
+impl Relay {
+    /// Runs until `shutdown` turns true. Returns after finishing the batch in hand.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = self.options.min_backoff;
+        while !*shutdown.borrow() {
+            let failed = match self.pass().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = self.signal.notified() => {}
+                        _ = tokio::time::sleep(self.options.fallback_poll) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    false
+                }
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay pass failed");
+                    true
+                }
+            };
+            if failed {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(self.options.max_backoff);
+            } else {
+                backoff = self.options.min_backoff;
+            }
+        }
+    }
+
+    /// One pass over the pending events: how many were handled. Any retryable failure stops
+    /// the pass (keeping commit order for what follows) and is reported as an error.
+    pub async fn pass(&self) -> Result<usize, OutboxError> {
+        let batch = self.source.pending(self.options.batch).await?;
+        let mut published = Vec::with_capacity(batch.len());
+        let mut result = Ok(());
+        for ev in &batch {
+            match start_event(ev.payload.as_bytes(), self.starter.as_ref()).await {
+                Ok((event, started)) => {
+                    tracing::debug!(event_id = %event.id, order_id = %event.subject, ?started, "saga started");
+                    published.push(ev.seq);
+                }
+                Err(ProcessError::Poison(e)) => {
+                    tracing::error!(seq = ev.seq, error = %e, "poison outbox event parked");
+                    self.source.park(ev.seq, &e.to_string(), Utc::now()).await?;
+                }
+                Err(ProcessError::Retryable(e)) => {
+                    self.source.record_failure(ev.seq, &e.to_string()).await?;
+                    result = Err(OutboxError(format!("event {}: {e}", ev.seq)));
+                    break;
+                }
+            }
+        }
+        if !published.is_empty() {
+            self.source.mark_published(&published, Utc::now()).await?;
+        }
+        result.map(|()| batch.len())
+    }
+}

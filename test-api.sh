@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# Black-box HTTP test suite for the order service (bash + curl + jq).
+#
+#   BASE_URL=http://127.0.0.1:3000 bash test-api.sh
+#
+# Env: BASE_URL (default http://127.0.0.1:3000), SAGA=1|0 (run the saga checks,
+# default 1), SAGA_TIMEOUT (seconds to wait for a terminal order status, default 30).
+# Every value is unique per run, so it can be re-run against the same server.
+# Exit: 0 all passed, 1 some check failed, 2 missing tool or server not answering.
+set -u
+
+BASE_URL="${BASE_URL:-http://127.0.0.1:3000}"
+BASE_URL="${BASE_URL%/}"
+SAGA="${SAGA:-1}"
+SAGA_TIMEOUT="${SAGA_TIMEOUT:-30}"
+
+for tool in curl jq; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "error: '$tool' is required but not installed" >&2; exit 2; }
+done
+
+TMP=$(mktemp -d) || { echo "error: cannot create a temp dir" >&2; exit 2; }
+trap 'rm -rf "$TMP"' EXIT
+
+RUN="$RANDOM$RANDOM"
+if [ -r /proc/sys/kernel/random/uuid ]; then RUN="$(cut -c1-8 /proc/sys/kernel/random/uuid)$RANDOM"; fi
+UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+
+# ---------------------------------------------------------------- helpers
+PASSED=0 FAILED=0
+ok()   { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1 (expected $2, got $3)"; }
+skip() { echo "skip - $1"; }
+
+# req METHOD PATH [curl args...]: sets STATUS; body in $TMP/body, headers in $TMP/headers.
+req() {
+  local method=$1 path=$2; shift 2
+  STATUS=$(curl -s -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' -X "$method" "$@" "$BASE_URL$path")
+}
+# hdr NAME: value of a response header of the last request (case-insensitive), "" if absent.
+hdr() { grep -i "^$1:" "$TMP/headers" | tail -n 1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//; s/ *$//'; }
+ctype() { hdr content-type | cut -d';' -f1; }
+# jqr EXPR: raw jq output on the last body.
+jqr() { jq -r "$1" "$TMP/body" 2>/dev/null; }
+# post_order KEY BODY [curl args...]: POST /orders as JSON, with x-idempotency-key if KEY non-empty.
+post_order() {
+  local key=$1 body=$2; shift 2
+  if [ -n "$key" ]; then set -- -H "x-idempotency-key: $key" "$@"; fi
+  req POST /orders -H 'Content-Type: application/json' --data-binary "$body" "$@"
+}
+# order_body CUSTOMER PRODUCT QUANTITY PRICE [EXTRA_JSON_FIELDS]
+order_body() {
+  printf '{"customerId":"%s","items":[{"productId":"%s","quantity":%s,"price":%s}]%s}' \
+    "$1" "$2" "$3" "$4" "${5:+,$5}"
+}
+
+assert_eq() { # NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "'$2'" "'$3'"; fi
+}
+assert_match() { # NAME REGEX ACTUAL
+  if [[ $3 =~ $2 ]]; then ok "$1"; else fail "$1" "match /$2/" "'$3'"; fi
+}
+assert_json() { # NAME JQ_EXPR (on the last body, must yield true)
+  if [ "$(jq -e "$2" "$TMP/body" 2>/dev/null)" = "true" ]; then ok "$1"
+  else fail "$1" "jq '$2' true" "body $(head -c 300 "$TMP/body" | tr '\n' ' ')"; fi
+}
+assert_status() { assert_eq "$1 -> $2" "$2" "$STATUS"; }  # NAME EXPECTED_STATUS
+assert_problem() {                                          # NAME EXPECTED_STATUS
+  assert_status "$1" "$2"
+  assert_eq "$1: Content-Type problem+json" "application/problem+json" "$(ctype)"
+}
+# expect_invalid NAME KEY BODY STATUS [FIELD]: POST, expect a problem, and FIELD in .errors[].field.
+expect_invalid() {
+  post_order "$2" "$3"
+  assert_problem "$1" "$4"
+  if [ -n "${5:-}" ]; then assert_json "$1: errors[].field has $5" "any(.errors[]?; .field == \"$5\")"; fi
+}
+
+# ---------------------------------------------------------------- server up?
+up=""
+for _ in $(seq 1 20); do
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE_URL/health")" = "200" ]; then up=1; break; fi
+  sleep 0.5
+done
+[ -n "$up" ] || { echo "error: no 200 from $BASE_URL/health within 10 s; is the server running?" >&2; exit 2; }
+echo "# testing $BASE_URL (run $RUN, SAGA=$SAGA)"
+
+# ---------------------------------------------------------------- health and OpenAPI
+req GET /health
+assert_status "GET /health" 200
+assert_json "GET /health: status ok" '.status == "ok"'
+req GET /openapi.json
+assert_status "GET /openapi.json" 200
+assert_json "openapi version 3.1.x" '.openapi | startswith("3.1")'
+assert_json "openapi has /orders and /orders/{id}" '.paths | has("/orders") and has("/orders/{id}")'
+
+# ---------------------------------------------------------------- idempotency: seed scenarios
+C1="cust-$RUN-1"
+LAPTOP=$(order_body "$C1" laptop 1 1299.99)
+
+# (1) no key: two identical POSTs are two orders
+post_order "" "$LAPTOP"; assert_status "POST without key" 201; NOKEY1=$(jqr .orderId)
+post_order "" "$LAPTOP"; assert_status "POST without key again" 201; NOKEY2=$(jqr .orderId)
+if [ -n "$NOKEY1" ] && [ "$NOKEY1" != "$NOKEY2" ]; then ok "no key: second POST is a different order"
+else fail "no key: second POST is a different order" "two distinct orderIds" "'$NOKEY1' and '$NOKEY2'"; fi
+
+# (2) a key, first time
+K1="key-$RUN-1"
+post_order "$K1" "$LAPTOP"
+assert_status "POST with new key" 201
+ID1=$(jqr .orderId); cp "$TMP/body" "$TMP/first"
+assert_match "orderId is a uuid" "$UUID_RE" "$ID1"
+assert_json "created: status PENDING" '.status == "PENDING"'
+assert_json "created: totalAmount 1299.99" '.totalAmount == 1299.99'
+assert_json "created: currency EUR" '.currency == "EUR"'
+assert_json "created: createdAt and message are non-empty strings" \
+  '(.createdAt | type == "string" and length > 0) and (.message | type == "string" and length > 0)'
+assert_eq "created: Location header" "/orders/$ID1" "$(hdr location)"
+assert_eq "created: no Idempotent-Replayed header" "" "$(hdr idempotent-replayed)"
+
+# (3) same key, same body: a replay
+post_order "$K1" "$LAPTOP"
+assert_status "replay same key+body" 201
+assert_eq "replay: same orderId" "$ID1" "$(jqr .orderId)"
+assert_eq "replay: Idempotent-Replayed: true" "true" "$(hdr idempotent-replayed)"
+if cmp -s "$TMP/first" "$TMP/body"; then ok "replay: body byte-identical to the first response"
+else fail "replay: body byte-identical" "$(cat "$TMP/first")" "$(cat "$TMP/body")"; fi
+REORDERED=$(printf '{\n  "items" : [ { "price" : 1299.99, "quantity" : 1, "productId" : "laptop" } ],\n  "customerId" : "%s"\n}' "$C1")
+post_order "$K1" "$REORDERED"
+assert_status "replay with reordered keys/whitespace" 201
+assert_eq "reordered: same orderId" "$ID1" "$(jqr .orderId)"
+assert_eq "reordered: Idempotent-Replayed: true" "true" "$(hdr idempotent-replayed)"
+req POST /orders -H 'Content-Type: application/json' -H "Idempotency-Key: $K1" --data-binary "$LAPTOP"
+assert_status "replay via Idempotency-Key header" 201
+assert_eq "Idempotency-Key: same orderId" "$ID1" "$(jqr .orderId)"
+assert_eq "Idempotency-Key: Idempotent-Replayed: true" "true" "$(hdr idempotent-replayed)"
+
+# (4) a new key: a new order
+post_order "key-$RUN-2" "$LAPTOP"
+assert_status "POST with another new key" 201
+ID2=$(jqr .orderId)
+if [ -n "$ID2" ] && [ "$ID2" != "$ID1" ]; then ok "new key: new orderId"; else fail "new key: new orderId" "not '$ID1'" "'$ID2'"; fi
+
+# same key, different body: 422
+post_order "$K1" "$(order_body "$C1" laptop 2 1299.99)"
+assert_problem "same key, different body" 422
+assert_json "422 problem: status 422, type/title/detail strings" \
+  '.status == 422 and (.type|type == "string") and (.title|type == "string") and (.detail|type == "string")'
+
+# ---------------------------------------------------------------- money
+post_order "" "{\"customerId\":\"$C1\",\"items\":[{\"productId\":\"mouse\",\"quantity\":3,\"price\":0.10},{\"productId\":\"keyboard\",\"quantity\":1,\"price\":0.20}]}"
+assert_status "POST 3 x 0.10 + 0.20" 201
+assert_json "totalAmount is exactly 0.5" '.totalAmount == 0.5'
+
+# ---------------------------------------------------------------- GET /orders/{id}
+req GET "/orders/$ID1"
+assert_status "GET /orders/{id}" 200
+assert_json "order: orderId, customerId, items" ".orderId == \"$ID1\" and .customerId == \"$C1\" and (.items | length == 1)"
+assert_json "order: totalAmount 1299.99, currency EUR" '.totalAmount == 1299.99 and .currency == "EUR"'
+assert_json "order: status is a known status" \
+  '.status as $s | any(["PENDING","INVENTORY_RESERVED","PAYMENT_PROCESSED","COMPLETED","COMPENSATING","FAILED"][]; . == $s)'
+assert_json "order: version is a number >= 1" '(.version | type == "number") and .version >= 1'
+assert_json "order: createdAt, updatedAt strings; history array" \
+  '(.createdAt|type == "string") and (.updatedAt|type == "string") and (.history|type == "array")'
+req GET /orders/00000000-0000-4000-8000-000000000000
+assert_problem "GET /orders/{unknown uuid}" 404
+req GET /orders/not-a-uuid
+assert_problem "GET /orders/not-a-uuid" 404
+
+# ---------------------------------------------------------------- listing and pagination
+C3="cust-$RUN-list"
+CREATED=()
+for i in 1 2 3; do post_order "" "$(order_body "$C3" laptop "$i" 10.00)"; CREATED+=("$(jqr .orderId)"); done
+req GET /orders -G --data-urlencode "customerId=$C3" --data-urlencode limit=1
+assert_status "GET /orders?customerId&limit=1" 200
+assert_json "page 1: one order and a nextCursor" '(.orders | length == 1) and (.nextCursor | type == "string")'
+: > "$TMP/seen"
+pages=0 cursor=""
+while :; do
+  pages=$((pages + 1))
+  jq -r '.orders[] | "\(.createdAt) \(.orderId)"' "$TMP/body" >> "$TMP/seen"
+  cursor=$(jqr '.nextCursor // empty')
+  [ -z "$cursor" ] || [ "$pages" -ge 10 ] && break
+  req GET /orders -G --data-urlencode "customerId=$C3" --data-urlencode limit=1 --data-urlencode "cursor=$cursor"
+  [ "$STATUS" = 200 ] || break
+done
+assert_eq "pagination: last page has nextCursor null" "null" "$(jqr .nextCursor)"
+assert_eq "pagination: 3 orders over the pages" "3" "$(wc -l < "$TMP/seen" | tr -d ' ')"
+assert_eq "pagination: no duplicates" "3" "$(cut -d' ' -f2 "$TMP/seen" | sort -u | wc -l | tr -d ' ')"
+assert_eq "pagination: exactly the 3 orders created" "$(printf '%s\n' "${CREATED[@]}" | sort)" "$(cut -d' ' -f2 "$TMP/seen" | sort)"
+assert_eq "pagination: newest first (createdAt non-increasing)" "$(cut -d' ' -f1 "$TMP/seen" | sort -r)" "$(cut -d' ' -f1 "$TMP/seen")"
+req GET /orders;                          assert_problem "GET /orders without customerId" 400
+req GET "/orders?customerId=$C3&limit=0";   assert_problem "GET /orders limit=0" 400
+req GET "/orders?customerId=$C3&limit=101"; assert_problem "GET /orders limit=101" 400
+req GET "/orders?customerId=$C3&cursor=garbage"; assert_problem "GET /orders cursor=garbage" 400
+
+# ---------------------------------------------------------------- bad input
+C2="cust-$RUN-2"
+req POST /orders -H 'Content-Type: application/json' --data-binary '{"customerId": "x", "items": ['
+assert_problem "malformed JSON" 400
+req POST /orders -H 'Content-Type: text/plain' --data-binary "$(order_body "$C2" laptop 1 1)"
+assert_problem "Content-Type text/plain" 415
+printf '{"customerId":"%s","items":[]}' "$(head -c 70000 /dev/zero | tr '\0' a)" > "$TMP/big.json"
+req POST /orders -H 'Content-Type: application/json' --data-binary "@$TMP/big.json"
+assert_problem "body of ~70,000 bytes" 413
+expect_invalid "empty customerId" "" "$(order_body "" laptop 1 1)" 400 customerId
+expect_invalid "quantity 0" "" "$(order_body "$C2" laptop 0 1)" 400 "items[0].quantity"
+expect_invalid "quantity 10001" "" "$(order_body "$C2" laptop 10001 1)" 400 "items[0].quantity"
+expect_invalid "quantity 1.5" "" "$(order_body "$C2" laptop 1.5 1)" 400 "items[0].quantity"
+expect_invalid "price 1.005" "" "$(order_body "$C2" laptop 1 1.005)" 400 "items[0].price"
+expect_invalid "price -1" "" "$(order_body "$C2" laptop 1 -1)" 400 "items[0].price"
+expect_invalid "items []" "" "{\"customerId\":\"$C2\",\"items\":[]}" 400
+expect_invalid "101 items" "" "$(jq -nc --arg c "$C2" '{customerId:$c, items:[range(101) | {productId:"laptop",quantity:1,price:1}]}')" 400
+expect_invalid "unknown top-level field" "" "$(order_body "$C2" laptop 1 1 '"foo":1')" 400
+KEY255=$(printf '%-255s' "key-$RUN-" | tr ' ' x)
+expect_invalid "idempotency key of 256 chars" "${KEY255}x" "$(order_body "$C2" laptop 1 1)" 400
+expect_invalid "idempotency key with a space" "key $RUN" "$(order_body "$C2" laptop 1 1)" 400
+post_order "$KEY255" "$(order_body "$C2" laptop 1 1)"
+assert_status "idempotency key of exactly 255 chars" 201
+
+# a 4xx validation failure stores nothing under the key
+K3="key-$RUN-3"
+post_order "$K3" "$(order_body "$C2" laptop 0 1)"
+assert_problem "invalid body with key K" 400
+post_order "$K3" "$(order_body "$C2" laptop 1 1)"
+assert_status "valid body with the same key K after a 400" 201
+assert_eq "after a 400: not a replay" "" "$(hdr idempotent-replayed)"
+post_order "$K3" "$(order_body "$C2" laptop 1 1)"
+assert_status "valid body with key K again" 201
+assert_eq "valid body with key K again: replayed" "true" "$(hdr idempotent-replayed)"
+
+# ---------------------------------------------------------------- routing
+req GET /nope;      assert_problem "GET /nope" 404
+req DELETE /orders; assert_problem "DELETE /orders" 405
+
+# ---------------------------------------------------------------- vouchers
+K4="key-$RUN-4"
+post_order "$K4" "$(order_body "$C2" laptop 1 1 '"voucherCode":"NO-SUCH-VOUCHER"')"
+assert_problem "unknown voucherCode" 409
+post_order "$K4" "$(order_body "$C2" laptop 1 1)"
+assert_status "after the 409, valid body without voucher and the same key" 201
+assert_eq "after the 409: a new order, not a replay" "" "$(hdr idempotent-replayed)"
+assert_match "after the 409: orderId is a uuid" "$UUID_RE" "$(jqr .orderId)"
+req GET "/customers/cust-$RUN-novouchers/vouchers"
+assert_status "GET /customers/{new}/vouchers" 200
+assert_json "new customer: vouchers []" '.vouchers == []'
+
+# ---------------------------------------------------------------- inventory
+req GET /inventory/laptop
+assert_status "GET /inventory/laptop" 200
+assert_json "inventory laptop: productId and numeric available" '.productId == "laptop" and (.available | type == "number")'
+req GET /inventory/no-such-product-xyz
+assert_problem "GET /inventory/no-such-product-xyz" 404
+P="p-$RUN"
+req PUT "/inventory/$P" -H 'Content-Type: application/json' --data-binary '{"available": 7}'
+assert_status "PUT /inventory/$P available 7" 200
+req GET "/inventory/$P"
+assert_json "GET /inventory/$P: available 7" ".productId == \"$P\" and .available == 7"
+req PUT "/inventory/$P" -H 'Content-Type: application/json' --data-binary '{"available": -1}'
+assert_problem "PUT inventory available -1" 400
+req PUT "/inventory/$P" -H 'Content-Type: application/json' --data-binary '{"available": 1, "x": 2}'
+assert_problem "PUT inventory with an unknown field" 400
+
+# ---------------------------------------------------------------- saga
+# wait_terminal ORDER_ID TIMEOUT_SECS: poll until COMPLETED or FAILED; sets TERMINAL
+# to the last status seen, leaves the order in $TMP/body; returns 1 on timeout.
+wait_terminal() {
+  local deadline=$((SECONDS + $2))
+  TERMINAL=""
+  while :; do
+    req GET "/orders/$1"
+    TERMINAL=$(jqr .status)
+    case "$TERMINAL" in COMPLETED|FAILED) return 0 ;; esac
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.5
+  done
+}
+# vouchers_of CUSTOMER: GET the customer's vouchers, waiting up to 3 s for a non-empty list.
+vouchers_of() {
+  local i
+  for i in 1 2 3 4 5 6; do
+    req GET "/customers/$1/vouchers"
+    [ "$(jqr '.vouchers | length')" != "0" ] && return
+    [ "$i" -lt 6 ] && sleep 0.5
+  done
+}
+
+if [ "$SAGA" = "1" ]; then
+  # start all saga orders first, then wait for each
+  post_order "" "$(order_body "cust-$RUN-s1" laptop 1 1299.99)"; S_OK=$(jqr .orderId)
+  post_order "" "$(order_body "cust-$RUN-s2" sold-out 1 10.00)"; S_SOLDOUT=$(jqr .orderId)
+  PD="p-$RUN-declined"
+  req PUT "/inventory/$PD" -H 'Content-Type: application/json' --data-binary '{"available": 5}'
+  assert_status "saga: PUT /inventory/$PD available 5" 200
+  req GET "/inventory/$PD"; STOCK_BEFORE=$(jqr .available)
+  post_order "" "$(order_body "cust-$RUN-s3" "$PD" 2 10.00 '"paymentMethod":"pm_card_chargeDeclined"')"
+  S_DECLINED=$(jqr .orderId)
+  CV="cust-$RUN-s4"; post_order "" "$(order_body "$CV" laptop 1 100.01)"; S_VOUCHER=$(jqr .orderId)
+  CN="cust-$RUN-s5"; post_order "" "$(order_body "$CN" laptop 1 100.00)"; S_NOVOUCHER=$(jqr .orderId)
+
+  wait_terminal "$S_OK" "$SAGA_TIMEOUT"
+  assert_eq "saga: laptop order ends COMPLETED" COMPLETED "$TERMINAL"
+  assert_json "saga: completed order has a non-empty history" '.history | type == "array" and length > 0'
+
+  wait_terminal "$S_SOLDOUT" "$SAGA_TIMEOUT"
+  assert_eq "saga: sold-out order ends FAILED" FAILED "$TERMINAL"
+  assert_json "saga: sold-out order has a non-empty failureReason" '.failureReason | type == "string" and length > 0'
+
+  wait_terminal "$S_DECLINED" "$SAGA_TIMEOUT"
+  assert_eq "saga: declined payment ends FAILED" FAILED "$TERMINAL"
+  req GET "/inventory/$PD"
+  assert_eq "saga: stock released after the declined payment" "$STOCK_BEFORE" "$(jqr .available)"
+
+  wait_terminal "$S_VOUCHER" "$SAGA_TIMEOUT"
+  assert_eq "saga: order of 100.01 ends COMPLETED" COMPLETED "$TERMINAL"
+  vouchers_of "$CV"
+  assert_json "saga: order over 100.00 earns exactly 1 READY voucher of 5" \
+    '(.vouchers | length == 1) and .vouchers[0].status == "READY" and .vouchers[0].discount == 5'
+
+  wait_terminal "$S_NOVOUCHER" "$SAGA_TIMEOUT"
+  assert_eq "saga: order of exactly 100.00 ends COMPLETED" COMPLETED "$TERMINAL"
+  vouchers_of "$CN"
+  assert_json "saga: order of exactly 100.00 earns no voucher" '.vouchers == []'
+else
+  skip "saga: laptop order ends COMPLETED with history (SAGA=0)"
+  skip "saga: sold-out order ends FAILED with failureReason (SAGA=0)"
+  skip "saga: declined payment ends FAILED and releases stock (SAGA=0)"
+  skip "saga: order over 100.00 earns one READY voucher of 5 (SAGA=0)"
+  skip "saga: order of exactly 100.00 earns no voucher (SAGA=0)"
+fi
+
+# ---------------------------------------------------------------- summary
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
