@@ -37,9 +37,44 @@ pub struct Config {
     #[arg(long, env = "ORDERS_BODY_LIMIT", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1_024..=10_485_760))]
     pub body_limit: u64,
 
+    /// Share (0.0-1.0) of payment attempts that fail transiently (fault injection).
+    #[arg(long, env = "ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", default_value_t = 0.0, value_parser = rate)]
+    pub payment_transient_error_rate: f64,
+
+    /// Share (0.0-1.0) of notification attempts that fail transiently (fault injection).
+    #[arg(long, env = "ORDERS_NOTIFICATION_FAILURE_RATE", default_value_t = 0.0, value_parser = rate)]
+    pub notification_failure_rate: f64,
+
+    /// Multiplies the state machine's retry delays (1.0 as written; 0.01 for fast test runs).
+    #[arg(long, env = "ORDERS_RETRY_DELAY_SCALE", default_value_t = 1.0, value_parser = scale)]
+    pub retry_delay_scale: f64,
+
+    /// Saga steps allowed to run at once.
+    #[arg(long, env = "ORDERS_SAGA_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub saga_concurrency: u64,
+
+    /// On shutdown, how long to let running saga steps finish before stopping them (they
+    /// resume on the next start), in seconds.
+    #[arg(long, env = "ORDERS_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub shutdown_grace_secs: u64,
+
     /// Log format; `json` is the default under AWS Lambda.
     #[arg(long, env = "ORDERS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a number from 0.0 to 1.0")),
+    }
+}
+
+fn scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && (0.0..=100.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a number from 0 to 100")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,6 +84,20 @@ pub enum LogFormat {
 }
 
 impl Config {
+    pub fn step_settings(&self) -> orders_workflow::steps::StepSettings {
+        orders_workflow::steps::StepSettings {
+            payment_transient_rate: self.payment_transient_error_rate,
+            notification_failure_rate: self.notification_failure_rate,
+        }
+    }
+
+    pub fn executor_options(&self) -> orders_workflow::executor::ExecutorOptions {
+        orders_workflow::executor::ExecutorOptions {
+            max_concurrent: self.saga_concurrency as usize,
+            delay_scale: self.retry_delay_scale,
+        }
+    }
+
     pub fn api_settings(&self) -> crate::http::ApiSettings {
         crate::http::ApiSettings {
             idempotency_ttl: std::time::Duration::from_secs(self.idempotency_ttl_secs),
@@ -77,6 +126,10 @@ mod tests {
         assert!(Config::try_parse_from(["orders", "--listen", "nowhere"]).is_err());
         assert!(Config::try_parse_from(["orders", "--idempotency-ttl-secs", "0"]).is_err());
         assert!(Config::try_parse_from(["orders", "--require-idempotency-key", "maybe"]).is_err());
+        assert!(
+            Config::try_parse_from(["orders", "--payment-transient-error-rate", "1.5"]).is_err()
+        );
+        assert!(Config::try_parse_from(["orders", "--retry-delay-scale", "-1"]).is_err());
         let c = Config::try_parse_from(["orders", "--require-idempotency-key"]).unwrap();
         assert!(c.require_idempotency_key);
     }

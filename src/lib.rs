@@ -8,5 +8,6 @@ pub mod config;
 pub mod http;
 pub mod idempotency;
 pub mod local;
+pub mod saga;
 pub mod store;
 pub mod telemetry;

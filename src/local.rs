@@ -7,7 +7,10 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::store::sqlite::SqliteStore;
+use orders_processor::relay::RelayOptions;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -18,6 +21,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Saga(#[from] crate::saga::SagaSetupError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -35,15 +40,45 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         clock: Arc::new(SystemClock),
         settings: Arc::new(config.api_settings()),
     };
-    let addr = listener.local_addr().map_err(StartError::Serve)?;
-    tracing::info!(%addr, database = %config.database.display(), "orders listening on http://{addr}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+    let saga = crate::saga::build(
+        store.clone(),
+        config.step_settings(),
+        config.executor_options(),
+        RelayOptions::default(),
+    )?;
+    let resumed = saga
+        .executor
+        .resume_unfinished()
         .await
-        .map_err(StartError::Serve)?;
+        .map_err(crate::saga::SagaSetupError::from)?;
+    let (stop_relay, stopped) = watch::channel(false);
+    let relay = tokio::spawn(saga.relay.run(stopped));
+
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(%addr, database = %config.database.display(), resumed, "orders listening on http://{addr}");
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+
+    // Order matters: no new requests, then no new sagas, then let running steps finish (or
+    // stop them; they resume on the next start), then the writer commits what it holds.
     tracing::info!("shutting down: in-flight requests finished");
+    let _ = stop_relay.send(true);
+    let _ = relay.await;
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    if tokio::time::timeout(grace, saga.executor.idle())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            running = saga.executor.running(),
+            "stopping running sagas; they resume on the next start"
+        );
+    }
+    saga.executor.shutdown().await;
+    drop(saga.executor);
     drop(store);
-    Ok(())
+    served.map_err(StartError::Serve)
 }
 
 async fn shutdown_signal() {

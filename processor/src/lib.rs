@@ -42,7 +42,10 @@ pub enum ProcessError {
 }
 
 /// Decodes one outbox event and starts its saga.
-pub async fn start_event(payload: &[u8], starter: &dyn SagaStarter) -> Result<(OutboxEvent, Started), ProcessError> {
+pub async fn start_event(
+    payload: &[u8],
+    starter: &dyn SagaStarter,
+) -> Result<(OutboxEvent, Started), ProcessError> {
     let event = OutboxEvent::decode(payload)?;
     let started = starter.start(&event.id.to_string(), &event.data).await?;
     Ok((event, started))
@@ -77,7 +80,10 @@ mod tests {
             SagaInput {
                 order_id: OrderId::new(),
                 customer_id: CustomerId::parse("c").unwrap(),
-                items: vec![SagaItem { product_id: ProductId::parse("laptop").unwrap(), quantity: 1 }],
+                items: vec![SagaItem {
+                    product_id: ProductId::parse("laptop").unwrap(),
+                    quantity: 1,
+                }],
                 total_cents: Cents(100),
                 payment_method: "pm_card_visa".into(),
                 voucher_code: None,
@@ -91,7 +97,10 @@ mod tests {
         let ev = event();
         let payload = serde_json::to_vec(&ev).unwrap();
         assert_eq!(start_event(&payload, &rec).await.unwrap().1, Started::New);
-        assert_eq!(start_event(&payload, &rec).await.unwrap().1, Started::AlreadyExists);
+        assert_eq!(
+            start_event(&payload, &rec).await.unwrap().1,
+            Started::AlreadyExists
+        );
         let started = rec.0.lock().unwrap();
         assert_eq!(started.len(), 1);
         assert_eq!(started[&ev.id.to_string()], ev.data);
@@ -100,7 +109,10 @@ mod tests {
     #[tokio::test]
     async fn poison_is_not_retryable() {
         let rec = Recorder::default();
-        assert!(matches!(start_event(b"not json", &rec).await, Err(ProcessError::Poison(_))));
+        assert!(matches!(
+            start_event(b"not json", &rec).await,
+            Err(ProcessError::Poison(_))
+        ));
         assert!(rec.0.lock().unwrap().is_empty());
     }
 }

@@ -7,12 +7,12 @@
 //! simply starts again from the oldest unpublished event. A poison event is parked with its
 //! reason and never blocks the events behind it; a failed start is retried with backoff.
 
-use crate::{start_event, ProcessError, SagaStarter};
+use crate::{ProcessError, SagaStarter, start_event};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{Notify, watch};
 
 /// One unpublished outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]

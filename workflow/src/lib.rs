@@ -3,3 +3,4 @@
 
 pub mod asl;
 pub mod executor;
+pub mod steps;

@@ -6,9 +6,11 @@
 //! The store also signals the local outbox relay after each commit that added an event, so
 //! the relay wakes on commit instead of polling.
 
+mod executions;
 mod orders;
 pub mod outbox;
 pub mod readers;
+mod saga;
 pub mod schema;
 pub mod writer;
 

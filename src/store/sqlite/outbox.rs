@@ -1,7 +1,7 @@
 //! The outbox table as the local relay's queue: `seq` gives commit order, `published_at`
 //! marks what has a saga, `dead_at` parks what never can.
 
-use super::{sqlite_err, SqliteStore};
+use super::{SqliteStore, sqlite_err};
 use crate::clock::format_ts;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -56,8 +56,14 @@ impl OutboxSource for SqliteStore {
                  WHERE published_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT ?1",
             )
             .and_then(|mut st| {
-                st.query_map([limit as i64], |r| Ok(PendingEvent { seq: r.get(0)?, payload: r.get(1)?, attempts: r.get(2)? }))?
-                    .collect()
+                st.query_map([limit as i64], |r| {
+                    Ok(PendingEvent {
+                        seq: r.get(0)?,
+                        payload: r.get(1)?,
+                        attempts: r.get(2)?,
+                    })
+                })?
+                .collect()
             })
             .map_err(sqlite_err)
         })
@@ -69,7 +75,9 @@ impl OutboxSource for SqliteStore {
         let seqs = seqs.to_vec();
         self.write(move |conn| {
             let mut st = conn
-                .prepare_cached("UPDATE outbox SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL")
+                .prepare_cached(
+                    "UPDATE outbox SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL",
+                )
                 .map_err(sqlite_err)?;
             let now = format_ts(now);
             for seq in seqs {
@@ -84,9 +92,12 @@ impl OutboxSource for SqliteStore {
     async fn record_failure(&self, seq: i64, error: &str) -> Result<(), OutboxError> {
         let error = error.to_owned();
         self.write(move |conn| {
-            conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1", params![seq, error])
-                .map(|_| ())
-                .map_err(sqlite_err)
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1",
+                params![seq, error],
+            )
+            .map(|_| ())
+            .map_err(sqlite_err)
         })
         .await
         .map_err(outbox_err)

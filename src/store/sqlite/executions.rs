@@ -1,0 +1,172 @@
+//! The local executor's durable state: one row per execution holding its snapshot, and its
+//! history. `record` refuses a write that does not continue the stored history, so two
+//! runners of one execution (say, two processes resuming after a crash) cannot interleave.
+
+use super::{SqliteStore, sqlite_err};
+use crate::clock::format_ts;
+use async_trait::async_trait;
+use orders_workflow::executor::{
+    ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, HistoryEvent,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+fn exec_err(e: crate::store::StoreError) -> ExecutionStoreError {
+    ExecutionStoreError::new(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, crate::store::StoreError> {
+    serde_json::to_string(v).map_err(|e| crate::store::StoreError::Backend(e.to_string()))
+}
+
+fn insert_events(
+    conn: &Connection,
+    name: &str,
+    events: &[HistoryEvent],
+) -> Result<(), crate::store::StoreError> {
+    let mut st = conn
+        .prepare_cached("INSERT INTO execution_history (name, seq, event) VALUES (?1, ?2, ?3)")
+        .map_err(sqlite_err)?;
+    for ev in events {
+        st.execute(params![name, ev.seq as i64, to_json(ev)?])
+            .map_err(sqlite_err)?;
+    }
+    Ok(())
+}
+
+fn snapshot_of(json: String) -> Result<ExecutionSnapshot, crate::store::StoreError> {
+    serde_json::from_str(&json)
+        .map_err(|e| crate::store::StoreError::Backend(format!("unreadable snapshot: {e}")))
+}
+
+#[async_trait]
+impl ExecutionStore for SqliteStore {
+    async fn create(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<bool, ExecutionStoreError> {
+        let (snap, events) = (snapshot.clone(), events.to_vec());
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO executions (name, status, snapshot, started_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        snap.name,
+                        snap.status.as_str(),
+                        to_json(&snap).unwrap_or_default(),
+                        format_ts(snap.started_at),
+                        format_ts(snap.updated_at)
+                    ])
+                })
+                .map_err(sqlite_err)?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            insert_events(conn, &snap.name, &events)?;
+            Ok(true)
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn record(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<(), ExecutionStoreError> {
+        let (snap, events) = (snapshot.clone(), events.to_vec());
+        self.write(move |conn| {
+            let stored: Option<(String, String)> = conn
+                .prepare_cached("SELECT status, snapshot FROM executions WHERE name = ?1")
+                .and_then(|mut st| {
+                    st.query_row([&snap.name], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(sqlite_err)?;
+            let Some((status, stored)) = stored else {
+                return Err(crate::store::StoreError::Backend(format!(
+                    "execution {} does not exist",
+                    snap.name
+                )));
+            };
+            if status != ExecutionStatus::Running.as_str() {
+                return Err(crate::store::StoreError::Backend(format!(
+                    "execution {} already finished",
+                    snap.name
+                )));
+            }
+            let stored_seq = snapshot_of(stored)?.seq;
+            if let Some(first) = events.first()
+                && first.seq != stored_seq + 1
+            {
+                return Err(crate::store::StoreError::Backend(format!(
+                    "execution {}: history continues at {} but event {} was written",
+                    snap.name,
+                    stored_seq + 1,
+                    first.seq
+                )));
+            }
+            conn.prepare_cached(
+                "UPDATE executions SET status = ?2, snapshot = ?3, updated_at = ?4 WHERE name = ?1",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    snap.name,
+                    snap.status.as_str(),
+                    to_json(&snap).unwrap_or_default(),
+                    format_ts(snap.updated_at)
+                ])
+            })
+            .map_err(sqlite_err)?;
+            insert_events(conn, &snap.name, &events)
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn unfinished(&self) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
+        self.read(|conn| {
+            let rows: Vec<String> = conn
+                .prepare_cached("SELECT snapshot FROM executions WHERE status = 'RUNNING' ORDER BY started_at, name")
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .map_err(sqlite_err)?;
+            rows.into_iter().map(snapshot_of).collect()
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT snapshot FROM executions WHERE name = ?1")
+                .and_then(|mut st| st.query_row([name], |r| r.get::<_, String>(0)).optional())
+                .map_err(sqlite_err)?
+                .map(snapshot_of)
+                .transpose()
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            let rows: Vec<String> = conn
+                .prepare_cached("SELECT event FROM execution_history WHERE name = ?1 ORDER BY seq")
+                .and_then(|mut st| st.query_map([name], |r| r.get(0))?.collect())
+                .map_err(sqlite_err)?;
+            rows.into_iter()
+                .map(|e| {
+                    serde_json::from_str(&e)
+                        .map_err(|e| crate::store::StoreError::Backend(e.to_string()))
+                })
+                .collect()
+        })
+        .await
+        .map_err(exec_err)
+    }
+}

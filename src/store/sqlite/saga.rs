@@ -1,0 +1,367 @@
+//! The saga steps' storage on SQLite. Each method is one write job (one savepoint in a group
+//! commit), keyed by order id, so re-running it changes nothing the first run did not.
+
+use super::{SqliteStore, sqlite_err};
+use crate::clock::format_ts;
+use crate::store::StoreError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orders_domain::{Cents, CustomerId, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode};
+use orders_workflow::steps::store::{Charge, Reservation, StatusChange};
+use orders_workflow::steps::{SagaStore, SagaStoreError, Step};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+
+fn saga_err(e: StoreError) -> SagaStoreError {
+    match e {
+        StoreError::Backend(m) => SagaStoreError::Unavailable(m),
+        other => SagaStoreError::Unavailable(other.to_string()),
+    }
+}
+
+impl SqliteStore {
+    async fn saga_write<T, F>(&self, f: F) -> Result<T, SagaStoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write(f).await.map_err(saga_err)
+    }
+}
+
+/// Quantities per product: an order may list one product twice.
+fn totals(items: &[SagaItem]) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(i.product_id.to_string()).or_insert(0) += i64::from(i.quantity);
+    }
+    m
+}
+
+fn reserve_tx(
+    conn: &Connection,
+    order: &str,
+    items: &[SagaItem],
+    now: &str,
+) -> Result<Reservation, StoreError> {
+    let held: Option<String> = conn
+        .query_row(
+            "SELECT status FROM reservations WHERE order_id = ?1",
+            [order],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    if held.is_some() {
+        return Ok(Reservation::Reserved);
+    }
+    let wanted = totals(items);
+    for (product, qty) in &wanted {
+        let available: Option<i64> = conn
+            .prepare_cached("SELECT available FROM inventory WHERE product_id = ?1")
+            .and_then(|mut st| st.query_row([product], |r| r.get(0)).optional())
+            .map_err(sqlite_err)?;
+        if available.is_none_or(|a| a < *qty) {
+            return Ok(Reservation::Short {
+                product: ProductId::from_trusted(product.clone()),
+                available: available.unwrap_or(0),
+                requested: u32::try_from(*qty).unwrap_or(u32::MAX),
+            });
+        }
+    }
+    let mut take = conn
+        .prepare_cached("UPDATE inventory SET available = available - ?2, updated_at = ?3 WHERE product_id = ?1 AND available >= ?2")
+        .map_err(sqlite_err)?;
+    for (product, qty) in &wanted {
+        if take
+            .execute(params![product, qty, now])
+            .map_err(sqlite_err)?
+            != 1
+        {
+            // Checked above in this same transaction; reaching here means the check is wrong.
+            return Err(StoreError::Backend(format!(
+                "stock of {product} changed during reservation"
+            )));
+        }
+    }
+    let json = serde_json::to_string(&wanted).map_err(|e| StoreError::Backend(e.to_string()))?;
+    conn.execute(
+        "INSERT INTO reservations (order_id, items, status, created_at, updated_at) VALUES (?1, ?2, 'RESERVED', ?3, ?3)",
+        params![order, json, now],
+    )
+    .map_err(sqlite_err)?;
+    Ok(Reservation::Reserved)
+}
+
+fn release_tx(conn: &Connection, order: &str, now: &str) -> Result<bool, StoreError> {
+    let items: Option<String> = conn
+        .query_row(
+            "SELECT items FROM reservations WHERE order_id = ?1 AND status = 'RESERVED'",
+            [order],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    let Some(items) = items else { return Ok(false) };
+    let items: BTreeMap<String, i64> = serde_json::from_str(&items)
+        .map_err(|e| StoreError::Backend(format!("unreadable reservation: {e}")))?;
+    for (product, qty) in items {
+        conn.execute(
+            "UPDATE inventory SET available = available + ?2, updated_at = ?3 WHERE product_id = ?1",
+            params![product, qty, now],
+        )
+        .map_err(sqlite_err)?;
+    }
+    conn.execute(
+        "UPDATE reservations SET status = 'RELEASED', updated_at = ?2 WHERE order_id = ?1",
+        params![order, now],
+    )
+    .map_err(sqlite_err)?;
+    Ok(true)
+}
+
+fn set_status_tx(
+    conn: &Connection,
+    order: &str,
+    to: OrderStatus,
+    reason: Option<&str>,
+    now: &str,
+) -> Result<Result<StatusChange, SagaStoreError>, StoreError> {
+    let current: Option<(String, i64)> = conn
+        .prepare_cached("SELECT status, version FROM orders WHERE order_id = ?1")
+        .and_then(|mut st| {
+            st.query_row([order], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sqlite_err)?;
+    let Some((status, version)) = current else {
+        return Ok(Err(SagaStoreError::OrderNotFound(
+            order
+                .parse()
+                .map_err(|_| StoreError::Backend("bad id".into()))?,
+        )));
+    };
+    let from: OrderStatus = status
+        .parse()
+        .map_err(|_| StoreError::Backend("unreadable order status".into()))?;
+    if from.has_reached(to) {
+        return Ok(Ok(StatusChange::Unchanged));
+    }
+    if !from.can_move_to(to) {
+        return Ok(Err(SagaStoreError::InvalidTransition { from, to }));
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE orders SET status = ?3, version = version + 1, updated_at = ?4,
+                 failure_reason = COALESCE(?5, failure_reason)
+             WHERE order_id = ?1 AND version = ?2",
+        )
+        .and_then(|mut st| st.execute(params![order, version, to.as_str(), now, reason]))
+        .map_err(sqlite_err)?;
+    if changed != 1 {
+        return Ok(Err(SagaStoreError::Unavailable(format!(
+            "order {order} changed concurrently (version {version})"
+        ))));
+    }
+    Ok(Ok(StatusChange::Changed {
+        version: version + 1,
+    }))
+}
+
+#[async_trait]
+impl SagaStore for SqliteStore {
+    async fn step_attempt(
+        &self,
+        order: OrderId,
+        step: Step,
+        now: DateTime<Utc>,
+    ) -> Result<(), SagaStoreError> {
+        self.saga_write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO saga_steps (order_id, step, status, attempts, started_at) VALUES (?1, ?2, 'RUNNING', 1, ?3)
+                 ON CONFLICT (order_id, step) DO UPDATE SET attempts = attempts + 1, status = 'RUNNING', finished_at = NULL",
+            )
+            .and_then(|mut st| st.execute(params![order.to_string(), step.name(), format_ts(now)]))
+            .map(|_| ())
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn step_result(
+        &self,
+        order: OrderId,
+        step: Step,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), SagaStoreError> {
+        let error = error.map(str::to_owned);
+        self.saga_write(move |conn| {
+            let status = if error.is_some() { "FAILED" } else { "SUCCEEDED" };
+            conn.prepare_cached("UPDATE saga_steps SET status = ?3, finished_at = ?4, error = ?5 WHERE order_id = ?1 AND step = ?2")
+                .and_then(|mut st| st.execute(params![order.to_string(), step.name(), status, format_ts(now), error]))
+                .map(|_| ())
+                .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn reserve(
+        &self,
+        order: OrderId,
+        items: &[SagaItem],
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, SagaStoreError> {
+        let items = items.to_vec();
+        self.saga_write(move |conn| reserve_tx(conn, &order.to_string(), &items, &format_ts(now)))
+            .await
+    }
+
+    async fn release(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, SagaStoreError> {
+        self.saga_write(move |conn| release_tx(conn, &order.to_string(), &format_ts(now)))
+            .await
+    }
+
+    async fn charge(&self, order: OrderId) -> Result<Option<Charge>, SagaStoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([order.to_string()], |r| {
+                    Ok(Charge {
+                        charge_id: r.get(0)?,
+                        amount: Cents(r.get(1)?),
+                        refunded: r.get::<_, String>(2)? == "REFUNDED",
+                    })
+                })
+                .optional()
+            })
+            .map_err(sqlite_err)
+        })
+        .await
+        .map_err(saga_err)
+    }
+
+    async fn record_charge(
+        &self,
+        order: OrderId,
+        charge: &Charge,
+        method: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Charge, SagaStoreError> {
+        let (charge, method) = (charge.clone(), method.to_owned());
+        self.saga_write(move |conn| {
+            let id = order.to_string();
+            conn.execute(
+                "INSERT INTO payments (order_id, amount_cents, payment_method, status, charge_id, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'CHARGED', ?4, ?5, ?5) ON CONFLICT (order_id) DO NOTHING",
+                params![id, charge.amount.0, method, charge.charge_id, format_ts(now)],
+            )
+            .map_err(sqlite_err)?;
+            conn.query_row("SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1", [id], |r| {
+                Ok(Charge { charge_id: r.get(0)?, amount: Cents(r.get(1)?), refunded: r.get::<_, String>(2)? == "REFUNDED" })
+            })
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn refund(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, SagaStoreError> {
+        self.saga_write(move |conn| {
+            conn.execute(
+                "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1 AND status = 'CHARGED'",
+                params![order.to_string(), format_ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn notify(
+        &self,
+        order: OrderId,
+        customer: &CustomerId,
+        kind: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, SagaStoreError> {
+        let (customer, kind, message) = (customer.to_string(), kind.to_owned(), message.to_owned());
+        self.saga_write(move |conn| {
+            conn.execute(
+                "INSERT INTO notifications (order_id, kind, customer_id, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (order_id, kind) DO NOTHING",
+                params![order.to_string(), kind, customer, message, format_ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn issue_voucher(
+        &self,
+        order: OrderId,
+        customer: &CustomerId,
+        code: &VoucherCode,
+        discount: Cents,
+        now: DateTime<Utc>,
+    ) -> Result<VoucherCode, SagaStoreError> {
+        let (customer, code) = (customer.to_string(), code.to_string());
+        self.saga_write(move |conn| {
+            let id = order.to_string();
+            conn.execute(
+                "INSERT INTO vouchers (code, customer_id, discount_cents, status, issued_for_order, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'READY', ?4, ?5, ?5) ON CONFLICT (issued_for_order) DO NOTHING",
+                params![code, customer, discount.0, id, format_ts(now)],
+            )
+            .map_err(sqlite_err)?;
+            conn.query_row("SELECT code FROM vouchers WHERE issued_for_order = ?1", [id], |r| r.get(0))
+                .map(VoucherCode::from_trusted)
+                .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn restore_voucher(
+        &self,
+        code: &VoucherCode,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, SagaStoreError> {
+        let code = code.to_string();
+        self.saga_write(move |conn| {
+            conn.execute(
+                "UPDATE vouchers SET status = 'READY', redeemed_by_order = NULL, updated_at = ?3
+                 WHERE code = ?1 AND redeemed_by_order = ?2 AND status = 'USED'",
+                params![code, order.to_string(), format_ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        order: OrderId,
+        to: OrderStatus,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange, SagaStoreError> {
+        let reason = reason.map(str::to_owned);
+        // A refusal (unknown order, forbidden move) is an answer, not a storage failure: it
+        // travels inside `Ok`, so the writer keeps the (empty) savepoint.
+        self.saga_write(move |conn| {
+            set_status_tx(
+                conn,
+                &order.to_string(),
+                to,
+                reason.as_deref(),
+                &format_ts(now),
+            )
+        })
+        .await?
+    }
+}

@@ -1,0 +1,222 @@
+//! What the executor persists, and the trait a store implements.
+//!
+//! Durability rests on one invariant: the snapshot is the *only* thing a restart needs, and it
+//! is replaced together with the history events that explain the change, in one atomic
+//! `record`. The snapshot always names a state that has not completed yet (or a finished
+//! execution), so resuming means running that state again — safe because every handler is
+//! idempotent — and never skipping one. The `seq` of the snapshot is the seq of the last
+//! history event; a store uses it to refuse a write that does not continue the stored history,
+//! which is what stops two runners of the same execution from interleaving.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExecutionStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "RUNNING" => Ok(ExecutionStatus::Running),
+            "SUCCEEDED" => Ok(ExecutionStatus::Succeeded),
+            "FAILED" => Ok(ExecutionStatus::Failed),
+            other => Err(format!("unknown execution status {other:?}")),
+        }
+    }
+}
+
+/// Everything needed to continue an execution after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionSnapshot {
+    pub name: String,
+    pub status: ExecutionStatus,
+    /// The state to run next (while RUNNING) or the last state run (once finished).
+    pub state: String,
+    /// The raw input of `state`, before its InputPath.
+    pub state_input: Value,
+    pub state_entered_at: DateTime<Utc>,
+    /// The execution's original input (`$$.Execution.Input`).
+    pub input: Value,
+    /// One counter per retrier of `state`, reset when the state is left.
+    #[serde(default)]
+    pub retry_counts: Vec<u32>,
+    /// When a scheduled retry of `state` is due; a resumed execution waits until then.
+    #[serde(default)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The seq of the last history event.
+    pub seq: u64,
+}
+
+impl ExecutionSnapshot {
+    /// The 1-based attempt number the next run of `state` will be.
+    pub fn attempt(&self) -> u32 {
+        1 + self.retry_counts.iter().sum::<u32>()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.status != ExecutionStatus::Running
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HistoryEventKind {
+    ExecutionStarted,
+    StateEntered,
+    TaskSucceeded,
+    TaskFailed,
+    RetryScheduled,
+    CaughtError,
+    StateExited,
+    ExecutionSucceeded,
+    ExecutionFailed,
+}
+
+impl HistoryEventKind {
+    pub const ALL: [HistoryEventKind; 9] = [
+        HistoryEventKind::ExecutionStarted,
+        HistoryEventKind::StateEntered,
+        HistoryEventKind::TaskSucceeded,
+        HistoryEventKind::TaskFailed,
+        HistoryEventKind::RetryScheduled,
+        HistoryEventKind::CaughtError,
+        HistoryEventKind::StateExited,
+        HistoryEventKind::ExecutionSucceeded,
+        HistoryEventKind::ExecutionFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryEventKind::ExecutionStarted => "ExecutionStarted",
+            HistoryEventKind::StateEntered => "StateEntered",
+            HistoryEventKind::TaskSucceeded => "TaskSucceeded",
+            HistoryEventKind::TaskFailed => "TaskFailed",
+            HistoryEventKind::RetryScheduled => "RetryScheduled",
+            HistoryEventKind::CaughtError => "CaughtError",
+            HistoryEventKind::StateExited => "StateExited",
+            HistoryEventKind::ExecutionSucceeded => "ExecutionSucceeded",
+            HistoryEventKind::ExecutionFailed => "ExecutionFailed",
+        }
+    }
+}
+
+impl fmt::Display for HistoryEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HistoryEventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HistoryEventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown history event kind {s:?}"))
+    }
+}
+
+/// One line of an execution's history; `seq` starts at 1 and has no gaps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    pub seq: u64,
+    pub timestamp: DateTime<Utc>,
+    pub kind: HistoryEventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// For task events: the 1-based attempt; for RetryScheduled: the attempt being scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("execution store: {message}")]
+pub struct ExecutionStoreError {
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ExecutionStoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ExecutionStoreError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ExecutionStoreError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// Insert a new RUNNING execution; Ok(false) if the name already exists (a no-op, like
+    /// Step Functions' ExecutionAlreadyExists).
+    async fn create(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<bool, ExecutionStoreError>;
+    /// Atomically replace the snapshot and append the events (one transaction). Should fail,
+    /// changing nothing, when the execution is unknown or already finished, or when `events`
+    /// do not continue the stored history (first seq != stored seq + 1).
+    async fn record(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<(), ExecutionStoreError>;
+    /// Every RUNNING execution, oldest first.
+    async fn unfinished(&self) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError>;
+    async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError>;
+    /// The history in seq order; empty for an unknown execution.
+    async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError>;
+}

@@ -1,0 +1,128 @@
+//! What each step does. Forward steps move the order along; compensation steps each undo one
+//! thing if, and only if, it was done, which is why one linear compensation path is correct
+//! wherever the saga failed.
+
+use super::payment::{ProviderAnswer, authorize};
+use super::store::{Charge, Reservation};
+use super::{SagaState, Step, StepError, Steps};
+use chrono::Utc;
+use orders_domain::voucher::earns_voucher;
+use orders_domain::{OrderStatus, VOUCHER_DISCOUNT, VoucherCode};
+use serde_json::{Value, json};
+
+impl Steps {
+    pub(super) async fn run(&self, step: Step, s: &SagaState) -> Result<Value, StepError> {
+        let o = &s.order;
+        let now = Utc::now();
+        match step {
+            Step::ReserveInventory => match self.store.reserve(o.order_id, &o.items, now).await? {
+                Reservation::Reserved => {
+                    self.store
+                        .set_status(o.order_id, OrderStatus::InventoryReserved, None, now)
+                        .await?;
+                    Ok(json!({"reserved": o.items.len()}))
+                }
+                Reservation::Short {
+                    product,
+                    available,
+                    requested,
+                } => Err(StepError::OutOfStock(format!(
+                    "product {product}: {requested} requested, {available} available"
+                ))),
+            },
+            Step::ProcessPayment => {
+                let charge = match self.store.charge(o.order_id).await? {
+                    Some(existing) => existing,
+                    None => {
+                        let ProviderAnswer::Charged { charge_id } =
+                            authorize(&o.payment_method, self.settings.payment_transient_rate)?;
+                        let charge = Charge {
+                            charge_id,
+                            amount: o.total_cents,
+                            refunded: false,
+                        };
+                        self.store
+                            .record_charge(o.order_id, &charge, &o.payment_method, now)
+                            .await?
+                    }
+                };
+                self.store
+                    .set_status(o.order_id, OrderStatus::PaymentProcessed, None, now)
+                    .await?;
+                Ok(json!({"chargeId": charge.charge_id, "amountCents": charge.amount.0}))
+            }
+            Step::SendNotification => {
+                let rate = self.settings.notification_failure_rate;
+                if rate > 0.0 && fastrand::f64() < rate {
+                    return Err(StepError::Transient(
+                        "notification service unavailable".into(),
+                    ));
+                }
+                let message = format!(
+                    "Your order {} of {} EUR is confirmed.",
+                    o.order_id, o.total_cents
+                );
+                let sent = self
+                    .store
+                    .notify(o.order_id, &o.customer_id, "order-confirmed", &message, now)
+                    .await?;
+                tracing::info!(customer_id = %o.customer_id, new = sent, "customer notified");
+                Ok(json!({"notified": true}))
+            }
+            Step::IssueVoucher => {
+                if !earns_voucher(o.total_cents) {
+                    return Ok(json!({"voucherCode": null}));
+                }
+                let code = voucher_code_for(o.order_id);
+                let code = self
+                    .store
+                    .issue_voucher(o.order_id, &o.customer_id, &code, VOUCHER_DISCOUNT, now)
+                    .await?;
+                Ok(json!({"voucherCode": code.as_str()}))
+            }
+            Step::MarkCompleted => {
+                self.store
+                    .set_status(o.order_id, OrderStatus::Completed, None, now)
+                    .await?;
+                Ok(json!({"status": OrderStatus::Completed}))
+            }
+            Step::BeginCompensation => {
+                let reason = match &s.error {
+                    Some(e) if e.cause.is_empty() => e.error.clone(),
+                    Some(e) => format!("{}: {}", e.error, e.cause),
+                    None => "unknown failure".to_owned(),
+                };
+                self.store
+                    .set_status(o.order_id, OrderStatus::Compensating, Some(&reason), now)
+                    .await?;
+                Ok(json!({"reason": reason}))
+            }
+            Step::RefundPayment => {
+                Ok(json!({"refunded": self.store.refund(o.order_id, now).await?}))
+            }
+            Step::ReleaseInventory => {
+                Ok(json!({"released": self.store.release(o.order_id, now).await?}))
+            }
+            Step::RestoreVoucher => {
+                let restored = match &o.voucher_code {
+                    Some(code) => self.store.restore_voucher(code, o.order_id, now).await?,
+                    None => false,
+                };
+                Ok(json!({"restored": restored}))
+            }
+            Step::MarkFailed => {
+                self.store
+                    .set_status(o.order_id, OrderStatus::Failed, None, now)
+                    .await?;
+                Ok(json!({"status": OrderStatus::Failed}))
+            }
+        }
+    }
+}
+
+/// The voucher an order earns has a code derived from the order id, so a re-run of the step
+/// names the same voucher.
+pub fn voucher_code_for(order: orders_domain::OrderId) -> VoucherCode {
+    let hex = order.0.simple().to_string().to_uppercase();
+    VoucherCode::from_trusted(format!("VCH-{}", &hex[..16]))
+}

@@ -1,0 +1,390 @@
+//! The saga definition loads, and every kind of broken definition is refused with an error
+//! that names the state, so a mistake in `statemachine.asl.json` is caught by `cargo test`
+//! instead of by a failed deploy or, worse, a saga that behaves differently on AWS.
+
+use orders_workflow::asl::{
+    AslError, DEFINITION, JitterStrategy, State, StateMachine, Transition, substitute,
+    substitution_names,
+};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+const NAMES: [&str; 10] = [
+    "BeginCompensationFunctionArn",
+    "IssueVoucherFunctionArn",
+    "MarkCompletedFunctionArn",
+    "MarkFailedFunctionArn",
+    "ProcessPaymentFunctionArn",
+    "RefundPaymentFunctionArn",
+    "ReleaseInventoryFunctionArn",
+    "ReserveInventoryFunctionArn",
+    "RestoreVoucherFunctionArn",
+    "SendNotificationFunctionArn",
+];
+
+fn names() -> BTreeSet<String> {
+    NAMES.iter().map(|n| n.to_string()).collect()
+}
+
+fn saga() -> Value {
+    serde_json::from_str(DEFINITION).unwrap()
+}
+
+/// Loads a (broken) variant of the saga and returns the error, checking it names `state`.
+fn rejected(definition: &Value, state: &str) -> AslError {
+    let err = StateMachine::load(&definition.to_string(), &names())
+        .expect_err("the definition must be rejected");
+    assert_eq!(err.state(), Some(state), "wrong state in {err}");
+    assert!(
+        err.to_string().starts_with(&format!("state \"{state}\": ")),
+        "{err}"
+    );
+    err
+}
+
+#[test]
+fn the_saga_loads_with_its_ten_substitutions() {
+    assert_eq!(substitution_names(DEFINITION), names());
+    let machine = StateMachine::load(DEFINITION, &names()).unwrap();
+    assert_eq!(machine, StateMachine::saga().unwrap());
+    assert_eq!(machine.start_at, "ReserveInventory");
+    assert_eq!(machine.states.len(), 13);
+    assert_eq!(machine.task_resources(), NAMES.into_iter().collect());
+
+    let compensation = [
+        "BeginCompensation",
+        "RefundPayment",
+        "ReleaseInventory",
+        "RestoreVoucher",
+        "MarkFailed",
+    ];
+    let raw = saga();
+    for (name, state) in &machine.states {
+        let State::Task(task) = state else { continue };
+        assert_eq!(task.resource, format!("{name}FunctionArn"));
+        assert_eq!(
+            raw["States"][name]["Parameters"],
+            json!({"step": name, "input.$": "$"})
+        );
+        let [retrier] = task.retry.as_slice() else {
+            panic!("{name}: one retrier")
+        };
+        assert_eq!(retrier.error_equals, ["Transient"], "{name}");
+        assert_eq!(retrier.jitter_strategy, JitterStrategy::Full);
+        assert_eq!((retrier.interval_seconds, retrier.backoff_rate), (1, 2.0));
+        if compensation.contains(&name.as_str()) {
+            assert_eq!(
+                (retrier.max_attempts, retrier.max_delay_seconds),
+                (8, Some(30)),
+                "{name}"
+            );
+            assert!(
+                task.catch.is_empty(),
+                "{name}: compensation must not be caught"
+            );
+        } else {
+            assert_eq!(
+                (retrier.max_attempts, retrier.max_delay_seconds),
+                (4, Some(8)),
+                "{name}"
+            );
+            assert_eq!(task.catch.len(), 1, "{name}");
+            assert_eq!(task.catch[0].error_equals, ["States.ALL"]);
+        }
+    }
+    let State::Fail(failed) = &machine.states["OrderFailed"] else {
+        panic!("OrderFailed is a Fail")
+    };
+    assert_eq!(failed.error.as_deref(), Some("OrderFailed"));
+    let State::Task(notify) = &machine.states["SendNotification"] else {
+        panic!()
+    };
+    assert_eq!(notify.catch[0].next, "VoucherEligible");
+    assert_eq!(
+        notify.transition,
+        Transition::Next("VoucherEligible".into())
+    );
+    assert_eq!(
+        raw["States"]["VoucherEligible"]["Choices"][0]["NumericGreaterThan"],
+        10000
+    );
+    assert!(!DEFINITION.contains("lambda:invoke"));
+}
+
+#[test]
+fn dangling_transitions_are_rejected() {
+    let mut def = saga();
+    def["States"]["ReserveInventory"]["Next"] = json!("Nowhere");
+    let err = rejected(&def, "ReserveInventory");
+    assert_eq!(
+        err.to_string(),
+        r#"state "ReserveInventory": Next "Nowhere" does not exist"#
+    );
+
+    let mut def = saga();
+    def["States"]["ProcessPayment"]["Catch"][0]["Next"] = json!("Nowhere");
+    assert!(
+        rejected(&def, "ProcessPayment")
+            .to_string()
+            .contains(r#"Catch[0].Next "Nowhere""#)
+    );
+
+    let mut def = saga();
+    def["States"]["VoucherEligible"]["Default"] = json!("Nowhere");
+    assert!(matches!(
+        rejected(&def, "VoucherEligible"),
+        AslError::DanglingTransition { .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["VoucherEligible"]["Choices"][0]["Next"] = json!("Nowhere");
+    assert!(matches!(
+        rejected(&def, "VoucherEligible"),
+        AslError::DanglingTransition { .. }
+    ));
+}
+
+#[test]
+fn unreachable_states_are_rejected() {
+    let mut def = saga();
+    def["States"]["Orphan"] = json!({"Type": "Pass", "End": true});
+    assert!(matches!(
+        rejected(&def, "Orphan"),
+        AslError::Unreachable { .. }
+    ));
+}
+
+#[test]
+fn unknown_and_unsupported_state_types_are_rejected() {
+    let mut def = saga();
+    def["States"]["MarkFailed"]["Type"] = json!("Taks");
+    assert!(matches!(
+        rejected(&def, "MarkFailed"),
+        AslError::UnknownStateType { .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["Orphan"] = json!({"Type": "Wait", "Seconds": 1, "End": true});
+    def["States"]["MarkFailed"]["Next"] = json!("Orphan");
+    let err = rejected(&def, "Orphan");
+    assert!(
+        err.to_string().contains("unsupported state type \"Wait\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn resources_must_be_known_substitutions() {
+    let mut def = saga();
+    def["States"]["MarkFailed"]["Resource"] = json!("${MarkFailedFunctionArnX}");
+    assert!(matches!(
+        rejected(&def, "MarkFailed"),
+        AslError::UnknownSubstitution { .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["MarkFailed"]["Resource"] = json!("arn:aws:states:::lambda:invoke");
+    assert!(matches!(
+        rejected(&def, "MarkFailed"),
+        AslError::ResourceNotSubstitution { .. }
+    ));
+}
+
+#[test]
+fn start_at_must_exist() {
+    let mut def = saga();
+    def.as_object_mut().unwrap().remove("StartAt");
+    let err = StateMachine::load(&def.to_string(), &names()).unwrap_err();
+    assert_eq!(err, AslError::MissingStartAt);
+
+    let mut def = saga();
+    def["StartAt"] = json!("Nowhere");
+    let err = StateMachine::load(&def.to_string(), &names()).unwrap_err();
+    assert_eq!(err.to_string(), r#"StartAt "Nowhere" does not exist"#);
+}
+
+#[test]
+fn next_and_end_are_exclusive_and_one_is_required() {
+    let mut def = saga();
+    def["States"]["MarkFailed"]["End"] = json!(true);
+    assert!(matches!(
+        rejected(&def, "MarkFailed"),
+        AslError::ConflictingTransition { .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["MarkFailed"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Next");
+    assert!(matches!(
+        rejected(&def, "MarkFailed"),
+        AslError::MissingTransition { .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["Completed"]["Next"] = json!("OrderFailed");
+    assert!(matches!(
+        rejected(&def, "Completed"),
+        AslError::Invalid { .. }
+    ));
+}
+
+#[test]
+fn states_all_must_be_alone_and_last() {
+    let mut def = saga();
+    let catch = &mut def["States"]["ProcessPayment"]["Catch"];
+    catch
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"ErrorEquals": ["PaymentDeclined"], "Next": "BeginCompensation"}));
+    assert!(matches!(
+        rejected(&def, "ProcessPayment"),
+        AslError::StatesAllNotLast { field: "Catch", .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["ProcessPayment"]["Catch"][0]["ErrorEquals"] = json!(["States.ALL", "Transient"]);
+    assert!(matches!(
+        rejected(&def, "ProcessPayment"),
+        AslError::StatesAllNotLast { .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["RefundPayment"]["Retry"][0]["ErrorEquals"] = json!(["States.ALL"]);
+    def["States"]["RefundPayment"]["Retry"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"ErrorEquals": ["Transient"]}));
+    assert!(matches!(
+        rejected(&def, "RefundPayment"),
+        AslError::StatesAllNotLast { field: "Retry", .. }
+    ));
+}
+
+#[test]
+fn malformed_and_unsupported_paths_are_rejected() {
+    let cases: [(&str, &str, Value); 6] = [
+        ("ReserveInventory", "ResultPath", json!("reservation")),
+        ("ReserveInventory", "ResultPath", json!("$..reservation")),
+        ("ProcessPayment", "InputPath", json!("$.items[*]")),
+        ("ProcessPayment", "OutputPath", json!("$$.Execution.Input")),
+        ("SendNotification", "ResultPath", json!("$.a[")),
+        (
+            "IssueVoucher",
+            "InputPath",
+            json!("$.items[?(@.quantity > 1)]"),
+        ),
+    ];
+    for (state, field, value) in cases {
+        let mut def = saga();
+        def["States"][state][field] = value.clone();
+        let err = rejected(&def, state);
+        assert!(
+            matches!(err, AslError::Path { .. }),
+            "{field} = {value}: {err}"
+        );
+        assert!(err.to_string().contains(field), "{err}");
+    }
+
+    let mut def = saga();
+    def["States"]["ProcessPayment"]["Parameters"]["input.$"] = json!("$.order[-1]");
+    assert!(matches!(
+        rejected(&def, "ProcessPayment"),
+        AslError::Path { .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["VoucherEligible"]["Choices"][0]["Variable"] = json!("totalCents");
+    assert!(
+        rejected(&def, "VoucherEligible")
+            .to_string()
+            .contains("malformed JsonPath")
+    );
+}
+
+#[test]
+fn intrinsic_functions_are_rejected() {
+    let mut def = saga();
+    def["States"]["ReserveInventory"]["Parameters"]["id.$"] =
+        json!("States.Format('order-{}', $.orderId)");
+    let err = rejected(&def, "ReserveInventory");
+    assert!(matches!(err, AslError::IntrinsicFunction { .. }));
+    assert!(
+        err.to_string().contains("unsupported intrinsic function"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_fields_and_bad_choice_rules_are_rejected() {
+    let mut def = saga();
+    def["States"]["MarkCompleted"]["HeartbeatSecond"] = json!(10);
+    assert!(matches!(
+        rejected(&def, "MarkCompleted"),
+        AslError::Invalid { .. }
+    ));
+
+    let mut def = saga();
+    def["States"]["VoucherEligible"]["Choices"][0]["NumericLessThan"] = json!(5);
+    assert!(
+        rejected(&def, "VoucherEligible")
+            .to_string()
+            .contains("exactly one comparison")
+    );
+
+    let mut def = saga();
+    def["States"]["IssueVoucher"]["Retry"][0]["JitterStrategy"] = json!("PARTIAL");
+    assert!(matches!(
+        rejected(&def, "IssueVoucher"),
+        AslError::Invalid { .. }
+    ));
+}
+
+#[test]
+fn supported_path_forms_load() {
+    let def = json!({
+        "StartAt": "P",
+        "States": {"P": {
+            "Type": "Pass",
+            "InputPath": "$['order'].items[0]",
+            "Parameters": {"a.$": "$.product_id", "n.$": "$$.Execution.Name", "r.$": "$$.State.RetryCount"},
+            "ResultPath": "$.x.y",
+            "OutputPath": "$",
+            "End": true
+        }}
+    });
+    StateMachine::load(&def.to_string(), &BTreeSet::new()).unwrap();
+}
+
+#[test]
+fn substitute_replaces_every_placeholder() {
+    let values: BTreeMap<String, String> = NAMES
+        .iter()
+        .map(|n| {
+            (
+                n.to_string(),
+                format!("arn:aws:lambda:eu-west-1:000000000000:function:{n}"),
+            )
+        })
+        .collect();
+    let deployed = substitute(DEFINITION, &values).unwrap();
+    assert!(substitution_names(&deployed).is_empty());
+    let deployed: Value = serde_json::from_str(&deployed).unwrap();
+    assert_eq!(
+        deployed["States"]["ReserveInventory"]["Resource"],
+        "arn:aws:lambda:eu-west-1:000000000000:function:ReserveInventoryFunctionArn"
+    );
+
+    let mut partial = values.clone();
+    partial.remove("MarkFailedFunctionArn");
+    let err = substitute(DEFINITION, &partial).unwrap_err();
+    assert_eq!(
+        err,
+        AslError::MissingSubstitutionValue("MarkFailedFunctionArn".into())
+    );
+    assert_eq!(
+        substitute("no ${placeholders here", &BTreeMap::new()).unwrap(),
+        "no ${placeholders here"
+    );
+}
