@@ -4,8 +4,9 @@
 //! is written in the same transaction as the order and its outbox event, so there is never an
 //! order without a record or a record without an order, and no "in progress" state for a
 //! crash to strand. The fingerprint is SHA-256 over canonical JSON (keys sorted, no
-//! insignificant whitespace, integral numbers without a fraction), so reordering keys or
-//! re-indenting a body is the same request, while any change of value is a different one.
+//! insignificant whitespace, integral numbers without a fraction, null members dropped), so
+//! reordering keys, re-indenting a body or spelling out an absent optional field as null is
+//! the same request, while any change of value is a different one.
 
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -81,7 +82,13 @@ pub fn fingerprint(body: &Value) -> String {
 fn write_canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
+            // A member set to null means the same as an absent one (the validator treats
+            // both as "not given"), so it does not change the fingerprint.
+            let mut keys: Vec<&String> = map
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect();
             keys.sort();
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
@@ -177,5 +184,9 @@ mod tests {
             fingerprint(&json!({"a": 1}))
         );
         assert_eq!(fingerprint(&json!({})).len(), 64);
+        assert_eq!(
+            fingerprint(&json!({"a": 1, "voucherCode": null})),
+            fingerprint(&json!({"a": 1}))
+        );
     }
 }

@@ -52,7 +52,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         .await
         .map_err(crate::saga::SagaSetupError::from)?;
     let (stop_relay, stopped) = watch::channel(false);
-    let relay = tokio::spawn(saga.relay.run(stopped));
+    let relay = tokio::spawn(saga.relay.run(stopped.clone()));
+    let maintenance = tokio::spawn(maintain(store.clone(), saga.executor.clone(), stopped));
 
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, database = %config.database.display(), resumed, "orders listening on http://{addr}");
@@ -65,6 +66,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!("shutting down: in-flight requests finished");
     let _ = stop_relay.send(true);
     let _ = relay.await;
+    let _ = maintenance.await;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     if tokio::time::timeout(grace, saga.executor.idle())
         .await
@@ -79,6 +81,40 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     drop(saga.executor);
     drop(store);
     served.map_err(StartError::Serve)
+}
+
+/// How often stalled sagas are re-driven and expired idempotency records purged.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
+
+/// Background upkeep. An execution whose state could not be persisted stops where it was and
+/// stays RUNNING in the database; without this it would wait for the next process start.
+/// Expired idempotency records are already ignored at read; purging them bounds the table.
+async fn maintain(
+    store: Arc<SqliteStore>,
+    executor: Arc<orders_workflow::executor::Executor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        match executor.resume_unfinished().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(resumed = n, "re-drove stalled sagas"),
+            Err(e) => tracing::warn!(error = %e, "could not look for stalled sagas"),
+        }
+        match store
+            .purge_expired_idempotency(chrono::Utc::now(), 10_000)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired idempotency records purged"),
+            Err(e) => tracing::warn!(error = %e, "could not purge expired idempotency records"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

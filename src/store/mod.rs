@@ -4,8 +4,8 @@
 //! event, the idempotency record (when a key is given) and the voucher redemption (when a code
 //! is given) atomically, or writes nothing. A replay or a fingerprint mismatch is decided
 //! inside that same atomic unit, which is what makes N concurrent requests with one key
-//! produce exactly one order. `tests/store_contract.rs` holds the suite every implementation
-//! must pass.
+//! produce exactly one order. `tests/common/contract.rs` holds the suite every implementation
+//! must pass (run for SQLite by `tests/store_contract_sqlite.rs`).
 
 pub mod sqlite;
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod stack;
 
 use axum::Router;
 use axum::body::Body;

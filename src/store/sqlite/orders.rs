@@ -281,6 +281,26 @@ fn get_order_tx(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, Stor
     }))
 }
 
+impl SqliteStore {
+    /// Deletes up to `limit` idempotency records that expired before `now`. Expired records are
+    /// already ignored at read; this only reclaims their space.
+    pub async fn purge_expired_idempotency(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM idempotency WHERE key IN
+                     (SELECT key FROM idempotency WHERE expires_at_ms <= ?1 LIMIT ?2)",
+            )
+            .and_then(|mut st| st.execute(params![now.timestamp_millis(), limit]))
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl OrderStore for SqliteStore {
     async fn find_idempotency(

@@ -123,6 +123,7 @@ fn release_tx(conn: &Connection, order: &str, now: &str) -> Result<bool, StoreEr
 fn set_status_tx(
     conn: &Connection,
     order: &str,
+    step: Step,
     to: OrderStatus,
     reason: Option<&str>,
     now: &str,
@@ -144,7 +145,15 @@ fn set_status_tx(
     let from: OrderStatus = status
         .parse()
         .map_err(|_| StoreError::Backend("unreadable order status".into()))?;
+    let finish_step = || {
+        conn.prepare_cached(
+            "UPDATE saga_steps SET status = 'SUCCEEDED', finished_at = ?3, error = NULL WHERE order_id = ?1 AND step = ?2",
+        )
+        .and_then(|mut st| st.execute(params![order, step.name(), now]))
+        .map_err(sqlite_err)
+    };
     if from.has_reached(to) {
+        finish_step()?;
         return Ok(Ok(StatusChange::Unchanged));
     }
     if !from.can_move_to(to) {
@@ -163,6 +172,7 @@ fn set_status_tx(
             "order {order} changed concurrently (version {version})"
         ))));
     }
+    finish_step()?;
     Ok(Ok(StatusChange::Changed {
         version: version + 1,
     }))
@@ -324,6 +334,22 @@ impl SagaStore for SqliteStore {
         .await
     }
 
+    async fn withdraw_voucher(
+        &self,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, SagaStoreError> {
+        self.saga_write(move |conn| {
+            conn.execute(
+                "UPDATE vouchers SET status = 'DISABLED', updated_at = ?2 WHERE issued_for_order = ?1 AND status = 'READY'",
+                params![order.to_string(), format_ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+
     async fn restore_voucher(
         &self,
         code: &VoucherCode,
@@ -346,6 +372,7 @@ impl SagaStore for SqliteStore {
     async fn set_status(
         &self,
         order: OrderId,
+        step: Step,
         to: OrderStatus,
         reason: Option<&str>,
         now: DateTime<Utc>,
@@ -357,6 +384,7 @@ impl SagaStore for SqliteStore {
             set_status_tx(
                 conn,
                 &order.to_string(),
+                step,
                 to,
                 reason.as_deref(),
                 &format_ts(now),

@@ -18,7 +18,7 @@ impl Steps {
             Step::ReserveInventory => match self.store.reserve(o.order_id, &o.items, now).await? {
                 Reservation::Reserved => {
                     self.store
-                        .set_status(o.order_id, OrderStatus::InventoryReserved, None, now)
+                        .set_status(o.order_id, step, OrderStatus::InventoryReserved, None, now)
                         .await?;
                     Ok(json!({"reserved": o.items.len()}))
                 }
@@ -47,7 +47,7 @@ impl Steps {
                     }
                 };
                 self.store
-                    .set_status(o.order_id, OrderStatus::PaymentProcessed, None, now)
+                    .set_status(o.order_id, step, OrderStatus::PaymentProcessed, None, now)
                     .await?;
                 Ok(json!({"chargeId": charge.charge_id, "amountCents": charge.amount.0}))
             }
@@ -82,7 +82,7 @@ impl Steps {
             }
             Step::MarkCompleted => {
                 self.store
-                    .set_status(o.order_id, OrderStatus::Completed, None, now)
+                    .set_status(o.order_id, step, OrderStatus::Completed, None, now)
                     .await?;
                 Ok(json!({"status": OrderStatus::Completed}))
             }
@@ -93,7 +93,13 @@ impl Steps {
                     None => "unknown failure".to_owned(),
                 };
                 self.store
-                    .set_status(o.order_id, OrderStatus::Compensating, Some(&reason), now)
+                    .set_status(
+                        o.order_id,
+                        step,
+                        OrderStatus::Compensating,
+                        Some(&reason),
+                        now,
+                    )
                     .await?;
                 Ok(json!({"reason": reason}))
             }
@@ -108,11 +114,12 @@ impl Steps {
                     Some(code) => self.store.restore_voucher(code, o.order_id, now).await?,
                     None => false,
                 };
-                Ok(json!({"restored": restored}))
+                let withdrawn = self.store.withdraw_voucher(o.order_id, now).await?;
+                Ok(json!({"restored": restored, "withdrawn": withdrawn}))
             }
             Step::MarkFailed => {
                 self.store
-                    .set_status(o.order_id, OrderStatus::Failed, None, now)
+                    .set_status(o.order_id, step, OrderStatus::Failed, None, now)
                     .await?;
                 Ok(json!({"status": OrderStatus::Failed}))
             }

@@ -106,6 +106,13 @@ pub trait SagaStore: Send + Sync {
         discount: Cents,
         now: DateTime<Utc>,
     ) -> Result<VoucherCode, SagaStoreError>;
+    /// Disables the voucher this order earned if it is still READY (the order failed after
+    /// the voucher was issued); `false` if there was none to withdraw.
+    async fn withdraw_voucher(
+        &self,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, SagaStoreError>;
     /// Puts a voucher this order redeemed back to READY; `false` if it was not USED by it.
     async fn restore_voucher(
         &self,
@@ -115,10 +122,13 @@ pub trait SagaStore: Send + Sync {
     ) -> Result<bool, SagaStoreError>;
 
     /// Moves the order to `to` with a conditional update on its version. Already at or past
-    /// `to`: `Unchanged`. A move the lifecycle forbids: `InvalidTransition`.
+    /// `to`: `Unchanged`. A move the lifecycle forbids: `InvalidTransition`. The status change
+    /// is the last act of `step`, so the same transaction marks `step` SUCCEEDED: nobody sees
+    /// an order in its new status with the step that moved it still running.
     async fn set_status(
         &self,
         order: OrderId,
+        step: Step,
         to: OrderStatus,
         failure_reason: Option<&str>,
         now: DateTime<Utc>,
