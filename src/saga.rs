@@ -12,6 +12,9 @@ use orders_workflow::executor::{ExecError, Executor, ExecutorOptions, StartOutco
 use orders_workflow::steps::{StepSettings, Steps};
 use std::sync::Arc;
 
+/// Executions admitted at once; the relay waits beyond this (its events stay in the outbox).
+const MAX_IN_FLIGHT: usize = 1024;
+
 /// Starts sagas on the in-process executor; the execution name is the outbox event id.
 pub struct ExecutorStarter(pub Arc<Executor>);
 
@@ -19,6 +22,7 @@ pub struct ExecutorStarter(pub Arc<Executor>);
 impl SagaStarter for ExecutorStarter {
     async fn start(&self, name: &str, input: &SagaInput) -> Result<Started, StartError> {
         let input = serde_json::to_value(input).map_err(|e| StartError(e.to_string()))?;
+        self.0.wait_below(MAX_IN_FLIGHT).await;
         match self.0.start(name, input).await {
             Ok(StartOutcome::Started) => Ok(Started::New),
             Ok(StartOutcome::AlreadyExists) => Ok(Started::AlreadyExists),

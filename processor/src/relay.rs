@@ -5,7 +5,8 @@
 //! slowly, which covers events written by another process on the same database. Nothing is
 //! held in memory across iterations: the outbox table is the queue, so after a crash the relay
 //! simply starts again from the oldest unpublished event. A poison event is parked with its
-//! reason and never blocks the events behind it; a failed start is retried with backoff.
+//! reason and never blocks the events behind it; a failed start is retried with backoff
+//! while the rest of its batch goes ahead.
 
 use crate::{ProcessError, SagaStarter, start_event};
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 /// One unpublished outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,32 +100,50 @@ impl Relay {
         }
     }
 
-    /// One pass over the pending events: how many were handled. Any retryable failure stops
-    /// the pass (keeping commit order for what follows) and is reported as an error.
+    /// One pass over the pending events: how many were handled. The batch's sagas are started
+    /// concurrently (ordering across events is not assumed, and concurrent starts share group
+    /// commits); a poison event is parked; a retryable failure is counted on its event, the
+    /// others are still published, and the pass reports an error so the relay backs off.
     pub async fn pass(&self) -> Result<usize, OutboxError> {
         let batch = self.source.pending(self.options.batch).await?;
-        let mut published = Vec::with_capacity(batch.len());
-        let mut result = Ok(());
+        let mut starts = JoinSet::new();
         for ev in &batch {
-            match start_event(ev.payload.as_bytes(), self.starter.as_ref()).await {
+            let (starter, seq, payload) = (self.starter.clone(), ev.seq, ev.payload.clone());
+            starts.spawn(
+                async move { (seq, start_event(payload.as_bytes(), starter.as_ref()).await) },
+            );
+        }
+        let mut published = Vec::with_capacity(batch.len());
+        let mut failed = 0;
+        while let Some(joined) = starts.join_next().await {
+            let (seq, outcome) =
+                joined.map_err(|e| OutboxError(format!("start task failed: {e}")))?;
+            match outcome {
                 Ok((event, started)) => {
                     tracing::debug!(event_id = %event.id, order_id = %event.subject, ?started, "saga started");
-                    published.push(ev.seq);
+                    published.push(seq);
                 }
                 Err(ProcessError::Poison(e)) => {
-                    tracing::error!(seq = ev.seq, error = %e, "poison outbox event parked");
-                    self.source.park(ev.seq, &e.to_string(), Utc::now()).await?;
+                    tracing::error!(seq, error = %e, "poison outbox event parked");
+                    self.source.park(seq, &e.to_string(), Utc::now()).await?;
                 }
                 Err(ProcessError::Retryable(e)) => {
-                    self.source.record_failure(ev.seq, &e.to_string()).await?;
-                    result = Err(OutboxError(format!("event {}: {e}", ev.seq)));
-                    break;
+                    tracing::warn!(seq, error = %e, "saga start failed; will retry");
+                    self.source.record_failure(seq, &e.to_string()).await?;
+                    failed += 1;
                 }
             }
         }
         if !published.is_empty() {
+            published.sort_unstable();
             self.source.mark_published(&published, Utc::now()).await?;
         }
-        result.map(|()| batch.len())
+        if failed > 0 {
+            return Err(OutboxError(format!(
+                "{failed} of {} saga starts failed",
+                batch.len()
+            )));
+        }
+        Ok(batch.len())
     }
 }

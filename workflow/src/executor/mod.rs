@@ -244,6 +244,13 @@ impl Executor {
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
+    /// Waits until fewer than `limit` executions are running: backpressure for whoever starts
+    /// them, so a burst of events cannot pile up unbounded executions in memory.
+    pub async fn wait_below(&self, limit: usize) {
+        let mut rx = self.running.subscribe();
+        let _ = rx.wait_for(|n| *n < limit).await;
+    }
+
     /// How many executions are running in this process.
     pub fn running(&self) -> usize {
         *self.running.borrow()
