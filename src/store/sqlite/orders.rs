@@ -241,18 +241,21 @@ const VOUCHER_COLUMNS: &str = "code, customer_id, discount_cents, status, issued
 
 fn get_order_tx(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, StoreError> {
     let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?1");
-    let Some(order) = conn
-        .prepare_cached(&sql)
+    conn.prepare_cached(&sql)
         .and_then(|mut st| st.query_row([id], order_from_row).optional())
         .map_err(sqlite_err)?
         .transpose()?
-    else {
-        return Ok(None);
-    };
+        .map(|order| with_saga_details(conn, order))
+        .transpose()
+}
+
+/// Adds what the saga produced for an order: the voucher it earned and its step history.
+fn with_saga_details(conn: &Connection, order: OrderRecord) -> Result<OrderRecord, StoreError> {
+    let id = order.id.to_string();
     let sql = format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE issued_for_order = ?1");
     let voucher_issued = conn
         .prepare_cached(&sql)
-        .and_then(|mut st| st.query_row([id], voucher_from_row).optional())
+        .and_then(|mut st| st.query_row([&id], voucher_from_row).optional())
         .map_err(sqlite_err)?
         .transpose()?;
     let steps = conn
@@ -261,7 +264,7 @@ fn get_order_tx(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, Stor
              WHERE order_id = ?1 ORDER BY started_at, rowid",
         )
         .and_then(|mut st| {
-            st.query_map([id], |r| {
+            st.query_map([&id], |r| {
                 Ok(StepRecord {
                     step: r.get(0)?,
                     status: r.get(1)?,
@@ -274,11 +277,11 @@ fn get_order_tx(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, Stor
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(sqlite_err)?;
-    Ok(Some(OrderRecord {
+    Ok(OrderRecord {
         voucher_issued,
         steps,
         ..order
-    }))
+    })
 }
 
 impl SqliteStore {
@@ -357,11 +360,11 @@ impl OrderStore for SqliteStore {
             } else {
                 None
             };
-            let mut full = Vec::with_capacity(orders.len());
-            for o in orders {
-                full.push(get_order_tx(conn, &o.id.to_string())?.unwrap_or(o));
-            }
-            Ok(OrderPage { orders: full, next })
+            let orders = orders
+                .into_iter()
+                .map(|o| with_saga_details(conn, o))
+                .collect::<Result<_, _>>()?;
+            Ok(OrderPage { orders, next })
         })
         .await
     }
