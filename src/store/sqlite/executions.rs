@@ -18,17 +18,24 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, crate::store::StoreErro
     serde_json::to_string(v).map_err(|e| crate::store::StoreError::Backend(e.to_string()))
 }
 
+/// History events serialized before the write job, so the writer thread only writes.
+fn encode_events(events: &[HistoryEvent]) -> Result<Vec<(i64, String)>, ExecutionStoreError> {
+    events
+        .iter()
+        .map(|ev| Ok((ev.seq as i64, to_json(ev).map_err(exec_err)?)))
+        .collect()
+}
+
 fn insert_events(
     conn: &Connection,
     name: &str,
-    events: &[HistoryEvent],
+    events: &[(i64, String)],
 ) -> Result<(), crate::store::StoreError> {
     let mut st = conn
         .prepare_cached("INSERT INTO execution_history (name, seq, event) VALUES (?1, ?2, ?3)")
         .map_err(sqlite_err)?;
-    for ev in events {
-        st.execute(params![name, ev.seq as i64, to_json(ev)?])
-            .map_err(sqlite_err)?;
+    for (seq, event) in events {
+        st.execute(params![name, seq, event]).map_err(sqlite_err)?;
     }
     Ok(())
 }
@@ -45,27 +52,29 @@ impl ExecutionStore for SqliteStore {
         snapshot: &ExecutionSnapshot,
         events: &[HistoryEvent],
     ) -> Result<bool, ExecutionStoreError> {
-        let (snap, events) = (snapshot.clone(), events.to_vec());
+        let (name, status, seq) = (
+            snapshot.name.clone(),
+            snapshot.status.as_str(),
+            snapshot.seq as i64,
+        );
+        let (started, updated) = (
+            format_ts(snapshot.started_at),
+            format_ts(snapshot.updated_at),
+        );
+        let json = to_json(snapshot).map_err(exec_err)?;
+        let events = encode_events(events)?;
         self.write(move |conn| {
             let inserted = conn
                 .prepare_cached(
-                    "INSERT INTO executions (name, status, snapshot, started_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+                    "INSERT INTO executions (name, status, seq, snapshot, started_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
                 )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        snap.name,
-                        snap.status.as_str(),
-                        to_json(&snap).unwrap_or_default(),
-                        format_ts(snap.started_at),
-                        format_ts(snap.updated_at)
-                    ])
-                })
+                .and_then(|mut st| st.execute(params![name, status, seq, json, started, updated]))
                 .map_err(sqlite_err)?;
             if inserted == 0 {
                 return Ok(false);
             }
-            insert_events(conn, &snap.name, &events)?;
+            insert_events(conn, &name, &events)?;
             Ok(true)
         })
         .await
@@ -77,51 +86,39 @@ impl ExecutionStore for SqliteStore {
         snapshot: &ExecutionSnapshot,
         events: &[HistoryEvent],
     ) -> Result<(), ExecutionStoreError> {
-        let (snap, events) = (snapshot.clone(), events.to_vec());
+        let (name, status, seq) = (
+            snapshot.name.clone(),
+            snapshot.status.as_str(),
+            snapshot.seq as i64,
+        );
+        let updated = format_ts(snapshot.updated_at);
+        let json = to_json(snapshot).map_err(exec_err)?;
+        let events = encode_events(events)?;
         self.write(move |conn| {
-            let stored: Option<(String, String)> = conn
-                .prepare_cached("SELECT status, snapshot FROM executions WHERE name = ?1")
-                .and_then(|mut st| {
-                    st.query_row([&snap.name], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                })
+            let stored: Option<(String, i64)> = conn
+                .prepare_cached("SELECT status, seq FROM executions WHERE name = ?1")
+                .and_then(|mut st| st.query_row([&name], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                 .map_err(sqlite_err)?;
-            let Some((status, stored)) = stored else {
-                return Err(crate::store::StoreError::Backend(format!(
-                    "execution {} does not exist",
-                    snap.name
-                )));
+            let Some((stored_status, stored_seq)) = stored else {
+                return Err(crate::store::StoreError::Backend(format!("execution {name} does not exist")));
             };
-            if status != ExecutionStatus::Running.as_str() {
-                return Err(crate::store::StoreError::Backend(format!(
-                    "execution {} already finished",
-                    snap.name
-                )));
+            if stored_status != ExecutionStatus::Running.as_str() {
+                return Err(crate::store::StoreError::Backend(format!("execution {name} already finished")));
             }
-            let stored_seq = snapshot_of(stored)?.seq;
-            if let Some(first) = events.first()
-                && first.seq != stored_seq + 1
+            if let Some((first, _)) = events.first()
+                && *first != stored_seq + 1
             {
                 return Err(crate::store::StoreError::Backend(format!(
-                    "execution {}: history continues at {} but event {} was written",
-                    snap.name,
-                    stored_seq + 1,
-                    first.seq
+                    "execution {name}: history continues at {} but event {first} was written",
+                    stored_seq + 1
                 )));
             }
             conn.prepare_cached(
-                "UPDATE executions SET status = ?2, snapshot = ?3, updated_at = ?4 WHERE name = ?1",
+                "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5 WHERE name = ?1",
             )
-            .and_then(|mut st| {
-                st.execute(params![
-                    snap.name,
-                    snap.status.as_str(),
-                    to_json(&snap).unwrap_or_default(),
-                    format_ts(snap.updated_at)
-                ])
-            })
+            .and_then(|mut st| st.execute(params![name, status, seq, json, updated]))
             .map_err(sqlite_err)?;
-            insert_events(conn, &snap.name, &events)
+            insert_events(conn, &name, &events)
         })
         .await
         .map_err(exec_err)

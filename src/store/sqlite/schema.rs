@@ -121,6 +121,7 @@ CREATE TABLE saga_steps (
 CREATE TABLE executions (
     name        TEXT PRIMARY KEY,
     status      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,           -- the snapshot's seq: checked on every record
     snapshot    TEXT NOT NULL,
     started_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
