@@ -19,6 +19,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 pub use store::{SagaStore, SagaStoreError};
+use tracing::Instrument;
 
 /// Every Task state of the saga; `<Step>FunctionArn` is its substitution name in the ASL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -159,17 +160,22 @@ impl Steps {
         let order = input.input.order.order_id;
         let step = input.step;
         let span = tracing::info_span!("saga_step", step = step.name(), order_id = %order);
-        let _enter = span.enter();
-        self.store.step_attempt(order, step, Utc::now()).await?;
-        let result = self.run(step, &input.input).await;
-        let error = result.as_ref().err().map(|e| format!("{}: {e}", e.name()));
-        if let Some(e) = &error {
-            tracing::warn!(error = %e, "step failed");
+        // `instrument`, not `enter`: an entered guard held across awaits would label whatever
+        // else runs on this thread while the step is suspended.
+        async {
+            self.store.step_attempt(order, step, Utc::now()).await?;
+            let result = self.run(step, &input.input).await;
+            let error = result.as_ref().err().map(|e| format!("{}: {e}", e.name()));
+            if let Some(e) = &error {
+                tracing::warn!(error = %e, "step failed");
+            }
+            self.store
+                .step_result(order, step, error.as_deref(), Utc::now())
+                .await?;
+            result
         }
-        self.store
-            .step_result(order, step, error.as_deref(), Utc::now())
-            .await?;
-        result
+        .instrument(span)
+        .await
     }
 
     /// The task handlers for the local executor, keyed by substitution name.
