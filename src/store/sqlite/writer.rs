@@ -104,43 +104,36 @@ fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
         }
         return;
     }
-    let mut replies = Vec::with_capacity(group.len());
-    for job in group.drain(..) {
-        let (keep, reply) = run_job(conn, job);
-        replies.push((keep, reply));
-    }
+    let replies: Vec<Reply> = group.drain(..).map(|job| run_job(conn, job)).collect();
     let commit = conn.execute_batch("COMMIT").map_err(sqlite_err);
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    for (_, reply) in replies {
+    for reply in replies {
         reply(commit.clone());
     }
 }
 
 /// Runs one job in a savepoint; a failed or panicking job leaves no trace in the group.
-fn run_job(conn: &Connection, job: Job) -> (bool, Reply) {
+/// Returns how to answer the job once the group's commit is known.
+fn run_job(conn: &Connection, job: Job) -> Reply {
     if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-        let err = sqlite_err(e);
-        return job(Err(err));
+        return job(Err(sqlite_err(e))).1;
     }
     match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
-        Ok((true, reply)) => {
-            let released = conn.execute_batch("RELEASE job").map_err(sqlite_err);
-            match released {
-                Ok(()) => (true, reply),
-                Err(e) => (false, Box::new(move |_| reply(Err(e)))),
-            }
-        }
+        Ok((true, reply)) => match conn.execute_batch("RELEASE job").map_err(sqlite_err) {
+            Ok(()) => reply,
+            Err(e) => Box::new(move |_| reply(Err(e))),
+        },
         Ok((false, reply)) => {
             let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            (false, reply)
+            reply
         }
         Err(_) => {
             let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
             tracing::error!("a storage job panicked; its writes were rolled back");
             // The job's reply sender was dropped with the panic: its caller sees "dropped a job".
-            (false, Box::new(|_| {}))
+            Box::new(|_| {})
         }
     }
 }
