@@ -280,3 +280,6 @@ fn describe_reasons(reasons: &[CancellationReason]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+#[cfg(test)]
+mod tests;
