@@ -64,12 +64,13 @@ pub async fn get_order(
 async fn with_voucher(store: &DynamoStore, item: &Item) -> Result<OrderRecord, StoreError> {
     let mut order = order_record(item)?;
     if let Some(code) = issued_voucher_code(item)? {
-        let voucher = get_item(store, &store.tables.vouchers, key(va::CODE, &code))
-            .await?
-            .ok_or_else(|| {
-                StoreError::Backend(format!("order {} names missing voucher {code}", order.id))
-            })?;
-        order.voucher_issued = Some(voucher_record(&voucher)?);
+        match get_item(store, &store.tables.vouchers, key(va::CODE, &code)).await? {
+            Some(voucher) => order.voucher_issued = Some(voucher_record(&voucher)?),
+            // The voucher is a detail of the order, not the order: a dangling reference is
+            // logged for the operator and the order is still shown.
+            None => tracing::warn!(order_id = %order.id, voucher = %code,
+                "order names an issued voucher that does not exist"),
+        }
     }
     Ok(order)
 }

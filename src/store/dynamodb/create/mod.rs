@@ -5,7 +5,8 @@
 //! `CancellationReasons` list has one entry per item at the same position, and the items
 //! whose condition failed carry their old image (ALL_OLD). The decision, in priority order:
 //! 1. idempotency condition failed: the key is live; replay or 422 from the old record's
-//!    fingerprint, with no further read. It wins over a voucher failure, because a retry of
+//!    fingerprint, with no further read (or created, when the stored response is this very
+//!    call's own, committed by an earlier attempt whose answer was lost). It wins over a voucher failure, because a retry of
 //!    a request that redeemed a voucher finds that voucher USED: the client must get its
 //!    first response again, not a 409.
 //! 2. order condition failed: that order id exists. Ids are fresh UUIDs, so it is this very
@@ -206,7 +207,12 @@ fn decide(cmd: &CreateOrder, layout: &Layout, reasons: &[CancellationReason]) ->
     {
         let old = layout.idempotency.and_then(|i| reasons[i].item());
         return match old {
+            // Our own response (it names our fresh order id) means an earlier attempt of this
+            // very call committed and only its answer was lost: created, not a replay.
             Some(old) => match idempotency_record(old) {
+                Ok(rec) if rec.fingerprint == idem.fingerprint && rec.response == idem.response => {
+                    Decision::Outcome(CreateOutcome::Created)
+                }
                 Ok(rec) => Decision::Outcome(rec.outcome_for(&idem.fingerprint)),
                 Err(e) => Decision::Fail(e),
             },

@@ -63,9 +63,19 @@ fn reason(code: &str, item: Option<Item>) -> CancellationReason {
         .build()
 }
 
+/// What the first request with the key answered (it named another order than `cmd()`'s).
+fn first_response() -> StoredResponse {
+    StoredResponse {
+        status: 201,
+        location: Some("/orders/first".into()),
+        body: r#"{"orderId":"first"}"#.into(),
+    }
+}
+
 fn stored(fingerprint: &str) -> Item {
     let mut rec = cmd().idempotency.unwrap();
     rec.fingerprint = fingerprint.into();
+    rec.response = first_response();
     super::idempotency_item(&rec)
 }
 
@@ -82,7 +92,7 @@ fn a_live_key_wins_over_a_refused_voucher() {
         reason(CONDITION_FAILED, Some(stored("fp"))),
         reason(CONDITION_FAILED, Some(voucher("c1"))),
     ];
-    let expected = c.idempotency.clone().unwrap().response;
+    let expected = first_response();
     assert!(matches!(
         decide(&c, &LAYOUT, &reasons),
         Decision::Outcome(CreateOutcome::Replayed(r)) if r == expected
@@ -131,6 +141,25 @@ fn contention_is_retried_before_a_voucher_is_refused() {
     assert!(matches!(decide(&c, &LAYOUT, &reasons), Decision::Retry(_)));
     let reasons = [reason("ThrottlingError", None), reason("None", None)];
     assert!(matches!(decide(&c, &LAYOUT, &reasons), Decision::Retry(_)));
+}
+
+#[test]
+fn our_own_committed_attempt_counts_as_created() {
+    let c = cmd();
+    let ours = super::idempotency_item(c.idempotency.as_ref().unwrap());
+    let reasons = [
+        reason(
+            CONDITION_FAILED,
+            Some(super::new_order_item(&c.order).unwrap()),
+        ),
+        reason(CONDITION_FAILED, None),
+        reason(CONDITION_FAILED, Some(ours)),
+        reason("None", None),
+    ];
+    assert!(matches!(
+        decide(&c, &LAYOUT, &reasons),
+        Decision::Outcome(CreateOutcome::Created)
+    ));
 }
 
 #[test]
