@@ -8,6 +8,8 @@
 //! or Step Functions' StartExecution).
 
 pub mod relay;
+pub mod sfn;
+pub mod stream;
 
 use async_trait::async_trait;
 use orders_domain::event::EventError;
@@ -39,6 +41,20 @@ pub enum ProcessError {
     /// The start failed and may succeed later: retry.
     #[error(transparent)]
     Retryable(#[from] StartError),
+}
+
+/// The state machine ARN from `ORDERS_STATE_MACHINE_ARN`, checked to look like one.
+pub fn state_machine_arn_from_env() -> Result<String, orders_aws::LambdaEnvError> {
+    let name = orders_aws::tables::STATE_MACHINE_ARN_ENV;
+    let value = std::env::var(name).unwrap_or_default();
+    if value.starts_with("arn:") && value.contains(":states:") && value.contains(":stateMachine:") {
+        Ok(value)
+    } else {
+        Err(orders_aws::LambdaEnvError::Invalid {
+            name,
+            reason: format!("expected a state machine ARN, got {value:?}"),
+        })
+    }
 }
 
 /// Decodes one outbox event and starts its saga.
