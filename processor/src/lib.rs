@@ -43,17 +43,25 @@ pub enum ProcessError {
     Retryable(#[from] StartError),
 }
 
-/// The state machine ARN from `ORDERS_STATE_MACHINE_ARN`, checked to look like one.
+/// The state machine ARN from `ORDERS_STATE_MACHINE_ARN`, checked at start.
 pub fn state_machine_arn_from_env() -> Result<String, orders_aws::LambdaEnvError> {
     let name = orders_aws::tables::STATE_MACHINE_ARN_ENV;
-    let value = std::env::var(name).unwrap_or_default();
-    if value.starts_with("arn:") && value.contains(":states:") && value.contains(":stateMachine:") {
-        Ok(value)
+    parse_state_machine_arn(&std::env::var(name).unwrap_or_default())
+        .map_err(|reason| orders_aws::LambdaEnvError::Invalid { name, reason })
+}
+
+/// `arn:<partition>:states:<region>:<account>:stateMachine:<name>`, or why not.
+pub fn parse_state_machine_arn(value: &str) -> Result<String, String> {
+    let parts: Vec<&str> = value.split(':').collect();
+    let well_formed = parts.len() == 7
+        && parts[0] == "arn"
+        && parts[2] == "states"
+        && parts[5] == "stateMachine"
+        && parts.iter().all(|p| !p.is_empty());
+    if well_formed {
+        Ok(value.to_owned())
     } else {
-        Err(orders_aws::LambdaEnvError::Invalid {
-            name,
-            reason: format!("expected a state machine ARN, got {value:?}"),
-        })
+        Err(format!("expected a state machine ARN, got {value:?}"))
     }
 }
 
@@ -120,6 +128,21 @@ mod tests {
         let started = rec.0.lock().unwrap();
         assert_eq!(started.len(), 1);
         assert_eq!(started[&ev.id.to_string()], ev.data);
+    }
+
+    #[test]
+    fn only_a_state_machine_arn_is_accepted() {
+        let good = "arn:aws:states:us-east-1:123456789012:stateMachine:orders-saga";
+        assert_eq!(parse_state_machine_arn(good).unwrap(), good);
+        for bad in [
+            "",
+            "orders-saga",
+            "arn:aws:lambda:us-east-1:123456789012:function:orders-steps",
+            "arn:aws:states:us-east-1:123456789012:execution:orders-saga:x",
+            "arn:aws:states:us-east-1::stateMachine:orders-saga",
+        ] {
+            assert!(parse_state_machine_arn(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[tokio::test]
