@@ -6,6 +6,7 @@
 //! without linking the HTTP service, and what keeps each contract (ids, money, statuses, the
 //! outbox event, the saga input) in exactly one place. Nothing here does I/O.
 
+pub mod catalogue;
 pub mod event;
 pub mod ids;
 pub mod money;
@@ -13,6 +14,7 @@ pub mod order;
 pub mod validation;
 pub mod voucher;
 
+pub use catalogue::CATALOGUE;
 pub use event::{OutboxEvent, SagaInput, SagaItem};
 pub use ids::{CustomerId, EventId, OrderId, ProductId, VoucherCode};
 pub use money::{Cents, Currency, MoneyError};

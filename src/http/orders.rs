@@ -92,6 +92,7 @@ pub async fn create_order(
     let now = s.clock.now();
     let fp = key.as_ref().map(|_| fingerprint(&body));
     if let (Some(key), Some(fp)) = (&key, &fp)
+        && s.store.replay_lookup_before_create()
         && let Some(rec) = s.store.find_idempotency(key, now).await?
     {
         return respond(rec.outcome_for(fp), None);

@@ -5,8 +5,10 @@
 //! is given) atomically, or writes nothing. A replay or a fingerprint mismatch is decided
 //! inside that same atomic unit, which is what makes N concurrent requests with one key
 //! produce exactly one order. `tests/common/contract.rs` holds the suite every implementation
-//! must pass (run for SQLite by `tests/store_contract_sqlite.rs`).
+//! must pass (run for SQLite by `tests/store_contract_sqlite.rs`, for DynamoDB against the
+//! emulator by `tests/store_contract_dynamodb.rs`).
 
+pub mod dynamodb;
 pub mod sqlite;
 
 use crate::idempotency::{IdempotencyKey, StoredResponse};
@@ -162,6 +164,14 @@ pub trait OrderStore: Send + Sync {
         key: &IdempotencyKey,
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Whether the API should call `find_idempotency` before `create_order`. Worth it where a
+    /// read is cheaper than a write (SQLite: a replay never queues behind the writer); not
+    /// where `create_order` already returns the stored record when the key is taken
+    /// (DynamoDB: the transaction's ALL_OLD), since there the read is a second request.
+    fn replay_lookup_before_create(&self) -> bool {
+        true
+    }
 
     /// The atomic write described in the module docs.
     async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError>;

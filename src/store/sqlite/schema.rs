@@ -6,15 +6,8 @@
 
 use rusqlite::Connection;
 
-/// Starting stock, documented in README.md: five products with large stock and one sold out.
-pub const CATALOGUE: [(&str, i64); 6] = [
-    ("laptop", 1_000_000),
-    ("monitor", 1_000_000),
-    ("keyboard", 1_000_000),
-    ("mouse", 1_000_000),
-    ("headphones", 1_000_000),
-    ("sold-out", 0),
-];
+/// Starting stock: the shared catalogue (README.md documents it).
+pub use orders_domain::CATALOGUE;
 
 const V1: &str = r#"
 CREATE TABLE orders (
