@@ -1,22 +1,25 @@
 //! The outbox stream processor against moto: real stream records, emitted by moto's DynamoDB
-//! Streams after a real transaction on the outbox table, handed to the processor as the Lambda
-//! event, and the executions moto's Step Functions recorded checked by name and input.
+//! Streams after real create-order transactions (POST /orders on the DynamoDB store), handed
+//! to the processor as the Lambda event, and the executions moto's Step Functions recorded
+//! checked by name and input.
 
 #[path = "common/streams.rs"]
 mod streams;
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-use orders_aws::attr::s;
+use axum::body::Body;
+use axum::http::Request;
+use orders::clock::SystemClock;
+use orders::http::{ApiSettings, AppState, router};
+use orders::store::dynamodb::DynamoStore;
 use orders_aws::tables::{self, TableNames, attrs};
-use orders_domain::{
-    Cents, CustomerId, EventId, OrderId, OutboxEvent, ProductId, SagaInput, SagaItem,
-};
+use orders_domain::{OrderId, OutboxEvent};
 use orders_processor::SagaStarter;
 use orders_processor::sfn::StepFunctionsStarter;
 use orders_processor::stream::handle_batch;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use tower::ServiceExt;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/orders-saga";
 const STEPS_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-steps";
@@ -75,44 +78,40 @@ async fn aws() -> Aws {
     }
 }
 
-fn event_for(customer: &str) -> OutboxEvent {
-    OutboxEvent::order_created(
-        EventId::new(),
-        chrono::Utc::now(),
-        SagaInput {
-            order_id: OrderId::new(),
-            customer_id: CustomerId::parse(customer).unwrap(),
-            items: vec![SagaItem {
-                product_id: ProductId::parse("laptop").unwrap(),
-                quantity: 1,
-            }],
-            total_cents: Cents(129_999),
-            payment_method: "pm_card_visa".into(),
-            voucher_code: None,
-        },
-    )
-}
-
-/// Writes the outbox item in a transaction, as the API's create transaction does.
-async fn write_outbox(aws: &Aws, event: &OutboxEvent) {
-    let put = Put::builder()
-        .table_name(&aws.names.outbox)
-        .item(attrs::outbox::ID, s(event.id.to_string()))
-        .item(attrs::outbox::ORDER, s(event.data.order_id.to_string()))
-        .item(
-            attrs::outbox::EVENT,
-            s(serde_json::to_string(event).unwrap()),
+/// Creates an order through the API's router on the DynamoDB store: the real create
+/// transaction (order, outbox event, idempotency record) that the stream reports.
+async fn create_order(aws: &Aws, customer: &str) -> OrderId {
+    let store = DynamoStore::new(aws.dynamodb.clone(), aws.names.clone());
+    let app = router(AppState {
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(ApiSettings::default()),
+    });
+    let body = json!({"customerId": customer, "items": [{"productId": "laptop", "quantity": 1, "price": 1299.99}]});
+    let response = app
+        .oneshot(
+            Request::post("/orders")
+                .header("content-type", "application/json")
+                .header("x-idempotency-key", format!("key-{customer}"))
+                .body(Body::from(body.to_string()))
+                .unwrap(),
         )
-        .item(attrs::outbox::CREATED_AT, s("2026-11-22T00:00:00.000Z"))
-        .condition_expression("attribute_not_exists(eventId)")
-        .build()
-        .unwrap();
-    aws.dynamodb
-        .transact_write_items()
-        .transact_items(TransactWriteItem::builder().put(put).build())
-        .send()
         .await
         .unwrap();
+    assert_eq!(response.status(), 201);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let created: Value = serde_json::from_slice(&bytes).unwrap();
+    created["orderId"].as_str().unwrap().parse().unwrap()
+}
+
+/// The outbox event a stream record carries.
+fn event_of(record: &Value) -> OutboxEvent {
+    let text = record["dynamodb"]["NewImage"][attrs::outbox::EVENT]["S"]
+        .as_str()
+        .expect("the event attribute");
+    OutboxEvent::decode(text.as_bytes()).unwrap()
 }
 
 async fn executions(aws: &Aws) -> BTreeMap<String, Value> {
@@ -138,6 +137,33 @@ async fn executions(aws: &Aws) -> BTreeMap<String, Value> {
     out
 }
 
+/// Waits (bounded) until no execution of the state machine is RUNNING.
+async fn wait_until_ended(aws: &Aws) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = aws
+            .sfn
+            .list_executions()
+            .state_machine_arn(&aws.state_machine_arn)
+            .send()
+            .await
+            .unwrap();
+        let running = listed
+            .executions()
+            .iter()
+            .filter(|e| e.status() == &aws_sdk_sfn::types::ExecutionStatus::Running)
+            .count();
+        if running == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{running} executions still running after 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 fn starter(aws: &Aws, arn: &str) -> Arc<dyn SagaStarter> {
     Arc::new(StepFunctionsStarter::new(aws.sfn.clone(), arn))
 }
@@ -153,12 +179,19 @@ fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse)
 #[tokio::test]
 async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_reported() {
     let aws = aws().await;
-    let (a, b) = (event_for("stream-a"), event_for("stream-b"));
-    write_outbox(&aws, &a).await;
-    write_outbox(&aws, &b).await;
+    let orders = [
+        create_order(&aws, "stream-a").await,
+        create_order(&aws, "stream-b").await,
+    ];
     let records = streams::stream_records(&aws.moto.endpoint, &aws.stream_arn).await;
     assert_eq!(records.len(), 2, "one INSERT per outbox item: {records:#?}");
     assert!(records.iter().all(|r| r["eventName"] == "INSERT"));
+    let (a, b) = (event_of(&records[0]), event_of(&records[1]));
+    let mut ordered = [a.data.order_id, b.data.order_id];
+    ordered.sort();
+    let mut expected = orders;
+    expected.sort();
+    assert_eq!(ordered, expected, "the events are the orders just created");
 
     // A poison record (the event attribute is not a CloudEvent) between the two real ones,
     // and the first record delivered twice in the same batch.
@@ -197,7 +230,9 @@ async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_re
         serde_json::to_value(&b.data).unwrap()
     );
 
-    // Lambda delivers the batch again (at-least-once): still one execution per event.
+    // Lambda delivers the batch again (at-least-once) once the executions have ended, when
+    // Step Functions answers the name with ExecutionAlreadyExists: still one per event.
+    wait_until_ended(&aws).await;
     let again = handle_batch(
         streams::lambda_event(&records, &aws.stream_arn),
         starter(&aws, &aws.state_machine_arn),
@@ -213,8 +248,7 @@ async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_re
 #[tokio::test]
 async fn a_failed_start_is_reported_never_swallowed_and_non_inserts_are_skipped() {
     let aws = aws().await;
-    let a = event_for("stream-fail");
-    write_outbox(&aws, &a).await;
+    create_order(&aws, "stream-fail").await;
     let records = streams::stream_records(&aws.moto.endpoint, &aws.stream_arn).await;
     assert_eq!(records.len(), 1);
     let sequence = records[0]["dynamodb"]["SequenceNumber"]
