@@ -1,4 +1,5 @@
-//! `orders`: the local stack (API + relay + saga executor on SQLite). See `orders --help`.
+//! `orders`: the local stack (API + relay + saga executor on SQLite), or, when
+//! `AWS_LAMBDA_RUNTIME_API` is set, the same API as a Lambda on DynamoDB. See `orders --help`.
 
 use clap::Parser;
 use orders::config::Config;
@@ -6,8 +7,14 @@ use orders::config::Config;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    orders::telemetry::init(config.log_format);
-    match orders::local::run(config).await {
+    let outcome = if orders::lambda::in_lambda() {
+        orders::telemetry::init(orders::config::LogFormat::Json);
+        orders::lambda::run(config).await.map_err(|e| e.to_string())
+    } else {
+        orders::telemetry::init(config.log_format);
+        orders::local::run(config).await.map_err(|e| e.to_string())
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -65,6 +65,9 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
+        // Not waited for on purpose: the watchdog outlives this process (that is its job) and is
+        // reaped by init when it exits.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args([
                 "-c",

@@ -268,8 +268,6 @@ fn key_schema(pk: &str, sk: Option<&str>) -> Vec<KeySchemaElement> {
     v
 }
 
-
-
 /// Attribute names of the items, shared by every component that reads or writes them (the API
 /// writes orders and redeems vouchers; the steps move orders, stock and vouchers along).
 /// Timestamps are RFC 3339 UTC strings with milliseconds; money is integer cents (`N`).
