@@ -2,5 +2,6 @@
 //! as is), a durable local executor of that file, and the step handlers shared by both runtimes.
 
 pub mod asl;
+pub mod dynamodb;
 pub mod executor;
 pub mod steps;
