@@ -1,0 +1,202 @@
+//! The saga store contract suite against the DynamoDB store on moto, and the saga's step
+//! handlers driven over that store through a completed and a compensated order.
+//!
+//! Orders are written here item by item with the shared attribute names, not through the
+//! DynamoDB order store, so these tests depend only on the table contract.
+
+mod common;
+#[path = "common/saga_contract.rs"]
+mod saga_contract;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use orders::clock::format_ts;
+use orders_aws::attr::{self, Item};
+use orders_aws::moto::{self, MotoSession};
+use orders_aws::tables::{self, attrs};
+use orders_aws::TableNames;
+use orders_domain::{OrderId, OrderStatus, VoucherCode};
+use orders_workflow::dynamodb::DynamoSagaStore;
+use orders_workflow::steps::{SagaStore, Step, StepError, StepSettings, Steps};
+use saga_contract::{SagaFixture, StepView, VoucherView};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+struct Dynamo {
+    client: Client,
+    names: TableNames,
+    store: Arc<DynamoSagaStore>,
+    _moto: MotoSession,
+}
+
+async fn dynamodb() -> Dynamo {
+    let moto = moto::session().await;
+    let client = Client::new(&moto.sdk_config().await);
+    let names = TableNames::with_prefix("saga-");
+    tables::create_tables(&client, &names)
+        .await
+        .expect("create tables");
+    Dynamo {
+        store: Arc::new(DynamoSagaStore::new(client.clone(), names.clone())),
+        client,
+        names,
+        _moto: moto,
+    }
+}
+
+impl Dynamo {
+    async fn get(&self, table: &str, key: &str, value: &str) -> Option<Item> {
+        self.client
+            .get_item()
+            .table_name(table)
+            .key(key, attr::s(value))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+    }
+
+    async fn put(&self, table: &str, item: Item) {
+        self.client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put item");
+    }
+
+    async fn order_item(&self, id: OrderId) -> Item {
+        self.get(&self.names.orders, attrs::order::ID, &id.to_string())
+            .await
+            .expect("order item")
+    }
+
+    /// A PENDING order (version 1) as the API writes it, with `input`'s items and total.
+    async fn put_order(&self, input: &Value) -> OrderId {
+        use attrs::order as o;
+        let id: OrderId = serde_json::from_value(input["orderId"].clone()).unwrap();
+        let now = format_ts(Utc::now());
+        let total = input["totalCents"].as_i64().unwrap();
+        let mut item = Item::from([
+            (o::ID.to_owned(), attr::s(id.to_string())),
+            (o::CUSTOMER.to_owned(), attr::s(input["customerId"].as_str().unwrap())),
+            (o::CREATED_KEY.to_owned(), attr::s(format!("{now}#{id}"))),
+            (o::CREATED_AT.to_owned(), attr::s(&now)),
+            (o::UPDATED_AT.to_owned(), attr::s(&now)),
+            (o::ITEMS.to_owned(), attr::s(input["items"].to_string())),
+            (o::SUBTOTAL.to_owned(), attr::n(total)),
+            (o::DISCOUNT.to_owned(), attr::n(0)),
+            (o::TOTAL.to_owned(), attr::n(total)),
+            (o::PAYMENT_METHOD.to_owned(), attr::s(input["paymentMethod"].as_str().unwrap())),
+            (o::STATUS.to_owned(), attr::s(OrderStatus::Pending.as_str())),
+            (o::VERSION.to_owned(), attr::n(1)),
+        ]);
+        if let Some(code) = input["voucherCode"].as_str() {
+            item.insert(o::VOUCHER_CODE.to_owned(), attr::s(code));
+        }
+        self.put(&self.names.orders, item).await;
+        id
+    }
+}
+
+fn saga_input(customer: &str, items: Value, total_cents: i64, voucher: Option<&str>) -> Value {
+    let mut input = json!({
+        "orderId": OrderId::new(),
+        "customerId": customer,
+        "items": items,
+        "totalCents": total_cents,
+        "paymentMethod": "pm_card_visa",
+    });
+    if let Some(code) = voucher {
+        input["voucherCode"] = json!(code);
+    }
+    input
+}
+
+#[async_trait]
+impl SagaFixture for Dynamo {
+    fn store(&self) -> Arc<dyn SagaStore> {
+        self.store.clone()
+    }
+
+    async fn new_order(&self, customer: &str) -> OrderId {
+        let items = json!([{"productId": "laptop", "quantity": 1}]);
+        self.put_order(&saga_input(customer, items, 12_000, None))
+            .await
+    }
+
+    async fn set_stock(&self, product: &str, available: i64) {
+        use attrs::inventory as i;
+        let item = Item::from([
+            (i::ID.to_owned(), attr::s(product)),
+            (i::AVAILABLE.to_owned(), attr::n(available)),
+            (i::UPDATED_AT.to_owned(), attr::s(format_ts(Utc::now()))),
+        ]);
+        self.put(&self.names.inventory, item).await;
+    }
+
+    async fn stock(&self, product: &str) -> Option<i64> {
+        let item = self
+            .get(&self.names.inventory, attrs::inventory::ID, product)
+            .await?;
+        Some(attr::get_n(&item, attrs::inventory::AVAILABLE).unwrap())
+    }
+
+    async fn order(&self, id: OrderId) -> (OrderStatus, i64, Option<String>) {
+        use attrs::order as o;
+        let item = self.order_item(id).await;
+        (
+            attr::get_s(&item, o::STATUS).unwrap().parse().unwrap(),
+            attr::get_n(&item, o::VERSION).unwrap(),
+            attr::opt_s(&item, o::FAILURE_REASON).unwrap().map(str::to_owned),
+        )
+    }
+
+    async fn step(&self, id: OrderId, step: Step) -> Option<StepView> {
+        use attrs::order as o;
+        let item = self.order_item(id).await;
+        let entry = attr::get_map(&item, o::STEPS).unwrap()?.get(step.name())?;
+        let AttributeValue::M(entry) = entry else {
+            panic!("step entry is not a map: {entry:?}");
+        };
+        Some(StepView {
+            status: attr::get_s(entry, o::STEP_STATUS).unwrap().to_owned(),
+            attempts: attr::get_n(entry, o::STEP_ATTEMPTS).unwrap(),
+            error: attr::opt_s(entry, o::STEP_ERROR).unwrap().map(str::to_owned),
+        })
+    }
+
+    async fn voucher(&self, code: &VoucherCode) -> Option<VoucherView> {
+        use attrs::voucher as v;
+        let item = self
+            .get(&self.names.vouchers, v::CODE, code.as_str())
+            .await?;
+        Some(VoucherView {
+            status: attr::get_s(&item, v::STATUS).unwrap().parse().unwrap(),
+            redeemed_by: attr::opt_s(&item, v::REDEEMED_BY).unwrap().map(str::to_owned),
+        })
+    }
+
+    async fn redeemed_voucher(&self, code: &VoucherCode, customer: &str, by: OrderId) {
+        use attrs::voucher as v;
+        let now = format_ts(Utc::now());
+        let item = Item::from([
+            (v::CODE.to_owned(), attr::s(code.as_str())),
+            (v::CUSTOMER.to_owned(), attr::s(customer)),
+            (v::CREATED_KEY.to_owned(), attr::s(format!("{now}#{code}"))),
+            (v::DISCOUNT.to_owned(), attr::n(500)),
+            (v::STATUS.to_owned(), attr::s("USED")),
+            (v::EARNED_BY.to_owned(), attr::s(OrderId::new().to_string())),
+            (v::REDEEMED_BY.to_owned(), attr::s(by.to_string())),
+            (v::CREATED_AT.to_owned(), attr::s(&now)),
+            (v::UPDATED_AT.to_owned(), attr::s(&now)),
+        ]);
+        self.put(&self.names.vouchers, item).await;
+    }
+}
+
+saga_contract_tests!(dynamodb);
