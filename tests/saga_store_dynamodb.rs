@@ -13,10 +13,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use orders::clock::format_ts;
+use orders_aws::TableNames;
 use orders_aws::attr::{self, Item};
 use orders_aws::moto::{self, MotoSession};
 use orders_aws::tables::{self, attrs};
-use orders_aws::TableNames;
 use orders_domain::{OrderId, OrderStatus, VoucherCode};
 use orders_workflow::dynamodb::DynamoSagaStore;
 use orders_workflow::steps::{SagaStore, Step, StepError, StepSettings, Steps};
@@ -83,7 +83,10 @@ impl Dynamo {
         let total = input["totalCents"].as_i64().unwrap();
         let mut item = Item::from([
             (o::ID.to_owned(), attr::s(id.to_string())),
-            (o::CUSTOMER.to_owned(), attr::s(input["customerId"].as_str().unwrap())),
+            (
+                o::CUSTOMER.to_owned(),
+                attr::s(input["customerId"].as_str().unwrap()),
+            ),
             (o::CREATED_KEY.to_owned(), attr::s(format!("{now}#{id}"))),
             (o::CREATED_AT.to_owned(), attr::s(&now)),
             (o::UPDATED_AT.to_owned(), attr::s(&now)),
@@ -91,7 +94,10 @@ impl Dynamo {
             (o::SUBTOTAL.to_owned(), attr::n(total)),
             (o::DISCOUNT.to_owned(), attr::n(0)),
             (o::TOTAL.to_owned(), attr::n(total)),
-            (o::PAYMENT_METHOD.to_owned(), attr::s(input["paymentMethod"].as_str().unwrap())),
+            (
+                o::PAYMENT_METHOD.to_owned(),
+                attr::s(input["paymentMethod"].as_str().unwrap()),
+            ),
             (o::STATUS.to_owned(), attr::s(OrderStatus::Pending.as_str())),
             (o::VERSION.to_owned(), attr::n(1)),
         ]);
@@ -152,7 +158,9 @@ impl SagaFixture for Dynamo {
         (
             attr::get_s(&item, o::STATUS).unwrap().parse().unwrap(),
             attr::get_n(&item, o::VERSION).unwrap(),
-            attr::opt_s(&item, o::FAILURE_REASON).unwrap().map(str::to_owned),
+            attr::opt_s(&item, o::FAILURE_REASON)
+                .unwrap()
+                .map(str::to_owned),
         )
     }
 
@@ -166,7 +174,9 @@ impl SagaFixture for Dynamo {
         Some(StepView {
             status: attr::get_s(entry, o::STEP_STATUS).unwrap().to_owned(),
             attempts: attr::get_n(entry, o::STEP_ATTEMPTS).unwrap(),
-            error: attr::opt_s(entry, o::STEP_ERROR).unwrap().map(str::to_owned),
+            error: attr::opt_s(entry, o::STEP_ERROR)
+                .unwrap()
+                .map(str::to_owned),
         })
     }
 
@@ -177,7 +187,9 @@ impl SagaFixture for Dynamo {
             .await?;
         Some(VoucherView {
             status: attr::get_s(&item, v::STATUS).unwrap().parse().unwrap(),
-            redeemed_by: attr::opt_s(&item, v::REDEEMED_BY).unwrap().map(str::to_owned),
+            redeemed_by: attr::opt_s(&item, v::REDEEMED_BY)
+                .unwrap()
+                .map(str::to_owned),
         })
     }
 
@@ -200,3 +212,160 @@ impl SagaFixture for Dynamo {
 }
 
 saga_contract_tests!(dynamodb);
+
+const FORWARD: [Step; 5] = [
+    Step::ReserveInventory,
+    Step::ProcessPayment,
+    Step::SendNotification,
+    Step::IssueVoucher,
+    Step::MarkCompleted,
+];
+
+const COMPENSATION: [Step; 5] = [
+    Step::BeginCompensation,
+    Step::RefundPayment,
+    Step::ReleaseInventory,
+    Step::RestoreVoucher,
+    Step::MarkFailed,
+];
+
+fn steps_over(fx: &Dynamo) -> Steps {
+    Steps {
+        store: fx.store.clone(),
+        settings: StepSettings::default(),
+    }
+}
+
+async fn invoke(steps: &Steps, step: Step, input: &Value) -> Result<Value, StepError> {
+    steps
+        .invoke(json!({"step": step.name(), "input": input}))
+        .await
+}
+
+/// A saga over 100 EUR, run forward twice (a full redelivery): COMPLETED once, stock taken
+/// once, one charge, one voucher, every step SUCCEEDED after two attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_on_dynamodb_complete_an_order_and_issue_its_voucher_once() {
+    let fx = dynamodb().await;
+    fx.set_stock("laptop", 10).await;
+    fx.set_stock("mouse", 10).await;
+    let items = json!([
+        {"productId": "laptop", "quantity": 1},
+        {"productId": "mouse", "quantity": 2},
+        {"productId": "laptop", "quantity": 1}
+    ]);
+    let input = saga_input("c-e2e", items, 260_000, None);
+    let order = fx.put_order(&input).await;
+    let steps = steps_over(&fx);
+    for round in 1..=2 {
+        for step in FORWARD {
+            invoke(&steps, step, &input)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, {}: {}: {e}", step.name(), e.name()));
+        }
+    }
+    assert_eq!(fx.order(order).await, (OrderStatus::Completed, 4, None));
+    assert_eq!(fx.stock("laptop").await, Some(8));
+    assert_eq!(fx.stock("mouse").await, Some(8));
+    for step in FORWARD {
+        assert_eq!(
+            fx.step(order, step).await,
+            Some(StepView {
+                status: "SUCCEEDED".into(),
+                attempts: 2,
+                error: None
+            }),
+            "{}",
+            step.name()
+        );
+    }
+    let charge = fx.store.charge(order).await.unwrap().expect("charged");
+    assert_eq!((charge.amount.0, charge.refunded), (260_000, false));
+    let item = fx.order_item(order).await;
+    let code = attr::get_s(&item, attrs::order::VOUCHER_ISSUED).expect("voucher issued");
+    let voucher = fx
+        .get(&fx.names.vouchers, attrs::voucher::CODE, code)
+        .await
+        .expect("voucher item");
+    assert_eq!(attr::get_s(&voucher, attrs::voucher::STATUS), Ok("READY"));
+    assert_eq!(
+        attr::get_s(&voucher, attrs::voucher::EARNED_BY),
+        Ok(order.to_string().as_str())
+    );
+    assert_eq!(attr::get_n(&voucher, attrs::voucher::DISCOUNT), Ok(500));
+    let vouchers = fx
+        .client
+        .scan()
+        .table_name(&fx.names.vouchers)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vouchers.count(), 1, "one voucher after two runs");
+}
+
+/// One item short: ReserveInventory fails OutOfStock, nothing is taken from the other item,
+/// the compensation path (as the state machine's Catch runs it) restores the voucher the
+/// order redeemed and ends the order FAILED with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_on_dynamodb_compensate_an_out_of_stock_order() {
+    let fx = dynamodb().await;
+    fx.set_stock("keyboard", 5).await;
+    fx.set_stock("sold-out", 0).await;
+    let items = json!([
+        {"productId": "keyboard", "quantity": 1},
+        {"productId": "sold-out", "quantity": 1}
+    ]);
+    let redeemed = VoucherCode::from_trusted("VCH-REDEEMED".into());
+    let mut input = saga_input("c-short", items, 4_500, Some(redeemed.as_str()));
+    let order = fx.put_order(&input).await;
+    fx.redeemed_voucher(&redeemed, "c-short", order).await;
+    let steps = steps_over(&fx);
+
+    let err = invoke(&steps, Step::ReserveInventory, &input)
+        .await
+        .expect_err("sold-out is short");
+    assert_eq!(err.name(), "OutOfStock");
+    assert_eq!(fx.stock("keyboard").await, Some(5), "all or none");
+    let reserve = fx.step(order, Step::ReserveInventory).await.unwrap();
+    assert_eq!(reserve.status, "FAILED");
+    assert!(
+        reserve
+            .error
+            .unwrap()
+            .starts_with("OutOfStock: product sold-out")
+    );
+
+    // What the Catch hands on: the input plus the error under $.error.
+    input["error"] = json!({"Error": err.name(), "Cause": err.to_string()});
+    for step in COMPENSATION {
+        let out = invoke(&steps, step, &input)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {}: {e}", step.name(), e.name()));
+        match step {
+            Step::RefundPayment => assert_eq!(out["refunded"], json!(false), "never charged"),
+            Step::ReleaseInventory => assert_eq!(out["released"], json!(false), "never held"),
+            Step::RestoreVoucher => assert_eq!(out["restored"], json!(true)),
+            _ => {}
+        }
+    }
+    let (status, version, reason) = fx.order(order).await;
+    assert_eq!((status, version), (OrderStatus::Failed, 3));
+    assert!(reason.unwrap().starts_with("OutOfStock: product sold-out"));
+    assert_eq!(fx.stock("keyboard").await, Some(5));
+    assert_eq!(fx.stock("sold-out").await, Some(0));
+    assert_eq!(
+        fx.voucher(&redeemed).await,
+        Some(VoucherView {
+            status: orders_domain::VoucherStatus::Ready,
+            redeemed_by: None
+        })
+    );
+    for step in COMPENSATION {
+        assert_eq!(
+            fx.step(order, step).await.map(|s| s.status).as_deref(),
+            Some("SUCCEEDED"),
+            "{}",
+            step.name()
+        );
+    }
+}

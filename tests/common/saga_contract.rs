@@ -291,7 +291,13 @@ pub async fn status_changes_are_conditional_and_mark_the_step(fx: &dyn SagaFixtu
     let step = Step::ReserveInventory;
     store.step_attempt(order, step, Utc::now()).await.unwrap();
     let changed = store
-        .set_status(order, step, OrderStatus::InventoryReserved, None, Utc::now())
+        .set_status(
+            order,
+            step,
+            OrderStatus::InventoryReserved,
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(changed, StatusChange::Changed { version: v0 + 1 });
@@ -304,7 +310,13 @@ pub async fn status_changes_are_conditional_and_mark_the_step(fx: &dyn SagaFixtu
     store.step_attempt(order, step, Utc::now()).await.unwrap();
     assert_eq!(
         store
-            .set_status(order, step, OrderStatus::InventoryReserved, None, Utc::now())
+            .set_status(
+                order,
+                step,
+                OrderStatus::InventoryReserved,
+                None,
+                Utc::now()
+            )
             .await
             .unwrap(),
         StatusChange::Unchanged
@@ -321,7 +333,13 @@ pub async fn status_changes_are_conditional_and_mark_the_step(fx: &dyn SagaFixtu
     // A move the lifecycle forbids is refused and changes nothing.
     assert_eq!(
         store
-            .set_status(order, Step::MarkCompleted, OrderStatus::Completed, None, Utc::now())
+            .set_status(
+                order,
+                Step::MarkCompleted,
+                OrderStatus::Completed,
+                None,
+                Utc::now()
+            )
             .await,
         Err(SagaStoreError::InvalidTransition {
             from: OrderStatus::InventoryReserved,
@@ -368,7 +386,13 @@ pub async fn status_changes_are_conditional_and_mark_the_step(fx: &dyn SagaFixtu
     let missing = OrderId::new();
     assert_eq!(
         store
-            .set_status(missing, Step::MarkFailed, OrderStatus::Failed, None, Utc::now())
+            .set_status(
+                missing,
+                Step::MarkFailed,
+                OrderStatus::Failed,
+                None,
+                Utc::now()
+            )
             .await,
         Err(SagaStoreError::OrderNotFound(missing))
     );
@@ -437,7 +461,10 @@ pub async fn step_history_counts_attempts(fx: &dyn SagaFixture) {
     );
     store.step_attempt(order, step, Utc::now()).await.unwrap();
     assert_eq!(fx.step(order, step).await.map(|s| s.attempts), Some(2));
-    store.step_result(order, step, None, Utc::now()).await.unwrap();
+    store
+        .step_result(order, step, None, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(
         fx.step(order, step).await,
         Some(StepView {
