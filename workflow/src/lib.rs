@@ -4,4 +4,5 @@
 pub mod asl;
 pub mod dynamodb;
 pub mod executor;
+pub mod lambda;
 pub mod steps;
