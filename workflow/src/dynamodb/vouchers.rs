@@ -17,6 +17,19 @@ use orders_aws::attr;
 use orders_aws::tables::attrs::{order as o, voucher as v};
 use orders_domain::{Cents, CustomerId, OrderId, VoucherCode, VoucherStatus};
 
+/// One conditional status change of a voucher.
+struct VoucherMove<'a> {
+    code: &'a str,
+    from: VoucherStatus,
+    to: VoucherStatus,
+    /// The attribute that must name the order: who earned it, or who redeemed it.
+    holder: &'static str,
+    /// Whether the move forgets the holder (a restored voucher is nobody's redemption).
+    clear_holder: bool,
+    order: OrderId,
+    now: DateTime<Utc>,
+}
+
 fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> SagaStoreError {
     SagaStoreError::Unavailable(format!("cannot build request: {e}"))
 }
@@ -116,16 +129,15 @@ impl DynamoSagaStore {
         let Some(code) = issued else {
             return Ok(false);
         };
-        self.voucher_status(
+        self.move_voucher(VoucherMove {
             code,
-            "SET #status = :to, #updated = :now",
-            "#status = :from AND #earned = :order",
-            ("#earned", v::EARNED_BY),
-            VoucherStatus::Ready,
-            VoucherStatus::Disabled,
+            from: VoucherStatus::Ready,
+            to: VoucherStatus::Disabled,
+            holder: v::EARNED_BY,
+            clear_holder: false,
             order,
             now,
-        )
+        })
         .await
     }
 
@@ -135,46 +147,40 @@ impl DynamoSagaStore {
         order: OrderId,
         now: DateTime<Utc>,
     ) -> Result<bool, SagaStoreError> {
-        self.voucher_status(
-            code.as_str(),
-            "SET #status = :to, #updated = :now REMOVE #redeemed",
-            "#status = :from AND #redeemed = :order",
-            ("#redeemed", v::REDEEMED_BY),
-            VoucherStatus::Used,
-            VoucherStatus::Ready,
+        self.move_voucher(VoucherMove {
+            code: code.as_str(),
+            from: VoucherStatus::Used,
+            to: VoucherStatus::Ready,
+            holder: v::REDEEMED_BY,
+            clear_holder: true,
             order,
             now,
-        )
+        })
         .await
     }
 
-    /// Moves a voucher `from` -> `to` if `holder` names `order`; `false` when it did not match.
-    #[allow(clippy::too_many_arguments)]
-    async fn voucher_status(
-        &self,
-        code: &str,
-        expression: &str,
-        condition: &str,
-        holder: (&str, &str),
-        from: VoucherStatus,
-        to: VoucherStatus,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, SagaStoreError> {
+    /// Moves a voucher `from` -> `to` if its `holder` attribute names the order; `false` when
+    /// it did not match (absent, another status, another order's).
+    async fn move_voucher(&self, m: VoucherMove<'_>) -> Result<bool, SagaStoreError> {
+        let expression = if m.clear_holder {
+            "SET #status = :to, #updated = :now REMOVE #holder"
+        } else {
+            "SET #status = :to, #updated = :now"
+        };
         let sent = self
             .client
             .update_item()
             .table_name(&self.tables.vouchers)
-            .set_key(Some(voucher_key(code)))
+            .set_key(Some(voucher_key(m.code)))
             .update_expression(expression)
-            .condition_expression(condition)
+            .condition_expression("#status = :from AND #holder = :order")
             .expression_attribute_names("#status", v::STATUS)
             .expression_attribute_names("#updated", v::UPDATED_AT)
-            .expression_attribute_names(holder.0, holder.1)
-            .expression_attribute_values(":from", attr::s(from.as_str()))
-            .expression_attribute_values(":to", attr::s(to.as_str()))
-            .expression_attribute_values(":order", attr::s(order.to_string()))
-            .expression_attribute_values(":now", attr::s(format_ts(now)))
+            .expression_attribute_names("#holder", m.holder)
+            .expression_attribute_values(":from", attr::s(m.from.as_str()))
+            .expression_attribute_values(":to", attr::s(m.to.as_str()))
+            .expression_attribute_values(":order", attr::s(m.order.to_string()))
+            .expression_attribute_values(":now", attr::s(format_ts(m.now)))
             .send()
             .await;
         match sent {
