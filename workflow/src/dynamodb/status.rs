@@ -195,6 +195,15 @@ impl DynamoSagaStore {
                 .get_item()
                 .table_name(&self.tables.orders)
                 .set_key(Some(order_key(order)))
+                // Only what the decision needs, not the order's items.
+                .projection_expression("#id, #status, #version, #steps.#step")
+                .set_expression_attribute_names(Some(names(&[
+                    ("#id", o::ID),
+                    ("#status", o::STATUS),
+                    ("#version", o::VERSION),
+                    ("#steps", o::STEPS),
+                    ("#step", step.name()),
+                ])))
                 .consistent_read(true)
                 .send()
                 .await
