@@ -7,10 +7,9 @@
 //! (plus the record, 101 writes) is refused rather than split, because a split reservation
 //! could be left half taken by a crash between its parts.
 
-use super::{DynamoSagaStore, condition_failed, corrupt, format_ts, saga_key, sdk_err};
+use super::{DynamoSagaStore, built, condition_failed, corrupt, format_ts, saga_key, sdk_err};
 use crate::steps::SagaStoreError;
 use crate::steps::store::Reservation;
-use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -45,10 +44,6 @@ fn totals(items: &[SagaItem]) -> BTreeMap<String, i64> {
         *m.entry(i.product_id.to_string()).or_insert(0) += i64::from(i.quantity);
     }
     m
-}
-
-fn built<T>(r: Result<T, BuildError>) -> Result<T, SagaStoreError> {
-    r.map_err(|e| SagaStoreError::Unavailable(format!("cannot build request: {e}")))
 }
 
 impl DynamoSagaStore {

@@ -63,6 +63,11 @@ where
     SagaStoreError::Unavailable(text)
 }
 
+/// A request the builder refused (a required field unset): a defect, reported with the field.
+fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, SagaStoreError> {
+    r.map_err(|e| SagaStoreError::Unavailable(format!("cannot build request: {e}")))
+}
+
 /// A stored item that does not read as this code wrote it.
 fn corrupt(what: &str, err: AttrError) -> SagaStoreError {
     SagaStoreError::Unavailable(format!("unreadable {what}: {err}"))

@@ -4,7 +4,7 @@
 //! and restore are single conditional updates on the voucher's status and order.
 
 use super::{
-    DynamoSagaStore, condition_failed, corrupt, format_ts, order_key, sdk_err, voucher_key,
+    DynamoSagaStore, built, condition_failed, corrupt, format_ts, order_key, sdk_err, voucher_key,
 };
 use crate::steps::SagaStoreError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -30,10 +30,6 @@ struct VoucherMove<'a> {
     now: DateTime<Utc>,
 }
 
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> SagaStoreError {
-    SagaStoreError::Unavailable(format!("cannot build request: {e}"))
-}
-
 impl DynamoSagaStore {
     pub(super) async fn put_voucher(
         &self,
@@ -57,8 +53,8 @@ impl DynamoSagaStore {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#code)")
             .expression_attribute_names("#code", v::CODE)
-            .build()
-            .map_err(build_err)?;
+            .build();
+        let put = built(put)?;
         let mark = Update::builder()
             .table_name(&self.tables.orders)
             .set_key(Some(order_key(order)))
@@ -69,8 +65,8 @@ impl DynamoSagaStore {
             .expression_attribute_values(":code", attr::s(code.as_str()))
             // On a re-run the old order names the voucher already issued: no second read.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(build_err)?;
+            .build();
+        let mark = built(mark)?;
         let sent = self
             .client
             .transact_write_items()
