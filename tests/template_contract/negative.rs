@@ -278,6 +278,21 @@ fn the_saga_and_the_stream_mapping_are_checked() {
     );
     reports_after(
         |t| {
+            let health = at(
+                t,
+                &format!("{RES}/ApiFunction/Properties/Events/Health/Properties"),
+            );
+            health
+                .as_object_mut()
+                .unwrap()
+                .remove("ApiId")
+                .map(drop)
+                .unwrap()
+        },
+        &["event Health is not on the stack's HttpApi"],
+    );
+    reports_after(
+        |t| {
             at(t, RES)
                 .as_object_mut()
                 .unwrap()

@@ -79,6 +79,16 @@ fn check_events(t: &Template, code: &Code, problems: &mut Vec<String>) {
                 ));
             }
             if kind == "HttpApi" {
+                // An event without ApiId makes SAM add an implicit API, one without the
+                // stack's throttling and access logs.
+                let api = event.pointer("/Properties/ApiId").map(reference);
+                let api_id = api.as_deref().and_then(referenced_id);
+                if api_id.and_then(|id| t.type_of(id)) != Some("AWS::Serverless::HttpApi") {
+                    problems.push(format!(
+                        "{}: event {name} is not on the stack's HttpApi (ApiId {api:?})",
+                        spec.logical
+                    ));
+                }
                 let p = |k| str_of(event.pointer(&format!("/Properties/{k}"))).unwrap_or("?");
                 routes.insert((p("Method").to_ascii_uppercase(), route_shape(p("Path"))));
             }
