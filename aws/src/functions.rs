@@ -15,7 +15,8 @@ pub struct FunctionSpec {
     pub binary: &'static str,
     pub tables: &'static [TableSpec],
     /// DynamoDB actions (IAM names, without the `dynamodb:` prefix), on those tables and
-    /// their indexes.
+    /// their indexes. `TransactWriteItems` needs no action of its own: IAM checks each write
+    /// inside it (`PutItem`, `UpdateItem`) against the item's table.
     pub dynamodb_actions: &'static [&'static str],
     /// Environment variables it reads besides the tables' (which come from `tables`).
     pub env: &'static [&'static str],
@@ -28,14 +29,7 @@ pub const API: FunctionSpec = FunctionSpec {
     logical: "ApiFunction",
     binary: "orders",
     tables: &[ORDERS, OUTBOX, IDEMPOTENCY, INVENTORY, VOUCHERS],
-    dynamodb_actions: &[
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "Query",
-        "ConditionCheckItem",
-        "DescribeTable",
-    ],
+    dynamodb_actions: &["GetItem", "PutItem", "UpdateItem", "Query"],
     env: &[
         "ORDERS_IDEMPOTENCY_TTL_SECS",
         "ORDERS_REQUIRE_IDEMPOTENCY_KEY",
@@ -59,7 +53,7 @@ pub const STEPS: FunctionSpec = FunctionSpec {
     logical: "StepsFunction",
     binary: "orders-steps",
     tables: &[ORDERS, INVENTORY, VOUCHERS, SAGA],
-    dynamodb_actions: &["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"],
+    dynamodb_actions: &["GetItem", "PutItem", "UpdateItem"],
     env: &[
         "ORDERS_PAYMENT_TRANSIENT_ERROR_RATE",
         "ORDERS_NOTIFICATION_FAILURE_RATE",

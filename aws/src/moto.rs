@@ -7,8 +7,24 @@
 //! table small, which matters because moto deep-copies the tables a transaction touches.
 //! The process is stopped by a watchdog holding both PIDs, because a `static` is never
 //! dropped when a test binary exits.
+//!
+//! Requests reach the emulator one at a time. moto serves requests on parallel threads, but
+//! its conditional writes and `TransactWriteItems` are not isolated: a condition is checked and
+//! the write applied without a lock, and a cancelled transaction restores copies of whole
+//! tables taken when it began, erasing what other requests committed meanwhile. DynamoDB
+//! applies each request atomically (and cancels a concurrent transaction on the same item with
+//! `TransactionConflict`), which is what the stores build on. Serializing at the HTTP client
+//! gives the emulator that atomicity, so a concurrency test checks our decisions (read, then
+//! conditional write, then re-read on conflict), not the emulator's races. What it cannot
+//! produce is a real `TransactionConflict`; unit tests cover how the stores answer one.
 
-use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::config::{Credentials, Region, RuntimeComponents};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -103,14 +119,49 @@ impl Moto {
         http(self.port, "POST", "/moto-api/config", CONFIG).expect("configure moto");
     }
 
-    /// SDK configuration pointing at this emulator with dummy credentials.
+    /// SDK configuration pointing at this emulator with dummy credentials, on the SDK's own
+    /// default HTTP client with its requests serialized (see the module docs).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build_https();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .http_client(Serial(http))
             .load()
             .await
+    }
+}
+
+/// One request in flight to the emulator at a time, process-wide.
+static IN_FLIGHT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(Debug)]
+struct Serial(SharedHttpClient);
+
+impl HttpClient for Serial {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(SerialConnector(self.0.http_connector(settings, components)))
+    }
+}
+
+#[derive(Debug)]
+struct SerialConnector(SharedHttpConnector);
+
+impl HttpConnector for SerialConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.0.clone();
+        HttpConnectorFuture::new(async move {
+            // Held until the response has arrived, when moto has finished the request.
+            let _turn = IN_FLIGHT.lock().await;
+            inner.call(request).await
+        })
     }
 }
 

@@ -319,22 +319,13 @@ pub async fn voucher_is_issued_once_withdrawn_and_restored(fx: &dyn SagaFixture)
     );
 }
 
-/// `saga_contract_tests!(factory)` runs every case. `saga_contract_tests!(sequential
-/// factory)` leaves out the two cases that race writers against one item, for moto (5.2.5),
-/// which cannot be raced: its server is threaded and takes no lock, so a conditional write
-/// checks its condition and applies its update as two steps another request can come
-/// between (two writers of one expected `version` both succeed), and a cancelled transaction
-/// is rolled back by restoring a copy of each table taken before it began, which erases any
-/// write committed meanwhile. DynamoDB makes both atomic; on moto that cannot be observed.
+/// `saga_contract_tests!(factory)` runs every case against the stores `factory` builds; the
+/// two `concurrent_*` cases race writers against one item.
 #[macro_export]
 macro_rules! saga_contract_tests {
     ($factory:expr) => {
-        $crate::saga_contract_tests!(sequential $factory);
         $crate::saga_contract_tests!(@cases $factory;
-            concurrent_reserves_take_stock_once, concurrent_status_changes_apply_once);
-    };
-    (sequential $factory:expr) => {
-        $crate::saga_contract_tests!(@cases $factory;
+            concurrent_reserves_take_stock_once, concurrent_status_changes_apply_once,
             reserve_is_all_or_none, reserve_twice_takes_stock_once,
             release_twice_returns_stock_once, charge_and_refund_happen_once,
             notification_is_recorded_once_per_kind,
