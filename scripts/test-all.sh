@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (README "Test"): every Rust test, built once in release (so the
-# process and crash tests drive the release binary), then that release binary started on a
-# free loopback port with a fresh database and test-api.sh run against it.
+# process and crash tests drive the release binary; the AWS-path tests start moto server from
+# .venv on a free loopback port), then that release binary started on a free loopback port with
+# a fresh database and test-api.sh run against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== python tools (.venv)"
+bash scripts/setup-venv.sh
 
 echo "== cargo test --release --workspace"
 cargo test --release --workspace
