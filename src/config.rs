@@ -3,7 +3,7 @@
 //! Every setting has a flag and an `ORDERS_*` variable (`orders --help` lists them); a bad
 //! value stops the process before it listens, with a message naming the setting.
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -14,15 +14,26 @@ use std::path::PathBuf;
     about = "Order service: idempotent POST /orders with a transactional outbox and a saga.",
     long_about = "Order service: idempotent POST /orders with a transactional outbox and a saga.\n\n\
     Runs the HTTP API, the outbox relay and the saga executor in one process on an embedded \
-    SQLite database. Every setting can also be given by the environment variable shown."
+    SQLite database. Every setting can also be given by the environment variable shown.\n\n\
+    Without a command it serves; `orders parked-events --database PATH` prints the outbox \
+    events the relay parked (dead letters) as JSON and exits."
 )]
 pub struct Config {
+    /// An operations command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on.
     #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
     /// SQLite database file (created, with its directory, if missing).
-    #[arg(long, env = "ORDERS_DATABASE", default_value = "./data/orders.db")]
+    #[arg(
+        long,
+        env = "ORDERS_DATABASE",
+        default_value = "./data/orders.db",
+        global = true
+    )]
     pub database: PathBuf,
 
     /// How long an idempotency key is remembered, in seconds.
@@ -75,6 +86,16 @@ fn scale(s: &str) -> Result<f64, String> {
         Ok(r) if r.is_finite() && (0.0..=100.0).contains(&r) => Ok(r),
         _ => Err(format!("{s:?} is not a number from 0 to 100")),
     }
+}
+
+/// Operations commands: they run against the database file and exit, and may run beside a
+/// serving process on the same file.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Print the outbox events the relay parked because they can never be decoded (dead
+    /// letters: kept with their reason, never retried, not blocking the events behind them)
+    /// as a JSON array of {seq, eventId, orderId, reason, parkedAt}, oldest first.
+    ParkedEvents,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -132,5 +153,14 @@ mod tests {
         assert!(Config::try_parse_from(["orders", "--retry-delay-scale", "-1"]).is_err());
         let c = Config::try_parse_from(["orders", "--require-idempotency-key"]).unwrap();
         assert!(c.require_idempotency_key);
+    }
+
+    #[test]
+    fn parked_events_takes_the_database_after_the_command() {
+        let c =
+            Config::try_parse_from(["orders", "parked-events", "--database", "/tmp/x.db"]).unwrap();
+        assert_eq!(c.command, Some(Command::ParkedEvents));
+        assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
+        assert_eq!(Config::try_parse_from(["orders"]).unwrap().command, None);
     }
 }

@@ -83,6 +83,26 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     served.map_err(StartError::Serve)
 }
 
+/// The relay's dead letters as a JSON array (the `parked-events` command). The file must
+/// exist: opening a store would otherwise create an empty database at a mistyped path.
+pub async fn parked_events_json(database: &std::path::Path) -> Result<String, String> {
+    if !database.is_file() {
+        return Err(format!("no database at {}", database.display()));
+    }
+    let store = SqliteStore::open(database).map_err(|e| e.to_string())?;
+    let parked = store.parked_events().await.map_err(|e| e.to_string())?;
+    let events: Vec<serde_json::Value> = parked
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "seq": p.seq, "eventId": p.event_id, "orderId": p.order_id,
+                "reason": p.reason, "parkedAt": p.parked_at,
+            })
+        })
+        .collect();
+    Ok(serde_json::to_string_pretty(&events).expect("JSON values serialize"))
+}
+
 /// How often stalled sagas are re-driven and expired idempotency records purged.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 

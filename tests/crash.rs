@@ -204,5 +204,6 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         "only voucher conflicts are refused: {:?}",
         out.refused
     );
+    assert_eq!(report.parked, 0, "nothing the service wrote is undecodable");
     assert!(report.orders > 0 && report.completed > 0 && report.failed > 0);
 }
