@@ -29,7 +29,7 @@ pub struct VoucherList {
 }
 
 #[utoipa::path(get, path = "/customers/{customerId}/vouchers", tag = "vouchers",
-    params(("customerId" = String, Path)),
+    params(("customerId" = CustomerId, Path)),
     responses((status = 200, body = VoucherList), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_vouchers(
     State(s): State<AppState>,
