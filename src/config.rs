@@ -48,6 +48,23 @@ pub struct Config {
     #[arg(long, env = "ORDERS_BODY_LIMIT", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1_024..=10_485_760))]
     pub body_limit: u64,
 
+    /// Requests handled at once; one more is refused at once with 503 (load shedding).
+    #[arg(long, env = "ORDERS_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_in_flight: u64,
+
+    /// Seconds to answer one request, reading its body included; then 503.
+    #[arg(long, env = "ORDERS_REQUEST_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout_secs: u64,
+
+    /// Open connections at most; more wait to be accepted.
+    #[arg(long, env = "ORDERS_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Seconds a connection may send nothing (stalled mid-request or idle between
+    /// requests) before it is closed.
+    #[arg(long, env = "ORDERS_CLIENT_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub client_idle_timeout_secs: u64,
+
     /// Share (0.0-1.0) of payment attempts that fail transiently (fault injection).
     #[arg(long, env = "ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", default_value_t = 0.0, value_parser = rate)]
     pub payment_transient_error_rate: f64,
@@ -124,6 +141,8 @@ impl Config {
             idempotency_ttl: std::time::Duration::from_secs(self.idempotency_ttl_secs),
             require_idempotency_key: self.require_idempotency_key,
             body_limit: self.body_limit as usize,
+            max_in_flight: self.max_in_flight as usize,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
         }
     }
 }
@@ -140,6 +159,10 @@ mod tests {
         assert_eq!(c.idempotency_ttl_secs, 600);
         assert!(!c.require_idempotency_key);
         assert_eq!(c.body_limit, 65_536);
+        assert_eq!(c.max_in_flight, 1024);
+        assert_eq!(c.request_timeout_secs, 10);
+        assert_eq!(c.max_connections, 4096);
+        assert_eq!(c.client_idle_timeout_secs, 30);
     }
 
     #[test]
@@ -151,6 +174,8 @@ mod tests {
             Config::try_parse_from(["orders", "--payment-transient-error-rate", "1.5"]).is_err()
         );
         assert!(Config::try_parse_from(["orders", "--retry-delay-scale", "-1"]).is_err());
+        assert!(Config::try_parse_from(["orders", "--max-in-flight", "0"]).is_err());
+        assert!(Config::try_parse_from(["orders", "--request-timeout-secs", "0"]).is_err());
         let c = Config::try_parse_from(["orders", "--require-idempotency-key"]).unwrap();
         assert!(c.require_idempotency_key);
     }

@@ -45,7 +45,7 @@ pub struct CreateOrderRequest {
     /// A READY voucher of this customer, redeemed atomically with the order (5.00 EUR off).
     voucher_code: Option<VoucherCode>,
     /// Test payment token; default `pm_card_visa`, `pm_card_chargeDeclined` is declined.
-    #[schema(example = "pm_card_visa")]
+    #[schema(example = "pm_card_visa", pattern = "^pm_[A-Za-z0-9_]{1,125}$")]
     payment_method: Option<String>,
 }
 
