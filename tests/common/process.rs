@@ -41,13 +41,33 @@ impl Server {
     /// Starts the binary on `port` and `db` with extra flags and environment; waits until
     /// /health answers.
     pub async fn start(db: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_logging(db, port, args, env, None).await
+    }
+
+    /// As `start`, with the process's stdout and stderr (its log) written to `log`.
+    pub async fn start_logging(
+        db: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Server {
+        let out = |log: Option<&Path>| {
+            log.map_or_else(Stdio::null, |p| {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p);
+                Stdio::from(f.expect("log file"))
+            })
+        };
         let child = Command::new(BIN)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--database"])
             .arg(db)
             .args(args)
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(out(log))
+            .stderr(out(log))
             .spawn()
             .expect("spawn orders");
         let server = Server {
