@@ -145,9 +145,8 @@ async fn duplicate_keys_and_oversized_input_are_refused() {
             "/problems/malformed-json",
         ),
         (
-            format!(
-                r#"{{"customerId":"a","items":[{{"productId":"x","productId":"laptop","quantity":1,"price":1}}]}}"#
-            ),
+            r#"{"customerId":"a","items":[{"productId":"x","productId":"laptop","quantity":1,"price":1}]}"#
+                .to_owned(),
             None,
             400,
             "/problems/malformed-json",
