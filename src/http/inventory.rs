@@ -48,7 +48,8 @@ fn product(id: &str) -> Result<ProductId, ApiError> {
 
 #[utoipa::path(get, path = "/inventory/{productId}", tag = "inventory",
     params(("productId" = ProductId, Path)),
-    responses((status = 200, body = Inventory), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Inventory), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn get_inventory(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -69,7 +70,8 @@ pub async fn get_inventory(
     params(("productId" = ProductId, Path)), request_body = SetInventory,
     responses((status = 200, body = Inventory), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json")))]
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn put_inventory(
     State(s): State<AppState>,
     Path(id): Path<String>,

@@ -287,7 +287,8 @@ impl From<OrderRecord> for OrderView {
 
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     params(("id" = String, Path, description = "Order id (UUID)")),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn get_order(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -322,7 +323,8 @@ pub struct OrderList {
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListParams),
-    responses((status = 200, body = OrderList), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = OrderList), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn list_orders(
     State(s): State<AppState>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
