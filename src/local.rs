@@ -25,9 +25,19 @@ pub enum StartError {
     Saga(#[from] crate::saga::SagaSetupError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 pub async fn run(config: Config) -> Result<(), StartError> {
+    // While a request is being handled the connection still waits for the client's next
+    // bytes, so an idle timeout shorter than the request timeout would cut slow answers.
+    if config.client_idle_timeout_secs <= config.request_timeout_secs {
+        return Err(StartError::Config(format!(
+            "--client-idle-timeout-secs ({}) must be longer than --request-timeout-secs ({})",
+            config.client_idle_timeout_secs, config.request_timeout_secs
+        )));
+    }
     let store = Arc::new(SqliteStore::open(&config.database)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -83,10 +83,17 @@ async fn in_flight_cap_sheds_and_stalled_requests_time_out() {
 async fn silent_connections_are_closed_and_capped() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let args = ["--max-connections", "2", "--client-idle-timeout-secs", "1"];
+    let args = [
+        "--max-connections",
+        "2",
+        "--client-idle-timeout-secs",
+        "2",
+        "--request-timeout-secs",
+        "1",
+    ];
     let _server = Server::start(&dir.path().join("l.db"), port, &args, &[]).await;
     // Server::start's own probe connection may still be closing: let it go.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
 
     // Two clients that start a request line and stop (slow loris) take both connections.
     let mut loris = Vec::new();
@@ -193,4 +200,42 @@ async fn duplicate_keys_and_oversized_input_are_refused() {
     assert_eq!(p["errors"][0]["field"], "items", "{p}");
     assert_eq!(common::count_rows(&dir.path().join("l.db"), "orders"), 0);
     assert_eq!(common::count_rows(&dir2.path().join("l.db"), "orders"), 0);
+}
+
+#[test]
+fn an_idle_timeout_not_above_the_request_timeout_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::process::BIN)
+        .args(["--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.path().join("l.db"))
+        .args([
+            "--client-idle-timeout-secs",
+            "5",
+            "--request-timeout-secs",
+            "5",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the process started serving");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("--client-idle-timeout-secs"), "{err}");
 }
