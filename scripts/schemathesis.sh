@@ -32,8 +32,10 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
+# Run from the temporary directory: schemathesis keeps a cache in its working directory.
+repo=$(pwd)
 status=0
-.venv/bin/schemathesis --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
+(cd "$dir" && "$repo/.venv/bin/schemathesis" --config-file "$repo/scripts/schemathesis.toml" run "http://127.0.0.1:$port/openapi.json" \
     --checks all \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-40}" \
     --max-time "${SCHEMATHESIS_MAX_TIME:-90}" \
@@ -41,7 +43,7 @@ status=0
     --generation-database none \
     --request-timeout 10 \
     --report-dir "$dir/report" \
-    --no-color || status=$?
+    --no-color) || status=$?
 if ! kill -0 "$pid" 2> /dev/null; then
     echo "the server died during the run"; tail -n 40 "$dir/server.log"; exit 1
 fi
