@@ -211,6 +211,9 @@ expect_invalid "price -1" "" "$(order_body "$C2" laptop 1 -1)" 400 "items[0].pri
 expect_invalid "items []" "" "{\"customerId\":\"$C2\",\"items\":[]}" 400
 expect_invalid "101 items" "" "$(jq -nc --arg c "$C2" '{customerId:$c, items:[range(101) | {productId:"laptop",quantity:1,price:1}]}')" 400
 expect_invalid "unknown top-level field" "" "$(order_body "$C2" laptop 1 1 '"foo":1')" 400
+expect_invalid "duplicate key customerId" "" "{\"customerId\":\"$C2\",\"customerId\":\"other\",\"items\":[{\"productId\":\"laptop\",\"quantity\":1,\"price\":1}]}" 400
+assert_json "duplicate key: the problem names the key" '.detail | test("duplicate key \"customerId\"")'
+expect_invalid "duplicate key inside an item" "" "{\"customerId\":\"$C2\",\"items\":[{\"productId\":\"laptop\",\"quantity\":1,\"quantity\":9,\"price\":1}]}" 400
 KEY255=$(printf '%-255s' "key-$RUN-" | tr ' ' x)
 expect_invalid "idempotency key of 256 chars" "${KEY255}x" "$(order_body "$C2" laptop 1 1)" 400
 expect_invalid "idempotency key with a space" "key $RUN" "$(order_body "$C2" laptop 1 1)" 400

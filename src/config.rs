@@ -3,7 +3,7 @@
 //! Every setting has a flag and an `ORDERS_*` variable (`orders --help` lists them); a bad
 //! value stops the process before it listens, with a message naming the setting.
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -14,15 +14,26 @@ use std::path::PathBuf;
     about = "Order service: idempotent POST /orders with a transactional outbox and a saga.",
     long_about = "Order service: idempotent POST /orders with a transactional outbox and a saga.\n\n\
     Runs the HTTP API, the outbox relay and the saga executor in one process on an embedded \
-    SQLite database. Every setting can also be given by the environment variable shown."
+    SQLite database. Every setting can also be given by the environment variable shown.\n\n\
+    Without a command it serves; `orders parked-events --database PATH` prints the outbox \
+    events the relay parked (dead letters) as JSON and exits."
 )]
 pub struct Config {
+    /// An operations command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on.
     #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
     /// SQLite database file (created, with its directory, if missing).
-    #[arg(long, env = "ORDERS_DATABASE", default_value = "./data/orders.db")]
+    #[arg(
+        long,
+        env = "ORDERS_DATABASE",
+        default_value = "./data/orders.db",
+        global = true
+    )]
     pub database: PathBuf,
 
     /// How long an idempotency key is remembered, in seconds.
@@ -36,6 +47,23 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ORDERS_BODY_LIMIT", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1_024..=10_485_760))]
     pub body_limit: u64,
+
+    /// Requests handled at once; one more is refused at once with 503 (load shedding).
+    #[arg(long, env = "ORDERS_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_in_flight: u64,
+
+    /// Seconds to answer one request, reading its body included; then 503.
+    #[arg(long, env = "ORDERS_REQUEST_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout_secs: u64,
+
+    /// Open connections at most; more wait to be accepted.
+    #[arg(long, env = "ORDERS_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Seconds a connection may send nothing (stalled mid-request or idle between
+    /// requests) before it is closed.
+    #[arg(long, env = "ORDERS_CLIENT_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub client_idle_timeout_secs: u64,
 
     /// Share (0.0-1.0) of payment attempts that fail transiently (fault injection).
     #[arg(long, env = "ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", default_value_t = 0.0, value_parser = rate)]
@@ -77,6 +105,16 @@ fn scale(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Operations commands: they run against the database file and exit, and may run beside a
+/// serving process on the same file.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Print the outbox events the relay parked because they can never be decoded (dead
+    /// letters: kept with their reason, never retried, not blocking the events behind them)
+    /// as a JSON array of {seq, eventId, orderId, reason, parkedAt}, oldest first.
+    ParkedEvents,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -103,6 +141,8 @@ impl Config {
             idempotency_ttl: std::time::Duration::from_secs(self.idempotency_ttl_secs),
             require_idempotency_key: self.require_idempotency_key,
             body_limit: self.body_limit as usize,
+            max_in_flight: self.max_in_flight as usize,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
         }
     }
 }
@@ -119,6 +159,10 @@ mod tests {
         assert_eq!(c.idempotency_ttl_secs, 600);
         assert!(!c.require_idempotency_key);
         assert_eq!(c.body_limit, 65_536);
+        assert_eq!(c.max_in_flight, 1024);
+        assert_eq!(c.request_timeout_secs, 10);
+        assert_eq!(c.max_connections, 4096);
+        assert_eq!(c.client_idle_timeout_secs, 30);
     }
 
     #[test]
@@ -130,7 +174,18 @@ mod tests {
             Config::try_parse_from(["orders", "--payment-transient-error-rate", "1.5"]).is_err()
         );
         assert!(Config::try_parse_from(["orders", "--retry-delay-scale", "-1"]).is_err());
+        assert!(Config::try_parse_from(["orders", "--max-in-flight", "0"]).is_err());
+        assert!(Config::try_parse_from(["orders", "--request-timeout-secs", "0"]).is_err());
         let c = Config::try_parse_from(["orders", "--require-idempotency-key"]).unwrap();
         assert!(c.require_idempotency_key);
+    }
+
+    #[test]
+    fn parked_events_takes_the_database_after_the_command() {
+        let c =
+            Config::try_parse_from(["orders", "parked-events", "--database", "/tmp/x.db"]).unwrap();
+        assert_eq!(c.command, Some(Command::ParkedEvents));
+        assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
+        assert_eq!(Config::try_parse_from(["orders"]).unwrap().command, None);
     }
 }

@@ -25,9 +25,19 @@ pub enum StartError {
     Saga(#[from] crate::saga::SagaSetupError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 pub async fn run(config: Config) -> Result<(), StartError> {
+    // While a request is being handled the connection still waits for the client's next
+    // bytes, so an idle timeout shorter than the request timeout would cut slow answers.
+    if config.client_idle_timeout_secs <= config.request_timeout_secs {
+        return Err(StartError::Config(format!(
+            "--client-idle-timeout-secs ({}) must be longer than --request-timeout-secs ({})",
+            config.client_idle_timeout_secs, config.request_timeout_secs
+        )));
+    }
     let store = Arc::new(SqliteStore::open(&config.database)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -57,6 +67,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, database = %config.database.display(), resumed, "orders listening on http://{addr}");
+    let listener = crate::http::limits::GuardedListener::new(
+        listener,
+        config.max_connections as usize,
+        Duration::from_secs(config.client_idle_timeout_secs),
+    );
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
@@ -81,6 +96,26 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     drop(saga.executor);
     drop(store);
     served.map_err(StartError::Serve)
+}
+
+/// The relay's dead letters as a JSON array (the `parked-events` command). The file must
+/// exist: opening a store would otherwise create an empty database at a mistyped path.
+pub async fn parked_events_json(database: &std::path::Path) -> Result<String, String> {
+    if !database.is_file() {
+        return Err(format!("no database at {}", database.display()));
+    }
+    let store = SqliteStore::open(database).map_err(|e| e.to_string())?;
+    let parked = store.parked_events().await.map_err(|e| e.to_string())?;
+    let events: Vec<serde_json::Value> = parked
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "seq": p.seq, "eventId": p.event_id, "orderId": p.order_id,
+                "reason": p.reason, "parkedAt": p.parked_at,
+            })
+        })
+        .collect();
+    Ok(serde_json::to_string_pretty(&events).expect("JSON values serialize"))
 }
 
 /// How often stalled sagas are re-driven and expired idempotency records purged.

@@ -1,13 +1,19 @@
-//! `orders`: the local stack (API + relay + saga executor on SQLite), or, when
-//! `AWS_LAMBDA_RUNTIME_API` is set, the same API as a Lambda on DynamoDB. See `orders --help`.
+//! `orders`: the local stack (API + relay + saga executor on SQLite), an operations command on
+//! its database, or, when `AWS_LAMBDA_RUNTIME_API` is set, the same API as a Lambda on
+//! DynamoDB. See `orders --help`.
 
 use clap::Parser;
-use orders::config::Config;
+use orders::config::{Command, Config};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    let outcome = if orders::lambda::in_lambda() {
+    let outcome = if let Some(Command::ParkedEvents) = config.command {
+        orders::local::parked_events_json(&config.database)
+            .await
+            .map(|json| println!("{json}"))
+            .map_err(|e| e.to_string())
+    } else if orders::lambda::in_lambda() {
         orders::telemetry::init(orders::config::LogFormat::Json);
         orders::lambda::run(config).await.map_err(|e| e.to_string())
     } else {

@@ -1,141 +1,86 @@
-//! Crash safety of the real binary: concurrent clients with idempotency keys, `kill -9` at
-//! random moments, restart on the same database, then every promise of DESIGN.md section 6
-//! is checked over the API and the database file:
-//! - every acknowledged order exists, and its key replays to the same order id;
-//! - every order has exactly one outbox event, published, and exactly one execution;
-//! - every order ends COMPLETED or FAILED;
-//! - stock is conserved: start stock - completed quantities = end stock, per product;
-//! - no FAILED order keeps a charge.
+//! Crash loop on the real release binary: eight clients post keyed orders (some declined,
+//! some redeeming vouchers) while the process is killed with `kill -9` at random moments and
+//! restarted on the same database, `CRASH_KILLS` times (default 5, about 30 s). The clients
+//! then retry, with the same key, every request that was never answered, and the promises
+//! of DESIGN.md section 6 are checked over the API and the database file
+//! (`common::invariants`). A long run: `CRASH_KILLS=25 cargo test --release --test crash --
+//! --nocapture`; it prints the counts and the violations (which must be none).
 
-use rand_like::pick;
+mod common;
+
+use common::invariants::{self, Acked};
+use common::process::{Posted, Server, free_port, http_client, pick, post_keyed};
 use reqwest::Client;
 use rusqlite::Connection;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_orders");
 const PRODUCTS: [&str; 2] = ["crash-a", "crash-b"];
-const START_STOCK: i64 = 2_000;
-const KILLS: usize = 3;
+const START_STOCK: i64 = 1_000_000;
+const WORKERS: usize = 8;
+const DEFAULT_KILLS: usize = 5;
 
-/// Tiny dependency-free randomness for kill timing and request mix.
-mod rand_like {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    pub fn pick(n: u64) -> u64 {
-        let mut x =
-            STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ std::process::id() as u64;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x % n
-    }
+fn kills() -> usize {
+    std::env::var("CRASH_KILLS")
+        .ok()
+        .map(|v| v.parse().expect("CRASH_KILLS is a number"))
+        .unwrap_or(DEFAULT_KILLS)
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(db: &Path, port: u16) -> Server {
-        let child = Command::new(BIN)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--retry-delay-scale",
-                "0.01",
-            ])
-            .args(["--payment-transient-error-rate", "0.2", "--database"])
-            .arg(db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn orders");
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("{base}/health")).await.is_err() {
-            assert!(Instant::now() < deadline, "server did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Server { child, base }
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Clone)]
-struct Request {
-    key: String,
-    body: Value,
-}
-
-fn new_request(i: usize) -> Request {
-    let product = PRODUCTS[pick(2) as usize];
+/// Some orders are over 100 EUR (they earn vouchers), one in five is declined, and one in
+/// four redeems a READY voucher of its customer when it has one.
+async fn new_request(client: &Client, base: &str, worker: usize, i: usize) -> (String, Value) {
+    let customer = format!("crash-c{}", i % 7);
     let method = if pick(5) == 0 {
         "pm_card_chargeDeclined"
     } else {
         "pm_card_visa"
     };
-    Request {
-        key: format!("crash-{}-{i}", std::process::id()),
-        body: json!({"customerId": format!("crash-c{}", i % 7), "paymentMethod": method,
-                     "items": [{"productId": product, "quantity": 1 + pick(3), "price": 60.5}]}),
+    let mut body = json!({"customerId": customer, "paymentMethod": method,
+        "items": [{"productId": PRODUCTS[pick(2) as usize], "quantity": 1 + pick(3), "price": 60.5}]});
+    if pick(4) == 0 {
+        let vouchers: Option<Value> = match client
+            .get(format!("{base}/customers/{customer}/vouchers"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        let ready = vouchers.as_ref().and_then(|v| {
+            v["vouchers"]
+                .as_array()?
+                .iter()
+                .find(|v| v["status"] == "READY")
+                .map(|v| v["voucherCode"].clone())
+        });
+        if let Some(code) = ready {
+            body["voucherCode"] = code;
+        }
     }
+    (format!("crash-{}-{worker}-{i}", std::process::id()), body)
 }
 
-async fn post(client: &Client, base: &str, r: &Request) -> Option<String> {
-    let res = client
-        .post(format!("{base}/orders"))
-        .header("x-idempotency-key", &r.key)
-        .json(&r.body)
-        .send()
-        .await
-        .map_err(|e| eprintln!("{} -> {e:?}", r.key))
-        .ok()?;
-    if res.status().as_u16() != 201 {
-        eprintln!(
-            "{} -> {} {}",
-            r.key,
-            res.status(),
-            res.text().await.unwrap_or_default()
-        );
-        return None;
-    }
-    res.json::<Value>().await.ok()?["orderId"]
-        .as_str()
-        .map(str::to_owned)
+#[derive(Default)]
+struct Outcomes {
+    acked: Vec<Acked>,
+    /// Never answered: the client does not know whether the order exists.
+    lost: Vec<(String, Value)>,
+    /// Answered refusals by status (409: a voucher taken by a concurrent order).
+    refused: std::collections::BTreeMap<u16, usize>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_dash_nine_loses_nothing_acknowledged() {
+    let kills = kills();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let client = Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let mut server = Server::start(&db, port).await;
+    let port = free_port();
+    let client = http_client();
+    let args = ["--retry-delay-scale", "0.01"];
+    let env = [("ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", "0.2")];
+    let mut server = Server::start(&db, port, &args, &env).await;
     for p in PRODUCTS {
         let r = client
             .put(format!("{}/inventory/{p}", server.base))
@@ -145,40 +90,38 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         assert_eq!(r.unwrap().status().as_u16(), 200);
     }
 
-    let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-    let unacked: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let out: Arc<Mutex<Outcomes>> = Arc::default();
     let started = Instant::now();
-    let mut in_flight_at_kills = Vec::new();
-    let mut recovered = 0;
+    let mut at_kills = Vec::new();
     let mut next = 0usize;
-    for round in 0..=KILLS {
-        // Rounds that end in a kill run until the kill; the last one runs briefly after the
-        // final restart.
-        let stop = Instant::now()
-            + Duration::from_millis(if round == KILLS {
-                300 + pick(500)
-            } else {
-                5_000
-            });
-        let workers: Vec<_> = (0..8)
+    for round in 0..=kills {
+        let last = round == kills;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..WORKERS)
             .map(|w| {
-                let (client, base, acked, unacked) = (
+                let (client, base, out, stop) = (
                     client.clone(),
                     server.base.clone(),
-                    acked.clone(),
-                    unacked.clone(),
+                    out.clone(),
+                    stop.clone(),
                 );
-                let first = next + w * 10_000;
+                let first = next;
                 tokio::spawn(async move {
                     let mut i = first;
-                    while Instant::now() < stop {
-                        let r = new_request(i);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (key, body) = new_request(&client, &base, w, i).await;
                         i += 1;
-                        match post(&client, &base, &r).await {
-                            Some(id) => drop(acked.lock().unwrap().insert(r.key, id)),
-                            None => {
-                                // In flight when the server died: the client retries it later.
-                                unacked.lock().unwrap().push(r);
+                        let posted = post_keyed(&client, &base, &key, &body).await;
+                        let mut o = out.lock().unwrap();
+                        match posted {
+                            Posted::Created(order_id) => o.acked.push(Acked {
+                                key,
+                                body,
+                                order_id,
+                            }),
+                            Posted::Refused(s) => *o.refused.entry(s).or_default() += 1,
+                            Posted::Lost => {
+                                o.lost.push((key, body));
                                 break;
                             }
                         }
@@ -186,172 +129,81 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
                 })
             })
             .collect();
-        next += 100_000;
-        if round == KILLS {
-            for w in workers {
-                w.await.unwrap();
-            }
-            break;
+        next += 1_000_000;
+        // A random moment: mid-request for the clients, mid-step for the sagas.
+        tokio::time::sleep(Duration::from_millis(200 + pick(1_500))).await;
+        let lost_before = out.lock().unwrap().lost.len();
+        if last {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            server.kill9();
         }
-        let answered_before = unacked.lock().unwrap().len();
-        // Kill while the workers are mid-request and sagas are mid-step.
-        tokio::time::sleep(Duration::from_millis(150 + pick(250))).await;
-        server.kill9();
         for w in workers {
             w.await.unwrap();
         }
-        let conn = Connection::open(&db).unwrap();
-        let running: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM executions WHERE status = 'RUNNING'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let unpublished: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let unanswered = unacked.lock().unwrap().len() - answered_before;
-        in_flight_at_kills.push((running, unpublished, unanswered));
-        recovered += running + unpublished;
-        server = Server::start(&db, port).await;
-    }
-
-    // Clients retry what was never answered, with the same key: a committed order replays.
-    let retries: Vec<Request> = std::mem::take(&mut *unacked.lock().unwrap());
-    for r in &retries {
-        let mut answer = None;
-        for _ in 0..3 {
-            answer = post(&client, &server.base, r).await;
-            if answer.is_some() {
-                break;
-            }
-        }
-        let id = answer.expect("a retry with the same key is answered after the restart");
-        acked.lock().unwrap().insert(r.key.clone(), id);
-    }
-    let acked = acked.lock().unwrap().clone();
-
-    // Every order reaches a terminal state.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let conn = Connection::open(&db).unwrap();
-    loop {
-        let open: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM orders WHERE status NOT IN ('COMPLETED', 'FAILED')",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        if open == 0 {
+        if last {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{open} orders never reached a terminal state"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let conn = Connection::open(&db).unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        at_kills.push((
+            count("SELECT COUNT(*) FROM executions WHERE status = 'RUNNING'"),
+            count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"),
+            out.lock().unwrap().lost.len() - lost_before,
+        ));
+        drop(conn);
+        server = Server::start(&db, port, &args, &env).await;
     }
-    let settle = started.elapsed();
 
-    // Acknowledged orders exist and replay to the same id.
-    for (i, (key, id)) in acked.iter().enumerate() {
-        let res = client
-            .get(format!("{}/orders/{id}", server.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status().as_u16(),
-            200,
-            "acknowledged order {id} is missing"
-        );
-        if i % 10 == 0 {
-            let body: Value = res.json().await.unwrap();
-            let r = Request {
+    // Clients retry what was never answered, with the same key: a committed order replays,
+    // an uncommitted one is created now (or refused, e.g. its voucher is taken meanwhile).
+    let lost = std::mem::take(&mut out.lock().unwrap().lost);
+    let mut unanswered = 0;
+    for (key, body) in &lost {
+        match post_keyed(&client, &server.base, key, body).await {
+            Posted::Created(order_id) => out.lock().unwrap().acked.push(Acked {
                 key: key.clone(),
-                body: json!({
-                "customerId": body["customerId"], "paymentMethod": body["paymentMethod"],
-                "items": [{"productId": body["items"][0]["productId"], "quantity": body["items"][0]["quantity"], "price": 60.5}]}),
-            };
-            assert_eq!(
-                post(&client, &server.base, &r).await.as_deref(),
-                Some(id.as_str()),
-                "key {key} replays"
-            );
+                body: body.clone(),
+                order_id,
+            }),
+            Posted::Refused(s) => *out.lock().unwrap().refused.entry(s).or_default() += 1,
+            Posted::Lost => unanswered += 1,
         }
     }
+    assert_eq!(unanswered, 0, "retries after the restart are answered");
+    let out = std::mem::take(&mut *out.lock().unwrap());
 
-    let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
-    let orders = one("SELECT COUNT(*) FROM orders");
-    assert_eq!(
-        orders,
-        acked.len() as i64,
-        "every order was acknowledged (after client retries)"
-    );
-    assert_eq!(
-        one("SELECT COUNT(*) FROM outbox"),
-        orders,
-        "one outbox event per order"
-    );
-    assert_eq!(
-        one("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL OR dead_at IS NOT NULL"),
-        0
-    );
-    assert_eq!(
-        one("SELECT COUNT(*) FROM executions"),
-        orders,
-        "one execution per order"
-    );
-    assert_eq!(
-        one("SELECT COUNT(*) FROM executions e JOIN outbox o ON o.event_id = e.name"),
-        orders,
-        "each execution is named after its order's event"
-    );
-    assert_eq!(
-        one(
-            "SELECT COUNT(*) FROM payments p JOIN orders o USING (order_id) WHERE o.status = 'FAILED' AND p.status = 'CHARGED'"
-        ),
-        0,
-        "a failed order keeps no charge"
-    );
-    assert_eq!(
-        one(
-            "SELECT COUNT(*) FROM orders o LEFT JOIN payments p USING (order_id) WHERE o.status = 'COMPLETED' AND p.status IS NOT 'CHARGED'"
-        ),
-        0,
-        "every completed order is charged"
-    );
-    for p in PRODUCTS {
-        let end: i64 = conn
-            .query_row(
-                "SELECT available FROM inventory WHERE product_id = ?1",
-                [p],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let sold: i64 = conn
-            .query_row(
-                "SELECT COALESCE(SUM(json_extract(i.value, '$.quantity')), 0) FROM orders o, json_each(o.items) i
-                 WHERE o.status = 'COMPLETED' AND json_extract(i.value, '$.productId') = ?1",
-                [p],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(START_STOCK - sold, end, "stock of {p} is conserved");
-    }
-    let completed = one("SELECT COUNT(*) FROM orders WHERE status = 'COMPLETED'");
+    invariants::wait_all_terminal(&db, Duration::from_secs(120)).await;
+    let settle = started.elapsed();
+    let stock: Vec<(&str, i64)> = PRODUCTS.iter().map(|p| (*p, START_STOCK)).collect();
+    let report = invariants::check(&db, &client, &server.base, &out.acked, &stock).await;
     println!(
-        "crash test: {KILLS} kills; at each kill (running executions, unpublished events, requests in flight): \
-         {in_flight_at_kills:?}; recovered {recovered}; {} orders acknowledged ({} after a client retry), \
-         {completed} COMPLETED, {} FAILED; all terminal {:.1} s after the first request",
-        acked.len(),
-        retries.len(),
-        orders - completed,
-        settle.as_secs_f64()
+        "crash loop: kills={kills} acknowledged={} (retried after a kill: {}) refused={:?} \
+         orders={} completed={} failed={} outbox_events={} executions={} payments={} refunds={} \
+         vouchers={} replays_checked={} all_terminal_after={:.1}s \
+         at_each_kill(running executions, unpublished events, requests in flight)={at_kills:?} \
+         violations={}",
+        out.acked.len(),
+        lost.len(),
+        out.refused,
+        report.orders,
+        report.completed,
+        report.failed,
+        report.outbox_events,
+        report.executions,
+        report.payments,
+        report.refunds,
+        report.vouchers,
+        report.replays_checked,
+        settle.as_secs_f64(),
+        report.violations.len()
     );
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(
+        out.refused.keys().all(|s| *s == 409),
+        "only voucher conflicts are refused: {:?}",
+        out.refused
+    );
+    assert_eq!(report.parked, 0, "nothing the service wrote is undecodable");
+    assert!(report.orders > 0 && report.completed > 0 && report.failed > 0);
 }

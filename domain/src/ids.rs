@@ -66,6 +66,12 @@ uuid_id!(
 /// Longest client-supplied identifier accepted (customer, product, voucher).
 pub const MAX_NAME_LEN: usize = 128;
 
+/// The rule of `parse` as a regular expression for the OpenAPI document (valid in ECMA-262
+/// and Python alike, no look-around), so schema-driven clients and fuzzers generate only
+/// names the service accepts: no control character (Rust's `char::is_control`), and at
+/// least one character that is not white space (Unicode White_Space, what `trim` removes).
+pub const NAME_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$";
+
 macro_rules! name_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -112,6 +118,7 @@ macro_rules! name_id {
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .min_length(Some(1))
                     .max_length(Some(MAX_NAME_LEN))
+                    .pattern(Some(NAME_PATTERN))
                     .into()
             }
         }

@@ -134,6 +134,18 @@ pub fn validate_order(body: &Value) -> Result<OrderDraft, Vec<FieldError>> {
     }
 }
 
+/// A JSON number with no fractional part, as JSON Schema's `integer` means it: `3` and `3.0`
+/// alike (a schema-driven client may send either). Past 2^53 a float is not exact, so only
+/// integers written as such are taken there.
+pub fn whole_number(n: &serde_json::Number) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < EXACT)
+            .map(|f| f as i64)
+    })
+}
+
 fn item(i: usize, v: &Value, errs: &mut Vec<FieldError>) -> Option<OrderItem> {
     let at = |f: &str| format!("items[{i}].{f}");
     let Some(obj) = v.as_object() else {
@@ -157,8 +169,8 @@ fn item(i: usize, v: &Value, errs: &mut Vec<FieldError>) -> Option<OrderItem> {
     };
 
     let quantity = match obj.get("quantity") {
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(q) if (1..=MAX_QUANTITY).contains(&q) => Some(q as u32),
+        Some(Value::Number(n)) => match whole_number(n) {
+            Some(q) if (1..=MAX_QUANTITY as i64).contains(&q) => Some(q as u32),
             _ => {
                 errs.push(FieldError::new(
                     at("quantity"),
@@ -337,6 +349,24 @@ mod tests {
             fields(json!({"customerId": "c", "paymentMethod": "visa",
             "items": [{"productId": "a", "quantity": 1, "price": 1}]})),
             vec!["paymentMethod"]
+        );
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        let n = |s: &str| serde_json::from_str::<serde_json::Number>(s).unwrap();
+        assert_eq!(whole_number(&n("3")), Some(3));
+        assert_eq!(whole_number(&n("3.0")), Some(3));
+        assert_eq!(whole_number(&n("-2.0")), Some(-2));
+        assert_eq!(whole_number(&n("3.5")), None);
+        assert_eq!(whole_number(&n("1e300")), None);
+        let ok = validate_order(&json!({"customerId": "c", "items": [
+            {"productId": "p", "quantity": 2.0, "price": 1}]}));
+        assert_eq!(ok.unwrap().items[0].quantity, 2);
+        assert!(
+            validate_order(&json!({"customerId": "c", "items": [
+            {"productId": "p", "quantity": 2.5, "price": 1}]}))
+            .is_err()
         );
     }
 

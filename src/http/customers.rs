@@ -29,8 +29,9 @@ pub struct VoucherList {
 }
 
 #[utoipa::path(get, path = "/customers/{customerId}/vouchers", tag = "vouchers",
-    params(("customerId" = String, Path)),
-    responses((status = 200, body = VoucherList), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    params(("customerId" = CustomerId, Path)),
+    responses((status = 200, body = VoucherList), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn list_vouchers(
     State(s): State<AppState>,
     Path(id): Path<String>,

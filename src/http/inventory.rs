@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use orders_domain::ProductId;
-use orders_domain::validation::FieldError;
+use orders_domain::validation::{FieldError, whole_number};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -47,8 +47,9 @@ fn product(id: &str) -> Result<ProductId, ApiError> {
 }
 
 #[utoipa::path(get, path = "/inventory/{productId}", tag = "inventory",
-    params(("productId" = String, Path)),
-    responses((status = 200, body = Inventory), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    params(("productId" = ProductId, Path)),
+    responses((status = 200, body = Inventory), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn get_inventory(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -66,8 +67,11 @@ pub async fn get_inventory(
 }
 
 #[utoipa::path(put, path = "/inventory/{productId}", tag = "inventory",
-    params(("productId" = String, Path)), request_body = SetInventory,
-    responses((status = 200, body = Inventory), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    params(("productId" = ProductId, Path)), request_body = SetInventory,
+    responses((status = 200, body = Inventory), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn put_inventory(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -99,8 +103,7 @@ pub async fn put_inventory(
         return Err(ApiError::Validation(unknown));
     }
     let available = match obj.get("available") {
-        Some(Value::Number(n)) => n
-            .as_i64()
+        Some(Value::Number(n)) => whole_number(n)
             .filter(|a| (0..=MAX_AVAILABLE).contains(a))
             .ok_or_else(|| field("must be an integer from 0 to 1000000000"))?,
         None | Some(Value::Null) => return Err(field("is required")),

@@ -8,6 +8,7 @@ mod customers;
 mod health;
 mod inventory;
 mod json;
+pub mod limits;
 pub mod openapi;
 mod orders;
 pub mod problem;
@@ -33,6 +34,10 @@ pub struct ApiSettings {
     pub idempotency_ttl: Duration,
     pub require_idempotency_key: bool,
     pub body_limit: usize,
+    /// Requests handled at once; more are shed with a 503.
+    pub max_in_flight: usize,
+    /// Time to answer one request, reading its body included; then a 503.
+    pub request_timeout: Duration,
 }
 
 impl Default for ApiSettings {
@@ -41,6 +46,8 @@ impl Default for ApiSettings {
             idempotency_ttl: Duration::from_secs(600),
             require_idempotency_key: false,
             body_limit: 64 * 1024,
+            max_in_flight: 1024,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -54,6 +61,8 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let limit = state.settings.body_limit;
+    let guard =
+        limits::RequestGuard::new(state.settings.max_in_flight, state.settings.request_timeout);
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(orders::routes())
@@ -68,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |mut req: Request, next: Next| async move {
             req.extensions_mut().insert(BodyLimit(limit));
             next.run(req).await
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            guard.clone().run(req, next)
         }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -24,7 +24,7 @@ use orders_domain::validation::validate_order;
 use orders_domain::{
     Cents, Currency, EventId, OrderId, OrderItem, OrderStatus, OutboxEvent, SagaInput, SagaItem,
 };
-use orders_domain::{CustomerId, VoucherStatus};
+use orders_domain::{CustomerId, VoucherCode, VoucherStatus};
 use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<AppState> {
@@ -38,23 +38,52 @@ pub fn routes() -> Router<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateOrderRequest {
-    #[schema(min_length = 1, max_length = 128, example = "customer-123")]
-    customer_id: String,
+    #[schema(example = "customer-123")]
+    customer_id: CustomerId,
     #[schema(min_items = 1, max_items = 100)]
-    items: Vec<OrderItem>,
+    items: Vec<NewItem>,
     /// A READY voucher of this customer, redeemed atomically with the order (5.00 EUR off).
-    #[schema(min_length = 1, max_length = 128)]
-    voucher_code: Option<String>,
+    voucher_code: Option<VoucherCode>,
     /// Test payment token; default `pm_card_visa`, `pm_card_chargeDeclined` is declined.
-    #[schema(example = "pm_card_visa")]
+    #[schema(example = "pm_card_visa", pattern = "^pm_[A-Za-z0-9_]{1,125}$")]
     payment_method: Option<String>,
 }
+
+/// One line of the create request (unknown fields are refused, so the document says so).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewItem {
+    #[schema(example = "laptop")]
+    product_id: orders_domain::ProductId,
+    #[schema(minimum = 1, maximum = 10000)]
+    quantity: u32,
+    price: Cents,
+}
+
+/// A sum of prices. Unlike one price (`Cents`, at most 10,000,000) it has no upper bound
+/// of its own: 100 items of 10,000 units each can add up to far more.
+pub struct Total;
+
+impl utoipa::PartialSchema for Total {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .minimum(Some(0))
+            .multiple_of(Some(0.01))
+            .description(Some("Amount in EUR, at most two decimals"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Total {}
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCreated {
     order_id: OrderId,
     status: OrderStatus,
+    #[schema(value_type = Total)]
     total_amount: Cents,
     currency: Currency,
     created_at: String,
@@ -64,7 +93,7 @@ pub struct OrderCreated {
 #[utoipa::path(post, path = "/orders", tag = "orders",
     request_body = CreateOrderRequest,
     params(
-        ("x-idempotency-key" = Option<String>, Header, description = "1-255 visible ASCII characters; `Idempotency-Key` is a synonym"),
+        ("x-idempotency-key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1-255 visible ASCII characters; `Idempotency-Key` is a synonym"),
     ),
     responses(
         (status = 201, body = OrderCreated, description = "Created, or a replay (then with `Idempotent-Replayed: true`)",
@@ -207,8 +236,10 @@ pub struct OrderView {
     customer_id: CustomerId,
     items: Vec<OrderItem>,
     /// Sum of the items, before any voucher.
+    #[schema(value_type = Total)]
     subtotal: Cents,
     discount: Cents,
+    #[schema(value_type = Total)]
     total_amount: Cents,
     currency: Currency,
     status: OrderStatus,
@@ -257,7 +288,8 @@ impl From<OrderRecord> for OrderView {
 
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     params(("id" = String, Path, description = "Order id (UUID)")),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn get_order(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -273,10 +305,12 @@ pub async fn get_order(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Whose orders (required).
+    #[param(value_type = Option<CustomerId>)]
     customer_id: Option<String>,
     /// Page size, 1-100, default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
-    /// `nextCursor` from the previous page.
+    /// `nextCursor` from the previous page (opaque; anything else is a 400).
     cursor: Option<String>,
 }
 
@@ -290,7 +324,8 @@ pub struct OrderList {
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListParams),
-    responses((status = 200, body = OrderList), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = OrderList), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn list_orders(
     State(s): State<AppState>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,

@@ -33,6 +33,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("the service is busy, retry shortly")]
     Unavailable,
+    #[error("too many requests are in progress, retry shortly")]
+    Overloaded,
+    #[error("the request was not answered within {0} s; retry (with the same idempotency key)")]
+    TimedOut(f64),
     #[error("internal error")]
     Internal(String),
 }
@@ -86,6 +90,16 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",
+            ),
+            Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service overloaded",
+            ),
+            TimedOut(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Request timed out",
             ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

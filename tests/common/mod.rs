@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod invariants;
+pub mod process;
 pub mod stack;
 
 use axum::Router;
