@@ -8,11 +8,10 @@
 #   SCHEMATHESIS_SEED (default 1; change it to explore other inputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-version=4.32.5
+version=$(sed -n "s/^schemathesis==//p" scripts/requirements-dev.txt)
 
 if ! .venv/bin/schemathesis --version 2> /dev/null | grep -q "$version"; then
-    [ -x .venv/bin/pip ] || python3 -m venv .venv
-    .venv/bin/pip install --quiet "schemathesis==$version"
+    bash scripts/setup-venv.sh
 fi
 [ -x target/release/orders ] || cargo build --release --locked
 

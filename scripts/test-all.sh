@@ -28,3 +28,6 @@ BASE_URL="http://127.0.0.1:$port" bash test-api.sh || {
     tail -n 40 "$dir/server.log"
     exit 1
 }
+
+echo "== scripts/schemathesis.sh (schema fuzzing of /openapi.json, bounded)"
+bash scripts/schemathesis.sh
