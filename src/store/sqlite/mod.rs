@@ -90,6 +90,10 @@ impl SqliteStore {
                 source,
             }
         })?;
+        // The writer's own page cache (64 MiB) keeps the hot pages (indexes, inventory, the
+        // outbox tail) in memory instead of re-reading them from the WAL on every job.
+        conn.execute_batch("PRAGMA cache_size = -65536;")
+            .map_err(open_err)?;
         let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
         Ok(Self {
             path: path.to_owned(),
