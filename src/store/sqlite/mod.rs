@@ -137,6 +137,26 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result
     Ok(conn)
 }
 
+/// Runs a statement from the connection's statement cache: these run for every order, and
+/// `Connection::execute` would parse the SQL again each time, on the writer thread.
+pub(crate) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `Connection::query_row` from the statement cache (see [`exec`]).
+pub(crate) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 /// Maps SQLite errors onto the store's: lock contention is `Busy` (503, retry later),
 /// everything else is a backend failure whose detail goes to the log, not to the client.
 pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
