@@ -9,7 +9,8 @@
 #   --smoke   seconds per item, small rates: asserts that every figure was produced (for CI),
 #             not that any target is met.
 # Environment: BENCH_OUT=DIR keeps the raw outputs there (default: a temporary directory);
-# BENCH_SERVICE_BIN=PATH measures another build of the service (before/after comparisons).
+# BENCH_SERVICE_BIN=PATH measures another build of the service (before/after comparisons);
+# BENCH_NO_OHA=1 uses the wrk fallback for fixed-rate items even where oha is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -62,7 +63,7 @@ if ! command -v oha > /dev/null && ((!smoke)); then
   say "oha installed in $(($(date +%s) - t0)) s"
 fi
 wrk_v=$( (wrk -v 2>&1 || true) | head -1 | awk '{print $1" "$2}')
-if command -v oha > /dev/null; then
+if command -v oha > /dev/null && [[ "${BENCH_NO_OHA:-0}" != 1 ]]; then
   fixed_tool="$(oha --version | head -1)"
 else
   fixed_tool=""
@@ -167,8 +168,10 @@ need = {"floor": "rps", "post_max": "rps", "post_rate": "p99_ms", "replay": "rps
 missing = [f"{k}.{v}" for k, v in need.items() if not r.get(k, {}).get(v)]
 if not r.get("e2e_rate", {}).get("lag_p99_ms") and r.get("e2e_rate", {}).get("lag_p99_ms") != 0:
     missing.append("e2e_rate.lag_p99_ms")
-if missing:
-    sys.exit(f"bench smoke: no figure for {', '.join(missing)}")
+bad = [k for k in ("floor", "post_max", "replay", "get", "post_rate") if r.get(k, {}).get("non2xx")]
+bad += [k for k in ("post_rate",) if set(r.get(k, {}).get("codes", {"201": 1})) != {"201"}]
+if missing or bad:
+    sys.exit(f"bench smoke: no figure for {', '.join(missing) or '-'}; non-2xx answers in {', '.join(bad) or '-'}")
 print("bench smoke: every figure produced")
 PY
 fi
