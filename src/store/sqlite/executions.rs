@@ -40,6 +40,29 @@ fn insert_events(
     Ok(())
 }
 
+/// Why `record` changed nothing: the execution is unknown, finished, or elsewhere in its history.
+fn refusal(conn: &Connection, name: &str, first: Option<i64>) -> crate::store::StoreError {
+    let stored: Result<Option<(String, i64)>, _> = conn
+        .prepare_cached("SELECT status, seq FROM executions WHERE name = ?1")
+        .and_then(|mut st| {
+            st.query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        });
+    let message = match stored {
+        Err(e) => return sqlite_err(e),
+        Ok(None) => format!("execution {name} does not exist"),
+        Ok(Some((status, _))) if status != ExecutionStatus::Running.as_str() => {
+            format!("execution {name} already finished")
+        }
+        Ok(Some((_, seq))) => format!(
+            "execution {name}: history continues at {} but event {} was written",
+            seq + 1,
+            first.unwrap_or_default()
+        ),
+    };
+    crate::store::StoreError::Backend(message)
+}
+
 fn snapshot_of(json: String) -> Result<ExecutionSnapshot, crate::store::StoreError> {
     serde_json::from_str(&json)
         .map_err(|e| crate::store::StoreError::Backend(format!("unreadable snapshot: {e}")))
@@ -94,30 +117,20 @@ impl ExecutionStore for SqliteStore {
         let updated = format_ts(snapshot.updated_at);
         let json = to_json(snapshot).map_err(exec_err)?;
         let events = encode_events(events)?;
+        let first = events.first().map(|(seq, _)| *seq);
         self.write(move |conn| {
-            let stored: Option<(String, i64)> = conn
-                .prepare_cached("SELECT status, seq FROM executions WHERE name = ?1")
-                .and_then(|mut st| st.query_row([&name], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            // One conditional UPDATE does the check and the write; the row is read only to
+            // explain a refusal. No events means no continuity to check (status only).
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
+                     WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
+                )
+                .and_then(|mut st| st.execute(params![name, status, seq, json, updated, first]))
                 .map_err(sqlite_err)?;
-            let Some((stored_status, stored_seq)) = stored else {
-                return Err(crate::store::StoreError::Backend(format!("execution {name} does not exist")));
-            };
-            if stored_status != ExecutionStatus::Running.as_str() {
-                return Err(crate::store::StoreError::Backend(format!("execution {name} already finished")));
+            if changed != 1 {
+                return Err(refusal(conn, &name, first));
             }
-            if let Some((first, _)) = events.first()
-                && *first != stored_seq + 1
-            {
-                return Err(crate::store::StoreError::Backend(format!(
-                    "execution {name}: history continues at {} but event {first} was written",
-                    stored_seq + 1
-                )));
-            }
-            conn.prepare_cached(
-                "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5 WHERE name = ?1",
-            )
-            .and_then(|mut st| st.execute(params![name, status, seq, json, updated]))
-            .map_err(sqlite_err)?;
             insert_events(conn, &name, &events)
         })
         .await

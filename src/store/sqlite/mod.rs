@@ -90,6 +90,10 @@ impl SqliteStore {
                 source,
             }
         })?;
+        // The writer's own page cache (64 MiB) keeps the hot pages (indexes, inventory, the
+        // outbox tail) in memory instead of re-reading them from the WAL on every job.
+        conn.execute_batch("PRAGMA cache_size = -65536;")
+            .map_err(open_err)?;
         let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
         Ok(Self {
             path: path.to_owned(),
@@ -131,6 +135,26 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Runs a statement from the connection's statement cache: these run for every order, and
+/// `Connection::execute` would parse the SQL again each time, on the writer thread.
+pub(crate) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `Connection::query_row` from the statement cache (see [`exec`]).
+pub(crate) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
 }
 
 /// Maps SQLite errors onto the store's: lock contention is `Busy` (503, retry later),

@@ -1,7 +1,7 @@
 //! The outbox table as the local relay's queue: `seq` gives commit order, `published_at`
 //! marks what has a saga, `dead_at` parks what never can.
 
-use super::{SqliteStore, sqlite_err};
+use super::{SqliteStore, exec, sqlite_err};
 use crate::clock::format_ts;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -92,7 +92,8 @@ impl OutboxSource for SqliteStore {
     async fn record_failure(&self, seq: i64, error: &str) -> Result<(), OutboxError> {
         let error = error.to_owned();
         self.write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1",
                 params![seq, error],
             )
@@ -106,7 +107,8 @@ impl OutboxSource for SqliteStore {
     async fn park(&self, seq: i64, reason: &str, now: DateTime<Utc>) -> Result<(), OutboxError> {
         let reason = reason.to_owned();
         self.write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_at = ?3 WHERE seq = ?1",
                 params![seq, reason, format_ts(now)],
             )

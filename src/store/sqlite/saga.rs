@@ -1,7 +1,7 @@
 //! The saga steps' storage on SQLite. Each method is one write job (one savepoint in a group
 //! commit), keyed by order id, so re-running it changes nothing the first run did not.
 
-use super::{SqliteStore, sqlite_err};
+use super::{SqliteStore, exec, one, sqlite_err};
 use crate::clock::format_ts;
 use crate::store::StoreError;
 use async_trait::async_trait;
@@ -44,14 +44,14 @@ fn reserve_tx(
     items: &[SagaItem],
     now: &str,
 ) -> Result<Reservation, StoreError> {
-    let held: Option<String> = conn
-        .query_row(
-            "SELECT status FROM reservations WHERE order_id = ?1",
-            [order],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(sqlite_err)?;
+    let held: Option<String> = one(
+        conn,
+        "SELECT status FROM reservations WHERE order_id = ?1",
+        [order],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sqlite_err)?;
     if held.is_some() {
         return Ok(Reservation::Reserved);
     }
@@ -85,7 +85,8 @@ fn reserve_tx(
         }
     }
     let json = serde_json::to_string(&wanted).map_err(|e| StoreError::Backend(e.to_string()))?;
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO reservations (order_id, items, status, created_at, updated_at) VALUES (?1, ?2, 'RESERVED', ?3, ?3)",
         params![order, json, now],
     )
@@ -94,25 +95,27 @@ fn reserve_tx(
 }
 
 fn release_tx(conn: &Connection, order: &str, now: &str) -> Result<bool, StoreError> {
-    let items: Option<String> = conn
-        .query_row(
-            "SELECT items FROM reservations WHERE order_id = ?1 AND status = 'RESERVED'",
-            [order],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(sqlite_err)?;
+    let items: Option<String> = one(
+        conn,
+        "SELECT items FROM reservations WHERE order_id = ?1 AND status = 'RESERVED'",
+        [order],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sqlite_err)?;
     let Some(items) = items else { return Ok(false) };
     let items: BTreeMap<String, i64> = serde_json::from_str(&items)
         .map_err(|e| StoreError::Backend(format!("unreadable reservation: {e}")))?;
     for (product, qty) in items {
-        conn.execute(
+        exec(
+            conn,
             "UPDATE inventory SET available = available + ?2, updated_at = ?3 WHERE product_id = ?1",
             params![product, qty, now],
         )
         .map_err(sqlite_err)?;
     }
-    conn.execute(
+    exec(
+        conn,
         "UPDATE reservations SET status = 'RELEASED', updated_at = ?2 WHERE order_id = ?1",
         params![order, now],
     )
@@ -263,13 +266,14 @@ impl SagaStore for SqliteStore {
         let (charge, method) = (charge.clone(), method.to_owned());
         self.saga_write(move |conn| {
             let id = order.to_string();
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO payments (order_id, amount_cents, payment_method, status, charge_id, created_at, updated_at)
                  VALUES (?1, ?2, ?3, 'CHARGED', ?4, ?5, ?5) ON CONFLICT (order_id) DO NOTHING",
                 params![id, charge.amount.0, method, charge.charge_id, format_ts(now)],
             )
             .map_err(sqlite_err)?;
-            conn.query_row("SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1", [id], |r| {
+            one(conn, "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1", [id], |r| {
                 Ok(Charge { charge_id: r.get(0)?, amount: Cents(r.get(1)?), refunded: r.get::<_, String>(2)? == "REFUNDED" })
             })
             .map_err(sqlite_err)
@@ -279,7 +283,8 @@ impl SagaStore for SqliteStore {
 
     async fn refund(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, SagaStoreError> {
         self.saga_write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1 AND status = 'CHARGED'",
                 params![order.to_string(), format_ts(now)],
             )
@@ -299,7 +304,8 @@ impl SagaStore for SqliteStore {
     ) -> Result<bool, SagaStoreError> {
         let (customer, kind, message) = (customer.to_string(), kind.to_owned(), message.to_owned());
         self.saga_write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO notifications (order_id, kind, customer_id, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (order_id, kind) DO NOTHING",
                 params![order.to_string(), kind, customer, message, format_ts(now)],
@@ -321,13 +327,14 @@ impl SagaStore for SqliteStore {
         let (customer, code) = (customer.to_string(), code.to_string());
         self.saga_write(move |conn| {
             let id = order.to_string();
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO vouchers (code, customer_id, discount_cents, status, issued_for_order, created_at, updated_at)
                  VALUES (?1, ?2, ?3, 'READY', ?4, ?5, ?5) ON CONFLICT (issued_for_order) DO NOTHING",
                 params![code, customer, discount.0, id, format_ts(now)],
             )
             .map_err(sqlite_err)?;
-            conn.query_row("SELECT code FROM vouchers WHERE issued_for_order = ?1", [id], |r| r.get(0))
+            one(conn, "SELECT code FROM vouchers WHERE issued_for_order = ?1", [id], |r| r.get(0))
                 .map(VoucherCode::from_trusted)
                 .map_err(sqlite_err)
         })
@@ -340,7 +347,8 @@ impl SagaStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool, SagaStoreError> {
         self.saga_write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE vouchers SET status = 'DISABLED', updated_at = ?2 WHERE issued_for_order = ?1 AND status = 'READY'",
                 params![order.to_string(), format_ts(now)],
             )
@@ -358,7 +366,8 @@ impl SagaStore for SqliteStore {
     ) -> Result<bool, SagaStoreError> {
         let code = code.to_string();
         self.saga_write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE vouchers SET status = 'READY', redeemed_by_order = NULL, updated_at = ?3
                  WHERE code = ?1 AND redeemed_by_order = ?2 AND status = 'USED'",
                 params![code, order.to_string(), format_ts(now)],

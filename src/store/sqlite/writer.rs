@@ -95,8 +95,14 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// Runs one of the writer's own control statements from the statement cache: they run several
+/// times per job, and `execute_batch` would parse them again every time.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let err = sqlite_err(e);
         for job in group.drain(..) {
             let (_, reply) = job(Err(err.clone()));
@@ -105,9 +111,9 @@ fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
         return;
     }
     let replies: Vec<Reply> = group.drain(..).map(|job| run_job(conn, job)).collect();
-    let commit = conn.execute_batch("COMMIT").map_err(sqlite_err);
+    let commit = control(conn, "COMMIT").map_err(sqlite_err);
     if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = control(conn, "ROLLBACK");
     }
     for reply in replies {
         reply(commit.clone());
@@ -117,20 +123,20 @@ fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
 /// Runs one job in a savepoint; a failed or panicking job leaves no trace in the group.
 /// Returns how to answer the job once the group's commit is known.
 fn run_job(conn: &Connection, job: Job) -> Reply {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    if let Err(e) = control(conn, "SAVEPOINT job") {
         return job(Err(sqlite_err(e))).1;
     }
     match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
-        Ok((true, reply)) => match conn.execute_batch("RELEASE job").map_err(sqlite_err) {
+        Ok((true, reply)) => match control(conn, "RELEASE job").map_err(sqlite_err) {
             Ok(()) => reply,
             Err(e) => Box::new(move |_| reply(Err(e))),
         },
         Ok((false, reply)) => {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
             reply
         }
         Err(_) => {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
             tracing::error!("a storage job panicked; its writes were rolled back");
             // The job's reply sender was dropped with the panic: its caller sees "dropped a job".
             Box::new(|_| {})

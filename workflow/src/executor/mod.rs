@@ -15,6 +15,7 @@
 //! * **One runner per execution per process.** Starting or resuming a name that is already
 //!   running here is a no-op; across processes the store's seq check refuses interleaving.
 
+mod context;
 mod memory;
 pub mod retry;
 mod run;

@@ -7,12 +7,11 @@
 //! Data that does not fit the definition (a path that selects nothing) fails the execution
 //! with `States.Runtime`, which, as on Step Functions, no Retry or Catch intercepts.
 
+use super::context::{context, reads_context};
 use super::retry::{RetryDecision, decide, retry_delay};
 use super::store::{ExecutionSnapshot, ExecutionStatus, HistoryEvent, HistoryEventKind};
 use super::{Executor, TaskContext, TaskError};
-use crate::asl::path::{
-    Context, RuntimeError, apply_input_path, apply_output_path, apply_result_path,
-};
+use crate::asl::path::{RuntimeError, apply_input_path, apply_output_path, apply_result_path};
 use crate::asl::{STATES_RUNTIME, State, StateMachine, TaskState, Transition, error_matches};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -198,18 +197,6 @@ pub(super) async fn run(executor: Arc<Executor>, mut snapshot: ExecutionSnapshot
     .await;
 }
 
-fn context(snapshot: &ExecutionSnapshot) -> Value {
-    Context {
-        execution_name: snapshot.name.clone(),
-        execution_input: snapshot.input.clone(),
-        execution_start_time: snapshot.started_at,
-        state_name: snapshot.state.clone(),
-        state_entered_time: snapshot.state_entered_at,
-        retry_count: snapshot.attempt() - 1,
-    }
-    .to_value()
-}
-
 /// Runs the current state once and says how the visit ends, adding task events to `tx`.
 async fn visit(executor: &Executor, tx: &mut Tx) -> Outcome {
     let Some(state) = executor.machine.states.get(&tx.snapshot.state) else {
@@ -219,7 +206,11 @@ async fn visit(executor: &Executor, tx: &mut Tx) -> Outcome {
             tx.snapshot.state
         )));
     };
-    let ctx = context(&tx.snapshot);
+    let ctx = if reads_context(state) {
+        context(&tx.snapshot)
+    } else {
+        Value::Null
+    };
     let raw = &tx.snapshot.state_input;
     let result = match state {
         State::Task(task) => return run_task(executor, tx, task, &ctx).await,

@@ -65,6 +65,19 @@ impl Step {
         }
     }
 
+    /// Whether a successful run of this step ends with `SagaStore::set_status`, which marks
+    /// the step SUCCEEDED in the same transaction: `step_result` would write the same row again.
+    fn succeeds_with_status_change(self) -> bool {
+        matches!(
+            self,
+            Step::ReserveInventory
+                | Step::ProcessPayment
+                | Step::MarkCompleted
+                | Step::BeginCompensation
+                | Step::MarkFailed
+        )
+    }
+
     /// The DefinitionSubstitutions key of this step's function.
     pub fn substitution(self) -> String {
         format!("{}FunctionArn", self.name())
@@ -169,9 +182,13 @@ impl Steps {
             if let Some(e) = &error {
                 tracing::warn!(error = %e, "step failed");
             }
-            self.store
-                .step_result(order, step, error.as_deref(), Utc::now())
-                .await?;
+            // A success that moved the order was already recorded with the move; one write
+            // less per such step is ~10% of a saga's writes.
+            if error.is_some() || !step.succeeds_with_status_change() {
+                self.store
+                    .step_result(order, step, error.as_deref(), Utc::now())
+                    .await?;
+            }
             result
         }
         .instrument(span)

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Numbers for bench/run.sh: parses load-tool output and reads the service's database.
+
+Every figure comes from a tool's own report or from timestamps the service wrote; nothing is
+estimated. Subcommands print one JSON object on stdout:
+  wrk FILE                      requests/s, latency percentiles, errors (wrk --latency output)
+  oha FILE                      the same from oha's JSON output
+  drain DB PREFIX TIMEOUT_S     waits until every order of customers PREFIX* is terminal, then
+                                end-to-end rate and latency, and relay lag (outbox row created ->
+                                execution started)
+  size DB                       orders, bytes of the database files (after a checkpoint)
+  table RESULTS                 the final table from the JSON lines run.sh collected
+"""
+import json
+import os
+import re
+import sqlite3
+import sys
+import time
+from datetime import datetime
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def parse_wrk(path):
+    out = {"tool": "wrk"}
+    text = open(path).read()
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    out["rps"] = float(m.group(1)) if m else None
+    m = re.search(r"(\d+) requests in ([\d.]+\w+)", text)
+    out["requests"] = int(m.group(1)) if m else None
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
+        out[f"p{pct}_ms"] = ms(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    out["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", text)
+    out["socket_errors"] = m.group(1).strip() if m else None
+    return out
+
+
+def parse_oha(path):
+    d = json.load(open(path))
+    s, p = d["summary"], d["latencyPercentiles"]
+    codes = d.get("statusCodeDistribution", {})
+    return {
+        "tool": "oha",
+        "rps": s.get("requestsPerSec"),
+        "requests": sum(codes.values()),
+        "p50_ms": p["p50"] * 1000 if p.get("p50") is not None else None,
+        "p99_ms": p["p99"] * 1000 if p.get("p99") is not None else None,
+        "p999_ms": p["p99.9"] * 1000 if p.get("p99.9") is not None else None,
+        "success_rate": s.get("successRate"),
+        "codes": codes,
+        "errors": d.get("errorDistribution", {}),
+    }
+
+
+def ts(text):
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def pct(values, q):
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def drain(db, prefix, timeout):
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    like = prefix + "%"
+    deadline = time.time() + timeout
+    while True:
+        total, done = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status IN ('COMPLETED','FAILED')), 0) FROM orders WHERE customer_id LIKE ?",
+            (like,),
+        ).fetchone()
+        if total and done == total:
+            break
+        if time.time() > deadline:
+            return {"error": f"timeout: {done}/{total} orders terminal after {timeout} s"}
+        time.sleep(0.2)
+    rows = conn.execute(
+        "SELECT status, created_at, updated_at FROM orders WHERE customer_id LIKE ?", (like,)
+    ).fetchall()
+    done = [(ts(c), ts(u)) for s, c, u in rows if s == "COMPLETED"]
+    first = min(ts(c) for _, c, _ in rows)
+    last = max(u for _, u in done) if done else None
+    lat = [(u - c) * 1000 for c, u in done]
+    lag = [
+        (ts(started) - ts(created)) * 1000
+        for created, started in conn.execute(
+            "SELECT o.created_at, e.started_at FROM outbox o JOIN orders r ON r.order_id = o.order_id "
+            "JOIN executions e ON e.name = o.event_id WHERE r.customer_id LIKE ?",
+            (like,),
+        )
+    ]
+    return {
+        "orders": total,
+        "completed": len(done),
+        "failed": total - len(done),
+        "span_s": (last - first) if last else None,
+        "e2e_rps": len(done) / (last - first) if last and last > first else None,
+        "e2e_p50_ms": pct(lat, 0.50),
+        "e2e_p99_ms": pct(lat, 0.99),
+        "lag_p50_ms": pct(lag, 0.50),
+        "lag_p99_ms": pct(lag, 0.99),
+        "lag_samples": len(lag),
+    }
+
+
+def size(db):
+    # A checkpoint first (changes no content) so the figure is the data, not a WAL that the
+    # next checkpoint would fold in and reuse anyway.
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    (orders,) = conn.execute("SELECT COUNT(*) FROM orders").fetchone()
+    files = {s: os.path.getsize(db + s) for s in ("", "-wal") if os.path.exists(db + s)}
+    return {"orders": orders, "bytes": sum(files.values()), "files": files}
+
+
+def fmt(v, unit="", digits=0):
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}{unit}"
+
+
+def table(path):
+    r = {}
+    for line in open(path):
+        d = json.loads(line)
+        r[d["item"]] = d
+    rows = []
+
+    def row(name, figure, setup):
+        rows.append((name, figure, setup))
+
+    def lat(d):
+        s = f"p50 {fmt(d.get('p50_ms'), ' ms', 1)}, p99 {fmt(d.get('p99_ms'), ' ms', 1)}"
+        if "p999_ms" in d:
+            s += f", p999 {fmt(d.get('p999_ms'), ' ms', 1)}"
+        return s
+
+    for item, name in [
+        ("floor", "1. floor: bare axum JSON POST"),
+        ("post_max", "2. POST /orders new, max"),
+        ("post_rate", "2. POST /orders new, fixed rate"),
+        ("replay", "3. POST /orders replay"),
+        ("get", "4. GET /orders/{id}"),
+    ]:
+        if item in r:
+            d = r[item]
+            bad = d.get("non2xx") or 0
+            extra = f", {bad} non-2xx" if bad else ""
+            if d.get("tool") == "oha":
+                codes = d.get("codes", {})
+                extra = f", codes {codes}" + (f", errors {d['errors']}" if d.get("errors") else "")
+            row(name, f"{fmt(d.get('rps'), '/s')} ({lat(d)}){extra}", d.get("setup", ""))
+    for item, name in [("e2e_burst", "5. end to end, max (burst)"), ("e2e_rate", "5. end to end at fixed rate")]:
+        if item in r:
+            d = r[item]
+            row(name, f"{fmt(d.get('e2e_rps'), ' orders/s COMPLETED')}, 201->COMPLETED p50 {fmt(d.get('e2e_p50_ms'), ' ms')}, p99 {fmt(d.get('e2e_p99_ms'), ' ms')} ({d.get('completed')}/{d.get('orders')} completed)", d.get("setup", ""))
+    if "e2e_rate" in r:
+        d = r["e2e_rate"]
+        row("6. relay lag", f"p50 {fmt(d.get('lag_p50_ms'), ' ms')}, p99 {fmt(d.get('lag_p99_ms'), ' ms')} ({d.get('lag_samples')} events)", "outbox.created_at -> executions.started_at, same orders as 5 at fixed rate")
+    if "floor" in r and "post_max" in r and r["floor"].get("rps") and r["post_max"].get("rps"):
+        row("7. ratio (2)/(1)", f"{r['post_max']['rps'] / r['floor']['rps']:.3f}", "max throughput of 2 over 1, same wrk setup")
+    if "end" in r:
+        d = r["end"]
+        per = d["bytes"] / d["orders"] * 1000 if d.get("orders") else None
+        row("7. RSS at end", f"{fmt(d.get('rss_kib', 0) / 1024, ' MiB', 1)}", "VmRSS of the service process after every item")
+        row("7. DB size per 1,000 orders", f"{fmt(per / 1e6 if per else None, ' MB', 2)} ({d['orders']:,} orders, {d['bytes'] / 1e6:,.1f} MB)", "orders.db after a checkpoint (+ WAL if any), all orders terminal")
+    w = [max(len(x[i]) for x in rows + [("item", "figure", "setup")]) for i in range(3)]
+    line = lambda a: "| " + " | ".join(a[i].ljust(w[i]) for i in range(3)) + " |"
+    print(line(("item", "figure", "setup")))
+    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    for x in rows:
+        print(line(x))
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "table":
+        table(args[0])
+    else:
+        fn = {"wrk": parse_wrk, "oha": parse_oha, "drain": drain, "size": size}[cmd]
+        if cmd == "drain":
+            args = [args[0], args[1], float(args[2])]
+        print(json.dumps(fn(*args)))
