@@ -31,3 +31,6 @@ BASE_URL="http://127.0.0.1:$port" bash test-api.sh || {
 
 echo "== scripts/schemathesis.sh (schema fuzzing of /openapi.json, bounded)"
 bash scripts/schemathesis.sh
+
+echo "== bench/run.sh --smoke (the benchmark harness produces every figure; no targets asserted)"
+BENCH_NO_OHA=1 bash bench/run.sh --smoke

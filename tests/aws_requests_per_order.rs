@@ -226,10 +226,10 @@ const EXPECTED: [(&str, usize); 9] = [
     ("POST /orders (new)", 1),
     ("POST /orders (replay)", 1),
     ("processor (stream record)", 1),
-    ("step ReserveInventory", 5),
-    ("step ProcessPayment", 6),
+    ("step ReserveInventory", 4),
+    ("step ProcessPayment", 5),
     ("step SendNotification", 3),
     ("step IssueVoucher", 3),
-    ("step MarkCompleted", 4),
+    ("step MarkCompleted", 3),
     ("GET /orders/{id} (with voucher)", 2),
 ];
