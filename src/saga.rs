@@ -9,7 +9,9 @@ use orders_processor::relay::{Relay, RelayOptions};
 use orders_processor::{SagaStarter, StartError, Started};
 use orders_workflow::asl::StateMachine;
 use orders_workflow::executor::{ExecError, Executor, ExecutorOptions, StartOutcome};
-use orders_workflow::steps::{StepSettings, Steps};
+use orders_workflow::executor::{TaskContext, TaskError, TaskHandler};
+use orders_workflow::steps::{Step, StepError, StepSettings};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Executions admitted at once; the relay waits beyond this (its events stay in the outbox).
@@ -27,6 +29,24 @@ impl SagaStarter for ExecutorStarter {
             Ok(StartOutcome::Started) => Ok(Started::New),
             Ok(StartOutcome::AlreadyExists) => Ok(Started::AlreadyExists),
             Err(e) => Err(StartError(e.to_string())),
+        }
+    }
+}
+
+/// Runs each step as one write job on the store (`SqliteStore::run_step`): the step's attempt,
+/// effect, status change and result commit together.
+struct StepInOneJob {
+    store: Arc<SqliteStore>,
+    settings: StepSettings,
+}
+
+#[async_trait]
+impl TaskHandler for StepInOneJob {
+    async fn invoke(&self, input: Value, _ctx: &TaskContext) -> Result<Value, TaskError> {
+        match self.store.run_step(self.settings.clone(), input).await {
+            Ok(step) => step.map_err(TaskError::from),
+            // The job's writes are undone; like any storage failure, worth another try.
+            Err(e) => Err(StepError::Transient(e.to_string()).into()),
         }
     }
 }
@@ -52,11 +72,11 @@ pub fn build(
     relay: RelayOptions,
 ) -> Result<LocalSaga, SagaSetupError> {
     let machine = StateMachine::saga()?;
-    let steps = Arc::new(Steps {
+    let handlers = Step::handlers(Arc::new(StepInOneJob {
         store: store.clone(),
         settings: steps,
-    });
-    let executor = Executor::new(machine, steps.handlers(), store.clone(), options)?;
+    }));
+    let executor = Executor::new(machine, handlers, store.clone(), options)?;
     let relay = Relay {
         source: store.clone(),
         starter: Arc::new(ExecutorStarter(executor.clone())),

@@ -86,7 +86,7 @@ impl ExecutionStore for SqliteStore {
         );
         let json = to_json(snapshot).map_err(exec_err)?;
         let events = encode_events(events)?;
-        self.write(move |conn| {
+        self.write_background(move |conn| {
             let inserted = conn
                 .prepare_cached(
                     "INSERT INTO executions (name, status, seq, snapshot, started_at, updated_at)
@@ -118,7 +118,7 @@ impl ExecutionStore for SqliteStore {
         let json = to_json(snapshot).map_err(exec_err)?;
         let events = encode_events(events)?;
         let first = events.first().map(|(seq, _)| *seq);
-        self.write(move |conn| {
+        self.write_background(move |conn| {
             // One conditional UPDATE does the check and the write; the row is read only to
             // explain a refusal. No events means no continuity to check (status only).
             let changed = conn

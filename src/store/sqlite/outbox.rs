@@ -73,7 +73,7 @@ impl OutboxSource for SqliteStore {
 
     async fn mark_published(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<(), OutboxError> {
         let seqs = seqs.to_vec();
-        self.write(move |conn| {
+        self.write_background(move |conn| {
             let mut st = conn
                 .prepare_cached(
                     "UPDATE outbox SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL",
@@ -91,7 +91,7 @@ impl OutboxSource for SqliteStore {
 
     async fn record_failure(&self, seq: i64, error: &str) -> Result<(), OutboxError> {
         let error = error.to_owned();
-        self.write(move |conn| {
+        self.write_background(move |conn| {
             exec(
                 conn,
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1",
@@ -106,7 +106,7 @@ impl OutboxSource for SqliteStore {
 
     async fn park(&self, seq: i64, reason: &str, now: DateTime<Utc>) -> Result<(), OutboxError> {
         let reason = reason.to_owned();
-        self.write(move |conn| {
+        self.write_background(move |conn| {
             exec(
                 conn,
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_at = ?3 WHERE seq = ?1",

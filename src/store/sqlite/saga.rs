@@ -1,31 +1,47 @@
-//! The saga steps' storage on SQLite. Each method is one write job (one savepoint in a group
-//! commit), keyed by order id, so re-running it changes nothing the first run did not.
+//! The saga steps' storage on SQLite, written once as [`TxSaga`]: the steps' SQL run inside
+//! an open writer transaction. Every method is keyed by order id, so re-running it changes
+//! nothing the first run did not, and runs in its own savepoint, so a failed one leaves no
+//! partial write behind while the step's other writes stay.
+//!
+//! Two ways in (`saga_jobs.rs`): a whole step as one writer job (the local executor: its
+//! attempt, effect, status change and result commit together), or each call as its own job
+//! (`SagaStore for SqliteStore`, what the shared contract suite drives).
 
-use super::{SqliteStore, exec, one, sqlite_err};
+use super::writer::TxConn;
+use super::{exec, one, sqlite_err};
 use crate::clock::format_ts;
 use crate::store::StoreError;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orders_domain::{Cents, CustomerId, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode};
 use orders_workflow::steps::store::{Charge, Reservation, StatusChange};
-use orders_workflow::steps::{SagaStore, SagaStoreError, Step};
+use orders_workflow::steps::{SagaStoreError, Step};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 
-fn saga_err(e: StoreError) -> SagaStoreError {
+pub(super) fn saga_err(e: StoreError) -> SagaStoreError {
     match e {
         StoreError::Backend(m) => SagaStoreError::Unavailable(m),
         other => SagaStoreError::Unavailable(other.to_string()),
     }
 }
 
-impl SqliteStore {
-    async fn saga_write<T, F>(&self, f: F) -> Result<T, SagaStoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.write(f).await.map_err(saga_err)
+/// The saga store on the writer's open transaction; built inside a writer job and dropped
+/// before the job returns.
+pub struct TxSaga(TxConn);
+
+/// Runs `f` in a savepoint: all of it stays, or (on `Err`) none of it.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let control = |sql: &str| exec(conn, sql, []).map(|_| ()).map_err(sqlite_err);
+    control("SAVEPOINT saga_call")?;
+    match f(conn) {
+        Ok(v) => control("RELEASE saga_call").map(|()| v),
+        Err(e) => {
+            let _ = control("ROLLBACK TO saga_call").and_then(|()| control("RELEASE saga_call"));
+            Err(e)
+        }
     }
 }
 
@@ -181,15 +197,25 @@ fn set_status_tx(
     }))
 }
 
-#[async_trait]
-impl SagaStore for SqliteStore {
-    async fn step_attempt(
+impl TxSaga {
+    pub fn new(tx: TxConn) -> Self {
+        TxSaga(tx)
+    }
+
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, SagaStoreError> {
+        self.0.with(|conn| in_savepoint(conn, f)).map_err(saga_err)
+    }
+
+    pub fn step_attempt(
         &self,
         order: OrderId,
         step: Step,
         now: DateTime<Utc>,
     ) -> Result<(), SagaStoreError> {
-        self.saga_write(move |conn| {
+        self.run(|conn| {
             conn.prepare_cached(
                 "INSERT INTO saga_steps (order_id, step, status, attempts, started_at) VALUES (?1, ?2, 'RUNNING', 1, ?3)
                  ON CONFLICT (order_id, step) DO UPDATE SET attempts = attempts + 1, status = 'RUNNING', finished_at = NULL",
@@ -198,45 +224,39 @@ impl SagaStore for SqliteStore {
             .map(|_| ())
             .map_err(sqlite_err)
         })
-        .await
     }
 
-    async fn step_result(
+    pub fn step_result(
         &self,
         order: OrderId,
         step: Step,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), SagaStoreError> {
-        let error = error.map(str::to_owned);
-        self.saga_write(move |conn| {
+        self.run(|conn| {
             let status = if error.is_some() { "FAILED" } else { "SUCCEEDED" };
             conn.prepare_cached("UPDATE saga_steps SET status = ?3, finished_at = ?4, error = ?5 WHERE order_id = ?1 AND step = ?2")
                 .and_then(|mut st| st.execute(params![order.to_string(), step.name(), status, format_ts(now), error]))
                 .map(|_| ())
                 .map_err(sqlite_err)
         })
-        .await
     }
 
-    async fn reserve(
+    pub fn reserve(
         &self,
         order: OrderId,
         items: &[SagaItem],
         now: DateTime<Utc>,
     ) -> Result<Reservation, SagaStoreError> {
-        let items = items.to_vec();
-        self.saga_write(move |conn| reserve_tx(conn, &order.to_string(), &items, &format_ts(now)))
-            .await
+        self.run(|conn| reserve_tx(conn, &order.to_string(), items, &format_ts(now)))
     }
 
-    async fn release(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, SagaStoreError> {
-        self.saga_write(move |conn| release_tx(conn, &order.to_string(), &format_ts(now)))
-            .await
+    pub fn release(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, SagaStoreError> {
+        self.run(|conn| release_tx(conn, &order.to_string(), &format_ts(now)))
     }
 
-    async fn charge(&self, order: OrderId) -> Result<Option<Charge>, SagaStoreError> {
-        self.read(move |conn| {
+    pub fn charge(&self, order: OrderId) -> Result<Option<Charge>, SagaStoreError> {
+        self.run(|conn| {
             conn.prepare_cached(
                 "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1",
             )
@@ -252,19 +272,16 @@ impl SagaStore for SqliteStore {
             })
             .map_err(sqlite_err)
         })
-        .await
-        .map_err(saga_err)
     }
 
-    async fn record_charge(
+    pub fn record_charge(
         &self,
         order: OrderId,
         charge: &Charge,
         method: &str,
         now: DateTime<Utc>,
     ) -> Result<Charge, SagaStoreError> {
-        let (charge, method) = (charge.clone(), method.to_owned());
-        self.saga_write(move |conn| {
+        self.run(|conn| {
             let id = order.to_string();
             exec(
                 conn,
@@ -278,11 +295,10 @@ impl SagaStore for SqliteStore {
             })
             .map_err(sqlite_err)
         })
-        .await
     }
 
-    async fn refund(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, SagaStoreError> {
-        self.saga_write(move |conn| {
+    pub fn refund(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, SagaStoreError> {
+        self.run(|conn| {
             exec(
                 conn,
                 "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1 AND status = 'CHARGED'",
@@ -291,10 +307,9 @@ impl SagaStore for SqliteStore {
             .map(|n| n == 1)
             .map_err(sqlite_err)
         })
-        .await
     }
 
-    async fn notify(
+    pub fn notify(
         &self,
         order: OrderId,
         customer: &CustomerId,
@@ -302,21 +317,19 @@ impl SagaStore for SqliteStore {
         message: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, SagaStoreError> {
-        let (customer, kind, message) = (customer.to_string(), kind.to_owned(), message.to_owned());
-        self.saga_write(move |conn| {
+        self.run(|conn| {
             exec(
                 conn,
                 "INSERT INTO notifications (order_id, kind, customer_id, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (order_id, kind) DO NOTHING",
-                params![order.to_string(), kind, customer, message, format_ts(now)],
+                params![order.to_string(), kind, customer.to_string(), message, format_ts(now)],
             )
             .map(|n| n == 1)
             .map_err(sqlite_err)
         })
-        .await
     }
 
-    async fn issue_voucher(
+    pub fn issue_voucher(
         &self,
         order: OrderId,
         customer: &CustomerId,
@@ -324,29 +337,27 @@ impl SagaStore for SqliteStore {
         discount: Cents,
         now: DateTime<Utc>,
     ) -> Result<VoucherCode, SagaStoreError> {
-        let (customer, code) = (customer.to_string(), code.to_string());
-        self.saga_write(move |conn| {
+        self.run(|conn| {
             let id = order.to_string();
             exec(
                 conn,
                 "INSERT INTO vouchers (code, customer_id, discount_cents, status, issued_for_order, created_at, updated_at)
                  VALUES (?1, ?2, ?3, 'READY', ?4, ?5, ?5) ON CONFLICT (issued_for_order) DO NOTHING",
-                params![code, customer, discount.0, id, format_ts(now)],
+                params![code.as_str(), customer.to_string(), discount.0, id, format_ts(now)],
             )
             .map_err(sqlite_err)?;
             one(conn, "SELECT code FROM vouchers WHERE issued_for_order = ?1", [id], |r| r.get(0))
                 .map(VoucherCode::from_trusted)
                 .map_err(sqlite_err)
         })
-        .await
     }
 
-    async fn withdraw_voucher(
+    pub fn withdraw_voucher(
         &self,
         order: OrderId,
         now: DateTime<Utc>,
     ) -> Result<bool, SagaStoreError> {
-        self.saga_write(move |conn| {
+        self.run(|conn| {
             exec(
                 conn,
                 "UPDATE vouchers SET status = 'DISABLED', updated_at = ?2 WHERE issued_for_order = ?1 AND status = 'READY'",
@@ -355,30 +366,27 @@ impl SagaStore for SqliteStore {
             .map(|n| n == 1)
             .map_err(sqlite_err)
         })
-        .await
     }
 
-    async fn restore_voucher(
+    pub fn restore_voucher(
         &self,
         code: &VoucherCode,
         order: OrderId,
         now: DateTime<Utc>,
     ) -> Result<bool, SagaStoreError> {
-        let code = code.to_string();
-        self.saga_write(move |conn| {
+        self.run(|conn| {
             exec(
                 conn,
                 "UPDATE vouchers SET status = 'READY', redeemed_by_order = NULL, updated_at = ?3
                  WHERE code = ?1 AND redeemed_by_order = ?2 AND status = 'USED'",
-                params![code, order.to_string(), format_ts(now)],
+                params![code.as_str(), order.to_string(), format_ts(now)],
             )
             .map(|n| n == 1)
             .map_err(sqlite_err)
         })
-        .await
     }
 
-    async fn set_status(
+    pub fn set_status(
         &self,
         order: OrderId,
         step: Step,
@@ -386,19 +394,8 @@ impl SagaStore for SqliteStore {
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<StatusChange, SagaStoreError> {
-        let reason = reason.map(str::to_owned);
         // A refusal (unknown order, forbidden move) is an answer, not a storage failure: it
-        // travels inside `Ok`, so the writer keeps the (empty) savepoint.
-        self.saga_write(move |conn| {
-            set_status_tx(
-                conn,
-                &order.to_string(),
-                step,
-                to,
-                reason.as_deref(),
-                &format_ts(now),
-            )
-        })
-        .await?
+        // travels inside `Ok`, so the (empty) savepoint is kept.
+        self.run(|conn| set_status_tx(conn, &order.to_string(), step, to, reason, &format_ts(now)))?
     }
 }

@@ -7,34 +7,69 @@
 //! is a durable write. A job that fails rolls back to its savepoint and leaves the others
 //! intact. Other processes on the same file still serialise correctly on the write lock
 //! (`BEGIN IMMEDIATE` + busy timeout), which is why no decision is ever made from memory alone.
+//!
+//! The connection sits behind a [`TxConn`] handle so a job can hand it to code that needs an
+//! owned, `Send + Sync` store for the length of the job: a whole saga step runs that way, all
+//! its writes in one job. Only this thread ever locks it, so the lock is never contended.
+//!
+//! Jobs a client waits for (an HTTP request) go first: while clients wait, a group takes all
+//! their jobs and only a few background jobs (relay, saga); the rest of the time, background
+//! jobs fill it. A burst of orders is accepted at full speed, and the sagas catch up after
+//! it, but never stop.
 
 use super::sqlite_err;
 use crate::store::StoreError;
 use rusqlite::Connection;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 /// Most jobs committed together: bounds the latency the first job of a group pays.
 const MAX_GROUP: usize = 256;
+/// Background jobs a group takes while client jobs wait.
+const MIN_BACKGROUND: usize = 8;
+
+/// Who waits for a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A client, on the other end of a request.
+    Client,
+    /// The relay or the saga: nobody is on the line.
+    Background,
+}
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A job gets the connection, or the error that kept it from running (so its caller learns
 /// why); it returns whether its writes stay, and how to answer once the group's fate is known.
-type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> (bool, Reply) + Send>;
+type Job = Box<dyn FnOnce(Result<&TxConn, StoreError>) -> (bool, Reply) + Send>;
+
+/// The writer's connection, lent to a job while its group transaction is open. Cloning it
+/// does not extend that: whatever a job builds on it must be finished when the job returns.
+#[derive(Clone)]
+pub struct TxConn(Arc<Mutex<Connection>>);
+
+impl TxConn {
+    /// Runs `f` on the connection. Calls nest only by mistake (it would deadlock), so the
+    /// callers are the writer itself and stores built for one job, one statement group each.
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        // A panicking job is rolled back to its savepoint; the connection itself stays usable.
+        f(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 pub struct Writer {
-    tx: Option<mpsc::Sender<Job>>,
+    tx: Option<mpsc::Sender<(Priority, Job)>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
     pub fn spawn(conn: Connection) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<(Priority, Job)>();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, rx))?;
+            .spawn(move || run(&TxConn(Arc::new(Mutex::new(conn))), rx))?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -48,8 +83,18 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_tx(Priority::Client, move |tx: &TxConn| tx.with(f))
+            .await
+    }
+
+    /// [`Writer::write`] for a job that passes the connection on (see [`TxConn`]).
+    pub async fn write_tx<T, F>(&self, priority: Priority, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TxConn) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply_tx, reply_rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn: Result<&Connection, StoreError>| {
+        let job: Job = Box::new(move |conn: Result<&TxConn, StoreError>| {
             let out = conn.and_then(f);
             let keep = out.is_ok();
             let reply: Reply = Box::new(move |commit| {
@@ -62,7 +107,7 @@ impl Writer {
             .as_ref()
             .ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
         sender
-            .send(job)
+            .send((priority, job))
             .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
         reply_rx
             .await
@@ -81,27 +126,59 @@ impl Drop for Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
-    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = rx.recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
+#[derive(Default)]
+struct Queues {
+    client: VecDeque<Job>,
+    background: VecDeque<Job>,
+}
+
+impl Queues {
+    fn push(&mut self, (priority, job): (Priority, Job)) {
+        match priority {
+            Priority::Client => self.client.push_back(job),
+            Priority::Background => self.background.push_back(job),
         }
-        commit_group(&conn, &mut group);
+    }
+
+    /// The next group: every waiting client job and a few background jobs, or, when no
+    /// client waits, background jobs only.
+    fn next_group(&mut self, group: &mut Vec<Job>) {
+        let clients = self.client.len().min(MAX_GROUP - MIN_BACKGROUND);
+        let background = if clients == 0 {
+            MAX_GROUP
+        } else {
+            MIN_BACKGROUND
+        };
+        group.extend(self.client.drain(..clients));
+        group.extend(
+            self.background
+                .drain(..self.background.len().min(background)),
+        );
+    }
+}
+
+fn run(conn: &TxConn, rx: mpsc::Receiver<(Priority, Job)>) {
+    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    let mut queues = Queues::default();
+    loop {
+        if queues.client.is_empty() && queues.background.is_empty() {
+            // Closed and drained: every accepted job has been answered.
+            let Ok(next) = rx.recv() else { return };
+            queues.push(next);
+        }
+        rx.try_iter().for_each(|job| queues.push(job));
+        queues.next_group(&mut group);
+        commit_group(conn, &mut group);
     }
 }
 
 /// Runs one of the writer's own control statements from the statement cache: they run several
 /// times per job, and `execute_batch` would parse them again every time.
-fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+fn control(conn: &TxConn, sql: &str) -> rusqlite::Result<()> {
+    conn.with(|c| c.prepare_cached(sql)?.execute([]).map(|_| ()))
 }
 
-fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
+fn commit_group(conn: &TxConn, group: &mut Vec<Job>) {
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let err = sqlite_err(e);
         for job in group.drain(..) {
@@ -122,7 +199,7 @@ fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
 
 /// Runs one job in a savepoint; a failed or panicking job leaves no trace in the group.
 /// Returns how to answer the job once the group's commit is known.
-fn run_job(conn: &Connection, job: Job) -> Reply {
+fn run_job(conn: &TxConn, job: Job) -> Reply {
     if let Err(e) = control(conn, "SAVEPOINT job") {
         return job(Err(sqlite_err(e))).1;
     }
@@ -141,5 +218,96 @@ fn run_job(conn: &Connection, job: Job) -> Reply {
             // The job's reply sender was dropped with the panic: its caller sees "dropped a job".
             Box::new(|_| {})
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job that only reports which it was.
+    fn job(label: &'static str, ran: &Arc<Mutex<Vec<&'static str>>>) -> Job {
+        let ran = ran.clone();
+        Box::new(move |_| {
+            ran.lock().unwrap().push(label);
+            (true, Box::new(|_| {}))
+        })
+    }
+
+    fn labels(group: Vec<Job>, ran: &Arc<Mutex<Vec<&'static str>>>) -> Vec<&'static str> {
+        ran.lock().unwrap().clear();
+        let conn = TxConn(Arc::new(Mutex::new(Connection::open_in_memory().unwrap())));
+        for j in group {
+            let (_keep, _reply) = j(Ok(&conn));
+        }
+        ran.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn waiting_clients_get_the_group_and_the_background_a_few_places() {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let mut q = Queues::default();
+        for _ in 0..100 {
+            q.push((Priority::Background, job("bg", &ran)));
+        }
+        for _ in 0..300 {
+            q.push((Priority::Client, job("client", &ran)));
+        }
+        let mut group = Vec::new();
+        q.next_group(&mut group);
+        let first = labels(std::mem::take(&mut group), &ran);
+        assert_eq!(first.len(), MAX_GROUP);
+        assert_eq!(first.iter().filter(|l| **l == "bg").count(), MIN_BACKGROUND);
+
+        // 300 - 248 clients left: they all go, with the same few background jobs.
+        q.next_group(&mut group);
+        let second = labels(std::mem::take(&mut group), &ran);
+        assert_eq!(
+            second.iter().filter(|l| **l == "client").count(),
+            300 - (MAX_GROUP - MIN_BACKGROUND)
+        );
+        assert_eq!(
+            second.iter().filter(|l| **l == "bg").count(),
+            MIN_BACKGROUND
+        );
+
+        // No client waits: the background fills the group.
+        q.next_group(&mut group);
+        let third = labels(std::mem::take(&mut group), &ran);
+        assert_eq!(third.len(), 100 - 2 * MIN_BACKGROUND);
+        assert!(third.iter().all(|l| *l == "bg"));
+        assert!(q.client.is_empty() && q.background.is_empty());
+    }
+
+    #[tokio::test]
+    async fn background_writes_commit_like_client_writes() {
+        let writer = Writer::spawn(Connection::open_in_memory().unwrap()).unwrap();
+        writer
+            .write(|c| {
+                c.execute_batch("CREATE TABLE t (v TEXT)")
+                    .map_err(sqlite_err)
+            })
+            .await
+            .unwrap();
+        let bg = writer.write_tx(Priority::Background, |tx| {
+            tx.with(|c| {
+                c.execute("INSERT INTO t VALUES ('bg')", [])
+                    .map_err(sqlite_err)
+            })
+        });
+        let client = writer.write(|c| {
+            c.execute("INSERT INTO t VALUES ('client')", [])
+                .map_err(sqlite_err)
+        });
+        let (bg, client) = tokio::join!(bg, client);
+        assert_eq!((bg.unwrap(), client.unwrap()), (1, 1));
+        let n = writer
+            .write(|c| {
+                c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .map_err(sqlite_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
     }
 }

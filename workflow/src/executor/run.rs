@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+/// Most states run between two records (see the loop in [`run`]).
+const MAX_STATES_PER_RECORD: usize = 16;
+
 /// How a state visit ends.
 enum Outcome {
     /// Leave the state with `output`, to `next` or (None) ending the execution successfully.
@@ -169,9 +172,23 @@ pub(super) async fn run(executor: Arc<Executor>, mut snapshot: ExecutionSnapshot
                     events: Vec::new(),
                     now: Utc::now(),
                 };
-                let outcome = visit(&executor, &mut tx).await;
-                tx.now = Utc::now();
-                tx.apply(outcome);
+                // Bounded, so a definition that loops through Choice states still records
+                // (and yields) now and then.
+                for _ in 0..MAX_STATES_PER_RECORD {
+                    let outcome = visit(&executor, &mut tx).await;
+                    tx.now = Utc::now();
+                    let left = matches!(outcome, Outcome::Exit { .. });
+                    tx.apply(outcome);
+                    // A state without effects (Choice, Pass, Succeed, Fail) entered on leaving
+                    // this one runs now and goes into the same record: nothing outside can
+                    // tell, a restart would run it again just the same, and it saves a write.
+                    if !left
+                        || tx.snapshot.is_finished()
+                        || !is_effect_free(&executor.machine, &tx.snapshot.state)
+                    {
+                        break;
+                    }
+                }
                 tx
             }
             .instrument(step_span.clone())
@@ -262,6 +279,13 @@ async fn visit(executor: &Executor, tx: &mut Tx) -> Outcome {
         }),
     };
     result.unwrap_or_else(Outcome::runtime)
+}
+
+fn is_effect_free(machine: &StateMachine, state: &str) -> bool {
+    machine
+        .states
+        .get(state)
+        .is_some_and(|s| !matches!(s, State::Task(_)))
 }
 
 fn next_of(transition: &Transition) -> Option<String> {

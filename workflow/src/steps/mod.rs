@@ -197,15 +197,26 @@ impl Steps {
 
     /// The task handlers for the local executor, keyed by substitution name.
     pub fn handlers(self: &Arc<Self>) -> HashMap<String, Arc<dyn TaskHandler>> {
+        Step::handlers(Arc::new(Handler(self.clone())))
+    }
+}
+
+impl Step {
+    /// `handler` under every step's substitution name: it dispatches on the input's `step`.
+    pub fn handlers(handler: Arc<dyn TaskHandler>) -> HashMap<String, Arc<dyn TaskHandler>> {
         Step::ALL
             .into_iter()
-            .map(|s| {
-                (
-                    s.substitution(),
-                    Arc::new(Handler(self.clone())) as Arc<dyn TaskHandler>,
-                )
-            })
+            .map(|s| (s.substitution(), handler.clone()))
             .collect()
+    }
+}
+
+impl From<StepError> for TaskError {
+    fn from(e: StepError) -> Self {
+        TaskError {
+            error: e.name().to_owned(),
+            cause: e.to_string(),
+        }
     }
 }
 
@@ -214,9 +225,6 @@ struct Handler(Arc<Steps>);
 #[async_trait]
 impl TaskHandler for Handler {
     async fn invoke(&self, input: Value, _ctx: &TaskContext) -> Result<Value, TaskError> {
-        self.0.invoke(input).await.map_err(|e| TaskError {
-            error: e.name().to_owned(),
-            cause: e.to_string(),
-        })
+        self.0.invoke(input).await.map_err(TaskError::from)
     }
 }
