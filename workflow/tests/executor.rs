@@ -231,48 +231,10 @@ async fn a_missing_handler_is_refused() {
     );
 }
 
-/// A memory store that counts `record` calls.
-#[derive(Default)]
-struct CountingStore {
-    inner: MemoryExecutionStore,
-    records: Mutex<Vec<Vec<Kind>>>,
-}
-
-#[async_trait]
-impl ExecutionStore for CountingStore {
-    async fn create(
-        &self,
-        s: &ExecutionSnapshot,
-        e: &[HistoryEvent],
-    ) -> Result<bool, ExecutionStoreError> {
-        self.inner.create(s, e).await
-    }
-    async fn record(
-        &self,
-        s: &ExecutionSnapshot,
-        e: &[HistoryEvent],
-    ) -> Result<(), ExecutionStoreError> {
-        self.records
-            .lock()
-            .unwrap()
-            .push(e.iter().map(|e| e.kind).collect());
-        self.inner.record(s, e).await
-    }
-    async fn unfinished(&self) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
-        self.inner.unfinished().await
-    }
-    async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError> {
-        self.inner.get(name).await
-    }
-    async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError> {
-        self.inner.history(name).await
-    }
-}
-
 #[tokio::test]
 async fn states_without_effects_are_recorded_with_the_task_before_them() {
     let saga = Saga::default();
-    let store = Arc::new(CountingStore::default());
+    let store = Arc::new(ObservedStore::default());
     let executor = Executor::new(
         StateMachine::saga().unwrap(),
         saga.handlers(),

@@ -105,48 +105,12 @@ async fn a_resumed_retry_waits_for_its_remaining_delay() {
     assert_eq!(calls.lock().unwrap().len(), 2);
 }
 
-/// A store whose `record` fails while `broken` is set.
-struct FlakyStore {
-    inner: MemoryExecutionStore,
-    broken: AtomicBool,
-}
-
-#[async_trait]
-impl ExecutionStore for FlakyStore {
-    async fn create(
-        &self,
-        s: &ExecutionSnapshot,
-        e: &[HistoryEvent],
-    ) -> Result<bool, ExecutionStoreError> {
-        self.inner.create(s, e).await
-    }
-    async fn record(
-        &self,
-        s: &ExecutionSnapshot,
-        e: &[HistoryEvent],
-    ) -> Result<(), ExecutionStoreError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(ExecutionStoreError::new("disk full"));
-        }
-        self.inner.record(s, e).await
-    }
-    async fn unfinished(&self) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
-        self.inner.unfinished().await
-    }
-    async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError> {
-        self.inner.get(name).await
-    }
-    async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError> {
-        self.inner.history(name).await
-    }
-}
-
 #[tokio::test]
 async fn a_store_failure_stops_the_execution_without_finishing_it() {
     let saga = Saga::default();
-    let store = Arc::new(FlakyStore {
-        inner: MemoryExecutionStore::new(),
+    let store = Arc::new(ObservedStore {
         broken: AtomicBool::new(true),
+        ..ObservedStore::default()
     });
     let executor = Executor::new(
         StateMachine::saga().unwrap(),

@@ -209,3 +209,46 @@ pub async fn wait_for(
     }
     panic!("execution {name} never reached the expected point");
 }
+
+/// A memory store that notes the event kinds of every `record`, and fails `record` while
+/// `broken` is set.
+#[derive(Default)]
+pub struct ObservedStore {
+    pub inner: MemoryExecutionStore,
+    pub broken: AtomicBool,
+    pub records: Mutex<Vec<Vec<Kind>>>,
+}
+
+#[async_trait]
+impl ExecutionStore for ObservedStore {
+    async fn create(
+        &self,
+        s: &ExecutionSnapshot,
+        e: &[HistoryEvent],
+    ) -> Result<bool, ExecutionStoreError> {
+        self.inner.create(s, e).await
+    }
+    async fn record(
+        &self,
+        s: &ExecutionSnapshot,
+        e: &[HistoryEvent],
+    ) -> Result<(), ExecutionStoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(ExecutionStoreError::new("disk full"));
+        }
+        self.records
+            .lock()
+            .unwrap()
+            .push(e.iter().map(|e| e.kind).collect());
+        self.inner.record(s, e).await
+    }
+    async fn unfinished(&self) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
+        self.inner.unfinished().await
+    }
+    async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError> {
+        self.inner.get(name).await
+    }
+    async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError> {
+        self.inner.history(name).await
+    }
+}
