@@ -6,12 +6,11 @@
 //! docs/ARCHITECTURE.md quotes; the assertions pin it, so a change in the count is a
 //! decision someone makes, not a drift.
 
+#[path = "common/requests.rs"]
+mod requests;
 #[path = "common/streams.rs"]
 mod streams;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use axum::body::Body;
 use axum::http::Request;
 use orders::clock::SystemClock;
@@ -23,38 +22,11 @@ use orders_processor::sfn::StepFunctionsStarter;
 use orders_processor::stream::handle_batch;
 use orders_workflow::dynamodb::DynamoSagaStore;
 use orders_workflow::steps::{Step, StepSettings, Steps};
+use requests::Requests;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower::ServiceExt;
-
-/// The operation name of every request a client transmits.
-#[derive(Debug, Clone, Default)]
-struct Requests(Arc<Mutex<Vec<String>>>);
-
-impl Intercept for Requests {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let target = ctx.request().headers().get("x-amz-target").unwrap_or("?");
-        let op = target.rsplit('.').next().unwrap_or(target).to_owned();
-        self.0.lock().unwrap().push(op);
-        Ok(())
-    }
-}
-
-impl Requests {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
 
 const STEPS_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-steps";
 
@@ -215,9 +187,7 @@ impl aws_sdk_sfn::config::Intercept for SfnCounter {
         _: &aws_sdk_sfn::config::RuntimeComponents,
         _: &mut aws_sdk_sfn::config::ConfigBag,
     ) -> Result<(), aws_sdk_sfn::error::BoxError> {
-        let target = ctx.request().headers().get("x-amz-target").unwrap_or("?");
-        let op = target.rsplit('.').next().unwrap_or(target).to_owned();
-        self.0.0.lock().unwrap().push(op);
+        self.0.note(ctx.request().headers().get("x-amz-target"));
         Ok(())
     }
 }

@@ -5,12 +5,11 @@
 //! `support_dynamodb` explains why.)
 
 mod common;
+#[path = "common/requests.rs"]
+mod requests;
 mod support_dynamodb;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use axum::Router;
 use axum::body::Body;
@@ -25,39 +24,10 @@ use orders_aws::attr::{Item, get_n, get_s};
 use orders_aws::moto::{self, MotoSession};
 use orders_aws::tables::attrs::{idempotency as ia, order as oa, outbox as xa, voucher as va};
 use orders_domain::VoucherCode;
+use requests::Requests;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower::ServiceExt;
-
-/// Records the `X-Amz-Target` operation of every HTTP request the client sends, retries
-/// included (the hook runs once per transmission).
-#[derive(Debug, Clone, Default)]
-struct Requests(Arc<Mutex<Vec<String>>>);
-
-impl Intercept for Requests {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let target = ctx.request().headers().get("x-amz-target").unwrap_or("?");
-        let op = target.rsplit('.').next().unwrap_or(target).to_owned();
-        self.0.lock().unwrap().push(op);
-        Ok(())
-    }
-}
-
-impl Requests {
-    /// The operations sent since the last call.
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
 
 struct Env {
     store: Arc<DynamoStore>,
