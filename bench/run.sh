@@ -10,7 +10,9 @@
 #             not that any target is met.
 # Environment: BENCH_OUT=DIR keeps the raw outputs there (default: a temporary directory);
 # BENCH_SERVICE_BIN=PATH measures another build of the service (before/after comparisons);
-# BENCH_NO_OHA=1 uses the wrk fallback for fixed-rate items even where oha is installed.
+# BENCH_NO_OHA=1 uses the wrk fallback for fixed-rate items even where oha is installed;
+# BENCH_NO_BUILD=1 measures the binaries already in target/release instead of building (CI: the
+# test command's build, so the release dependency graph is compiled once and stored once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -69,8 +71,15 @@ else
   fixed_tool=""
 fi
 
-say "building release"
-cargo build --release --quiet --bin orders --bin orders-bench-floor
+if [[ "${BENCH_NO_BUILD:-0}" == 1 ]]; then
+  for bin in target/release/orders target/release/orders-bench-floor; do
+    [[ -x "$bin" ]] || { say "BENCH_NO_BUILD=1 but $bin is missing: run cargo build --release first"; exit 1; }
+  done
+  say "using the binaries already in target/release (BENCH_NO_BUILD=1)"
+else
+  say "building release"
+  cargo build --release --quiet --bin orders --bin orders-bench-floor
+fi
 
 date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
