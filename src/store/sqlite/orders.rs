@@ -311,9 +311,8 @@ impl OrderStore for SqliteStore {
         key: &IdempotencyKey,
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let key = key.as_str().to_owned();
-        self.read(move |conn| find_idempotency_tx(conn, &key, now))
-            .await
+        self.readers
+            .read_now(|conn| find_idempotency_tx(conn, key.as_str(), now))
     }
 
     async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError> {

@@ -1,6 +1,8 @@
 //! Read connections. WAL lets readers run beside the writer without blocking it, so reads
-//! use their own connections from a small pool, on the blocking thread pool, never the writer
-//! thread: a burst of GETs cannot delay a commit.
+//! use their own connections from a small pool, never the writer thread: a burst of GETs
+//! cannot delay a commit. Queries run on the blocking thread pool; the one exception is the
+//! idempotency probe in front of every keyed POST (`read_now`), a single lookup in an index
+//! whose recent pages are hot, cheaper than the hand-off to another thread.
 
 use super::{open_connection, sqlite_err};
 use crate::store::StoreError;
@@ -39,6 +41,18 @@ impl Readers {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    /// Runs `f` on the calling thread. For single index probes only (a few microseconds on
+    /// hot pages): handing those to the blocking pool cost more than the probe itself.
+    pub fn read_now<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.take()?;
+        let out = f(&conn);
+        self.give_back(conn);
+        out
     }
 
     fn take(&self) -> Result<Connection, StoreError> {

@@ -160,12 +160,9 @@ pub(super) async fn run(executor: Arc<Executor>, mut snapshot: ExecutionSnapshot
                 tokio::time::sleep(wait).await;
             }
             let attempt = snapshot.attempt();
-            let step_span = info_span!(
-                "saga_step",
-                execution = %snapshot.name,
-                state = %snapshot.state,
-                attempt
-            );
+            // The execution's name is on the parent span already: fields are formatted when a
+            // span opens, one span per recorded step, so each repeated field costs per order.
+            let step_span = info_span!("saga_step", state = %snapshot.state, attempt);
             let tx = async {
                 let mut tx = Tx {
                     snapshot,
