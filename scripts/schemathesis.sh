@@ -15,16 +15,8 @@ if ! .venv/bin/schemathesis --version 2> /dev/null | grep -q "$version"; then
 fi
 [ -x target/release/orders ] || cargo build --release --locked
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-dir=$(mktemp -d)
-target/release/orders --listen "127.0.0.1:$port" --database "$dir/orders.db" > "$dir/server.log" 2>&1 &
-pid=$!
-cleanup() {
-    kill "$pid" 2> /dev/null || true
-    wait "$pid" 2> /dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
+source scripts/release-service.sh
+start_release_service
 for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
     kill -0 "$pid" 2> /dev/null || { cat "$dir/server.log"; exit 1; }

@@ -13,21 +13,14 @@ echo "== cargo test --release --workspace"
 cargo test --release --workspace
 
 echo "== test-api.sh against target/release/orders"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-dir=$(mktemp -d)
-target/release/orders --listen "127.0.0.1:$port" --database "$dir/orders.db" > "$dir/server.log" 2>&1 &
-pid=$!
-cleanup() {
-    kill "$pid" 2> /dev/null || true
-    wait "$pid" 2> /dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
+source scripts/release-service.sh
+start_release_service
 BASE_URL="http://127.0.0.1:$port" bash test-api.sh || {
     echo "--- server log (last 40 lines)"
     tail -n 40 "$dir/server.log"
     exit 1
 }
+stop_release_service
 
 echo "== scripts/schemathesis.sh (schema fuzzing of /openapi.json, bounded)"
 bash scripts/schemathesis.sh

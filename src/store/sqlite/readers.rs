@@ -33,14 +33,9 @@ impl Readers {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.take()?;
-            let out = f(&conn);
-            pool.give_back(conn);
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || pool.read_now(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
 
     /// Runs `f` on the calling thread. For single index probes only (a few microseconds on
