@@ -132,6 +132,21 @@ struct Queues {
     background: VecDeque<Job>,
 }
 
+/// What the open group may still take.
+struct Budget {
+    taken: usize,
+    background: usize,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget {
+            taken: 0,
+            background: MAX_GROUP,
+        }
+    }
+}
+
 impl Queues {
     fn push(&mut self, (priority, job): (Priority, Job)) {
         match priority {
@@ -140,35 +155,43 @@ impl Queues {
         }
     }
 
-    /// The next group: every waiting client job and a few background jobs, or, when no
-    /// client waits, background jobs only.
-    fn next_group(&mut self, group: &mut Vec<Job>) {
-        let clients = self.client.len().min(MAX_GROUP - MIN_BACKGROUND);
-        let background = if clients == 0 {
-            MAX_GROUP
+    fn is_empty(&self) -> bool {
+        self.client.is_empty() && self.background.is_empty()
+    }
+
+    /// The next job for the open group, or `None` when the group should commit. A waiting
+    /// client goes first and leaves the background at most `MIN_BACKGROUND` more places: one
+    /// that arrives while a long background group runs joins it instead of waiting behind it.
+    fn next_job(&mut self, budget: &mut Budget) -> Option<Job> {
+        if budget.taken == MAX_GROUP {
+            return None;
+        }
+        // The last places stay the background's, so sagas progress under any client load.
+        let job = if budget.taken < MAX_GROUP - MIN_BACKGROUND
+            && let Some(job) = self.client.pop_front()
+        {
+            budget.background = budget.background.min(MIN_BACKGROUND);
+            job
+        } else if budget.background > 0 {
+            budget.background -= 1;
+            self.background.pop_front()?
         } else {
-            MIN_BACKGROUND
+            return None;
         };
-        group.extend(self.client.drain(..clients));
-        group.extend(
-            self.background
-                .drain(..self.background.len().min(background)),
-        );
+        budget.taken += 1;
+        Some(job)
     }
 }
 
 fn run(conn: &TxConn, rx: mpsc::Receiver<(Priority, Job)>) {
-    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     let mut queues = Queues::default();
     loop {
-        if queues.client.is_empty() && queues.background.is_empty() {
+        if queues.is_empty() {
             // Closed and drained: every accepted job has been answered.
             let Ok(next) = rx.recv() else { return };
             queues.push(next);
         }
-        rx.try_iter().for_each(|job| queues.push(job));
-        queues.next_group(&mut group);
-        commit_group(conn, &mut group);
+        commit_group(conn, &mut queues, &rx);
     }
 }
 
@@ -178,16 +201,24 @@ fn control(conn: &TxConn, sql: &str) -> rusqlite::Result<()> {
     conn.with(|c| c.prepare_cached(sql)?.execute([]).map(|_| ()))
 }
 
-fn commit_group(conn: &TxConn, group: &mut Vec<Job>) {
+/// Runs one group transaction: jobs are taken one at a time, so those that arrive meanwhile
+/// can still join; every job is answered once the COMMIT is known.
+fn commit_group(conn: &TxConn, queues: &mut Queues, rx: &mpsc::Receiver<(Priority, Job)>) {
+    rx.try_iter().for_each(|job| queues.push(job));
+    let mut budget = Budget::new();
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let err = sqlite_err(e);
-        for job in group.drain(..) {
+        while let Some(job) = queues.next_job(&mut budget) {
             let (_, reply) = job(Err(err.clone()));
             reply(Err(err.clone()));
         }
         return;
     }
-    let replies: Vec<Reply> = group.drain(..).map(|job| run_job(conn, job)).collect();
+    let mut replies: Vec<Reply> = Vec::new();
+    while let Some(job) = queues.next_job(&mut budget) {
+        replies.push(run_job(conn, job));
+        rx.try_iter().for_each(|job| queues.push(job));
+    }
     let commit = control(conn, "COMMIT").map_err(sqlite_err);
     if commit.is_err() {
         let _ = control(conn, "ROLLBACK");
@@ -225,58 +256,95 @@ fn run_job(conn: &TxConn, job: Job) -> Reply {
 mod tests {
     use super::*;
 
-    /// A job that only reports which it was.
-    fn job(label: &'static str, ran: &Arc<Mutex<Vec<&'static str>>>) -> Job {
-        let ran = ran.clone();
-        Box::new(move |_| {
-            ran.lock().unwrap().push(label);
-            (true, Box::new(|_| {}))
-        })
+    /// Queues jobs that, when run, say which kind they were.
+    struct Tagged {
+        queues: Queues,
+        ran: Arc<Mutex<Vec<Priority>>>,
+        conn: TxConn,
     }
 
-    fn labels(group: Vec<Job>, ran: &Arc<Mutex<Vec<&'static str>>>) -> Vec<&'static str> {
-        ran.lock().unwrap().clear();
-        let conn = TxConn(Arc::new(Mutex::new(Connection::open_in_memory().unwrap())));
-        for j in group {
-            let (_keep, _reply) = j(Ok(&conn));
+    impl Tagged {
+        fn new() -> Self {
+            Tagged {
+                queues: Queues::default(),
+                ran: Arc::default(),
+                conn: TxConn(Arc::new(Mutex::new(Connection::open_in_memory().unwrap()))),
+            }
         }
-        ran.lock().unwrap().clone()
+
+        fn push(&mut self, priority: Priority, n: usize) {
+            for _ in 0..n {
+                let ran = self.ran.clone();
+                let job: Job = Box::new(move |_| {
+                    ran.lock().unwrap().push(priority);
+                    (true, Box::new(|_| {}))
+                });
+                self.queues.push((priority, job));
+            }
+        }
+
+        /// Runs the next job of the open group; its kind, or `None` when the group commits.
+        fn next(&mut self, budget: &mut Budget) -> Option<Priority> {
+            let job = self.queues.next_job(budget)?;
+            let _ = job(Ok(&self.conn));
+            self.ran.lock().unwrap().pop()
+        }
+
+        /// The kinds of one whole group, in the order it ran them.
+        fn group(&mut self) -> Vec<Priority> {
+            let mut budget = Budget::new();
+            std::iter::from_fn(|| self.next(&mut budget)).collect()
+        }
+    }
+
+    fn count(group: &[Priority], p: Priority) -> usize {
+        group.iter().filter(|k| **k == p).count()
     }
 
     #[test]
     fn waiting_clients_get_the_group_and_the_background_a_few_places() {
-        let ran = Arc::new(Mutex::new(Vec::new()));
-        let mut q = Queues::default();
-        for _ in 0..100 {
-            q.push((Priority::Background, job("bg", &ran)));
-        }
-        for _ in 0..300 {
-            q.push((Priority::Client, job("client", &ran)));
-        }
-        let mut group = Vec::new();
-        q.next_group(&mut group);
-        let first = labels(std::mem::take(&mut group), &ran);
+        let mut t = Tagged::new();
+        t.push(Priority::Background, 100);
+        t.push(Priority::Client, 300);
+        let first = t.group();
         assert_eq!(first.len(), MAX_GROUP);
-        assert_eq!(first.iter().filter(|l| **l == "bg").count(), MIN_BACKGROUND);
+        assert_eq!(count(&first, Priority::Background), MIN_BACKGROUND);
+        assert!(
+            first[..MAX_GROUP - MIN_BACKGROUND]
+                .iter()
+                .all(|k| *k == Priority::Client)
+        );
 
         // 300 - 248 clients left: they all go, with the same few background jobs.
-        q.next_group(&mut group);
-        let second = labels(std::mem::take(&mut group), &ran);
+        let second = t.group();
         assert_eq!(
-            second.iter().filter(|l| **l == "client").count(),
+            count(&second, Priority::Client),
             300 - (MAX_GROUP - MIN_BACKGROUND)
         );
-        assert_eq!(
-            second.iter().filter(|l| **l == "bg").count(),
-            MIN_BACKGROUND
-        );
+        assert_eq!(count(&second, Priority::Background), MIN_BACKGROUND);
 
         // No client waits: the background fills the group.
-        q.next_group(&mut group);
-        let third = labels(std::mem::take(&mut group), &ran);
+        let third = t.group();
         assert_eq!(third.len(), 100 - 2 * MIN_BACKGROUND);
-        assert!(third.iter().all(|l| *l == "bg"));
-        assert!(q.client.is_empty() && q.background.is_empty());
+        assert!(third.iter().all(|k| *k == Priority::Background));
+        assert!(t.queues.is_empty());
+    }
+
+    #[test]
+    fn a_client_arriving_during_a_background_group_joins_it_and_ends_it_soon() {
+        let mut t = Tagged::new();
+        t.push(Priority::Background, 100);
+        let mut budget = Budget::new();
+        for _ in 0..10 {
+            assert_eq!(t.next(&mut budget), Some(Priority::Background));
+        }
+        t.push(Priority::Client, 5);
+        let rest: Vec<Priority> = std::iter::from_fn(|| t.next(&mut budget)).collect();
+        // The five clients at once, then only MIN_BACKGROUND more background jobs.
+        let mut expected = vec![Priority::Client; 5];
+        expected.extend([Priority::Background; MIN_BACKGROUND]);
+        assert_eq!(rest, expected);
+        assert_eq!(t.queues.background.len(), 100 - 10 - MIN_BACKGROUND);
     }
 
     #[tokio::test]
