@@ -83,16 +83,18 @@ async fn records_only_continuations_of_the_stored_history() {
     assert_eq!(store.get("exec-1").await.unwrap().unwrap().state, "B");
     assert_eq!(store.history("exec-1").await.unwrap().len(), 2);
 
-    let done = snapshot(3, "B", ExecutionStatus::Succeeded);
-    store
-        .record(&done, &[event(3, HistoryEventKind::ExecutionSucceeded)])
-        .await
-        .unwrap();
+    // Several events in one write come back in order, after the earlier writes' events.
+    let done = snapshot(4, "B", ExecutionStatus::Succeeded);
+    let last_two = [
+        event(3, HistoryEventKind::StateExited),
+        event(4, HistoryEventKind::ExecutionSucceeded),
+    ];
+    store.record(&done, &last_two).await.unwrap();
     assert!(store.unfinished().await.unwrap().is_empty());
-    let late = snapshot(4, "B", ExecutionStatus::Running);
+    let late = snapshot(5, "B", ExecutionStatus::Running);
     assert!(
         store
-            .record(&late, &[event(4, HistoryEventKind::StateEntered)])
+            .record(&late, &[event(5, HistoryEventKind::StateEntered)])
             .await
             .is_err(),
         "finished stays finished"
@@ -105,6 +107,8 @@ async fn records_only_continuations_of_the_stored_history() {
             .iter()
             .map(|e| e.seq)
             .collect::<Vec<_>>(),
-        vec![1, 2, 3]
+        vec![1, 2, 3, 4]
     );
+    let history = store.history("exec-1").await.unwrap();
+    assert_eq!(history[2..], last_two);
 }

@@ -1,5 +1,5 @@
 //! The local executor's durable state: one row per execution holding its snapshot, and its
-//! history. `record` refuses a write that does not continue the stored history, so two
+//! history, one row per write (the events that write appended). `record` refuses a write that does not continue the stored history, so two
 //! runners of one execution (say, two processes resuming after a crash) cannot interleave.
 
 use super::{SqliteStore, sqlite_err};
@@ -18,25 +18,29 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, crate::store::StoreErro
     serde_json::to_string(v).map_err(|e| crate::store::StoreError::Backend(e.to_string()))
 }
 
-/// History events serialized before the write job, so the writer thread only writes.
-fn encode_events(events: &[HistoryEvent]) -> Result<Vec<(i64, String)>, ExecutionStoreError> {
-    events
-        .iter()
-        .map(|ev| Ok((ev.seq as i64, to_json(ev).map_err(exec_err)?)))
-        .collect()
+/// The events of one write as one history row: `(first seq, JSON array)`, serialized before
+/// the write job so the writer thread only writes. `None` for no events.
+fn encode_events(events: &[HistoryEvent]) -> Result<Option<(i64, String)>, ExecutionStoreError> {
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        first.seq as i64,
+        to_json(&events).map_err(exec_err)?,
+    )))
 }
 
 fn insert_events(
     conn: &Connection,
     name: &str,
-    events: &[(i64, String)],
+    events: &Option<(i64, String)>,
 ) -> Result<(), crate::store::StoreError> {
-    let mut st = conn
-        .prepare_cached("INSERT INTO execution_history (name, seq, event) VALUES (?1, ?2, ?3)")
+    let Some((seq, events)) = events else {
+        return Ok(());
+    };
+    conn.prepare_cached("INSERT INTO execution_history (name, seq, events) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute(params![name, seq, events]))
         .map_err(sqlite_err)?;
-    for (seq, event) in events {
-        st.execute(params![name, seq, event]).map_err(sqlite_err)?;
-    }
     Ok(())
 }
 
@@ -117,7 +121,7 @@ impl ExecutionStore for SqliteStore {
         let updated = format_ts(snapshot.updated_at);
         let json = to_json(snapshot).map_err(exec_err)?;
         let events = encode_events(events)?;
-        let first = events.first().map(|(seq, _)| *seq);
+        let first = events.as_ref().map(|(seq, _)| *seq);
         self.write_background(move |conn| {
             // One conditional UPDATE does the check and the write; the row is read only to
             // explain a refusal. No events means no continuity to check (status only).
@@ -166,15 +170,16 @@ impl ExecutionStore for SqliteStore {
         let name = name.to_owned();
         self.read(move |conn| {
             let rows: Vec<String> = conn
-                .prepare_cached("SELECT event FROM execution_history WHERE name = ?1 ORDER BY seq")
+                .prepare_cached("SELECT events FROM execution_history WHERE name = ?1 ORDER BY seq")
                 .and_then(|mut st| st.query_map([name], |r| r.get(0))?.collect())
                 .map_err(sqlite_err)?;
-            rows.into_iter()
-                .map(|e| {
-                    serde_json::from_str(&e)
-                        .map_err(|e| crate::store::StoreError::Backend(e.to_string()))
-                })
-                .collect()
+            let mut history = Vec::new();
+            for row in rows {
+                let events: Vec<HistoryEvent> = serde_json::from_str(&row)
+                    .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
+                history.extend(events);
+            }
+            Ok(history)
         })
         .await
         .map_err(exec_err)
