@@ -40,9 +40,7 @@ impl Clock for ManualClock {
 
 /// The one timestamp format stored and shown: RFC 3339, UTC, milliseconds, `Z`. Fixed width,
 /// so text order is time order in SQL.
-pub fn format_ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
+pub use orders_domain::time::format_millis as format_ts;
 
 pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)

@@ -20,6 +20,7 @@ pub struct OutboxEvent {
     pub source: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    #[serde(with = "crate::time::rfc3339")]
     pub time: DateTime<Utc>,
     pub subject: OrderId,
     pub datacontenttype: String,

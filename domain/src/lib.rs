@@ -11,6 +11,7 @@ pub mod event;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod time;
 pub mod validation;
 pub mod voucher;
 

@@ -45,9 +45,7 @@ impl DynamoSagaStore {
 }
 
 /// RFC 3339 UTC with milliseconds, the format every component writes timestamps in.
-pub(crate) fn format_ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
+pub(crate) use orders_domain::time::format_millis as format_ts;
 
 /// An SDK failure as the steps see it. Retryable or not, storage did not do what was asked;
 /// a non-retryable one (a malformed request) is also logged, because retrying will not fix it.

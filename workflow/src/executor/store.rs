@@ -10,6 +10,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use orders_domain::time::rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -61,6 +62,7 @@ pub struct ExecutionSnapshot {
     pub state: String,
     /// The raw input of `state`, before its InputPath.
     pub state_input: Value,
+    #[serde(with = "rfc3339")]
     pub state_entered_at: DateTime<Utc>,
     /// The execution's original input (`$$.Execution.Input`).
     pub input: Value,
@@ -68,7 +70,7 @@ pub struct ExecutionSnapshot {
     #[serde(default)]
     pub retry_counts: Vec<u32>,
     /// When a scheduled retry of `state` is due; a resumed execution waits until then.
-    #[serde(default)]
+    #[serde(default, with = "rfc3339::option")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub output: Option<Value>,
@@ -76,7 +78,9 @@ pub struct ExecutionSnapshot {
     pub error: Option<String>,
     #[serde(default)]
     pub cause: Option<String>,
+    #[serde(with = "rfc3339")]
     pub started_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// The seq of the last history event.
     pub seq: u64,
@@ -155,6 +159,7 @@ impl FromStr for HistoryEventKind {
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEvent {
     pub seq: u64,
+    #[serde(with = "rfc3339")]
     pub timestamp: DateTime<Utc>,
     pub kind: HistoryEventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
