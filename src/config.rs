@@ -81,13 +81,6 @@ pub struct Config {
     #[arg(long, env = "ORDERS_SAGA_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub saga_concurrency: u64,
 
-    /// Nice value (0-19) of the relay's and the saga executor's threads. Above 0 they yield
-    /// the CPU to the API when both want it: an answered order is already durable, so
-    /// accepting orders comes first and sagas catch up with what is left (never stalled). 0
-    /// runs them at the API's priority. Linux only; ignored elsewhere.
-    #[arg(long, env = "ORDERS_SAGA_NICENESS", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
-    pub saga_niceness: u8,
-
     /// On shutdown, how long to let running saga steps finish before stopping them (they
     /// resume on the next start), in seconds.
     #[arg(long, env = "ORDERS_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]

@@ -4,7 +4,6 @@
 //! configuration, and the two launchers of one router: the local stack that runs it all in one
 //! process, and the API Lambda.
 
-pub mod background;
 pub mod clock;
 pub mod config;
 pub mod http;

@@ -23,8 +23,6 @@ pub enum StartError {
     },
     #[error(transparent)]
     Saga(#[from] crate::saga::SagaSetupError),
-    #[error("cannot start the saga runtime: {0}")]
-    Runtime(std::io::Error),
     #[error("server error: {0}")]
     Serve(std::io::Error),
     #[error("{0}")]
@@ -58,19 +56,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         config.executor_options(),
         RelayOptions::default(),
     )?;
-    // Executions are spawned on the runtime that starts or resumes them, so everything that
-    // does is started on the background one.
-    let background =
-        crate::background::runtime(config.saga_niceness).map_err(StartError::Runtime)?;
-    let executor = saga.executor.clone();
-    let resumed = background
-        .spawn(async move { executor.resume_unfinished().await })
+    let resumed = saga
+        .executor
+        .resume_unfinished()
         .await
-        .map_err(|e| StartError::Runtime(std::io::Error::other(e)))?
         .map_err(crate::saga::SagaSetupError::from)?;
     let (stop_relay, stopped) = watch::channel(false);
-    let relay = background.spawn(saga.relay.run(stopped.clone()));
-    let maintenance = background.spawn(maintain(store.clone(), saga.executor.clone(), stopped));
+    let relay = tokio::spawn(saga.relay.run(stopped.clone()));
+    let maintenance = tokio::spawn(maintain(store.clone(), saga.executor.clone(), stopped));
 
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, database = %config.database.display(), resumed, "orders listening on http://{addr}");
@@ -101,8 +94,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     saga.executor.shutdown().await;
     drop(saga.executor);
-    // Nothing of ours runs there any more; dropping a runtime may not block an async context.
-    background.shutdown_background();
     drop(store);
     served.map_err(StartError::Serve)
 }
