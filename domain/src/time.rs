@@ -66,7 +66,7 @@ pub mod rfc3339 {
     use super::*;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn auto_digits(t: &DateTime<Utc>) -> u32 {
+    fn auto_digits(t: &DateTime<Utc>) -> u32 {
         match t.nanosecond() {
             0 => 0,
             n if n % 1_000_000 == 0 => 3,

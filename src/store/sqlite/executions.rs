@@ -1,6 +1,7 @@
 //! The local executor's durable state: one row per execution holding its snapshot, and its
-//! history, one row per write (the events that write appended). `record` refuses a write that does not continue the stored history, so two
-//! runners of one execution (say, two processes resuming after a crash) cannot interleave.
+//! history, one row per write (the events that write appended, as a JSON array). `record`
+//! refuses a write that does not continue the stored history, so two runners of one
+//! execution (say, two processes resuming after a crash) cannot interleave.
 
 use super::{SqliteStore, sqlite_err};
 use crate::clock::format_ts;

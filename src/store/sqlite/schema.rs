@@ -130,7 +130,7 @@ CREATE TABLE execution_history (
 "#;
 
 /// History rows hold what one `record` appended (a JSON array, `seq` = its first event's):
-/// about 6 rows per order instead of 22, each an index entry the writer maintains.
+/// about 6 rows per order instead of 21, each an index entry the writer maintains.
 const V2: &str = r#"
 UPDATE execution_history SET event = '[' || event || ']';
 ALTER TABLE execution_history RENAME COLUMN event TO events;

@@ -14,7 +14,9 @@
 //!
 //! Jobs a client waits for (an HTTP request) go first: while clients wait, a group takes all
 //! their jobs and only a few background jobs (relay, saga); the rest of the time, background
-//! jobs fill it. A burst of orders is accepted at full speed, and the sagas catch up after
+//! jobs fill it. A group takes its jobs one at a time, so a client job that arrives while a
+//! background group runs joins that group and ends it soon, rather than waiting for all of it
+//! and its commit. A burst of orders is accepted at full speed, and the sagas catch up after
 //! it, but never stop.
 
 use super::sqlite_err;
