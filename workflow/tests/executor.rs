@@ -235,13 +235,7 @@ async fn a_missing_handler_is_refused() {
 async fn states_without_effects_are_recorded_with_the_task_before_them() {
     let saga = Saga::default();
     let store = Arc::new(ObservedStore::default());
-    let executor = Executor::new(
-        StateMachine::saga().unwrap(),
-        saga.handlers(),
-        store.clone(),
-        fast(),
-    )
-    .unwrap();
+    let executor = saga_executor(&saga, store.clone());
     executor.start("e", order(10_001)).await.unwrap();
     idle(&executor).await;
     let records = store.records.lock().unwrap().clone();

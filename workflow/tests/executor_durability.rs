@@ -112,13 +112,7 @@ async fn a_store_failure_stops_the_execution_without_finishing_it() {
         broken: AtomicBool::new(true),
         ..ObservedStore::default()
     });
-    let executor = Executor::new(
-        StateMachine::saga().unwrap(),
-        saga.handlers(),
-        store.clone(),
-        fast(),
-    )
-    .unwrap();
+    let executor = saga_executor(&saga, store.clone());
     executor.start("flaky", order(1)).await.unwrap();
     idle(&executor).await;
     let stuck = store.get("flaky").await.unwrap().unwrap();

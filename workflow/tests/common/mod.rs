@@ -139,7 +139,8 @@ pub fn fast() -> ExecutorOptions {
     }
 }
 
-pub fn saga_executor(saga: &Saga, store: Arc<MemoryExecutionStore>) -> Arc<Executor> {
+/// The saga's executor over `store` (any store: the tests' observing ones too), fast retries.
+pub fn saga_executor<S: ExecutionStore + 'static>(saga: &Saga, store: Arc<S>) -> Arc<Executor> {
     Executor::new(
         StateMachine::saga().unwrap(),
         saga.handlers(),
