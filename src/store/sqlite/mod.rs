@@ -30,6 +30,21 @@ use writer::{Priority, TxConn, Writer};
 /// How long a write waits for another process's write lock before answering 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The page size of a new database (SQLite's default is 4 KiB; an existing file keeps its
+/// own). Every commit writes each page it changed to the WAL, and much of what one order
+/// changes is a single entry on a page of its own: the customer's place in
+/// `orders_by_customer`, its idempotency key, its execution's snapshot. Half the page size
+/// writes about half the bytes for those.
+const PAGE_SIZE: u32 = 2048;
+
+/// WAL pages between automatic checkpoints (SQLite's default is 1,000): 20 MiB at 2 KiB.
+/// The pages every group rewrites (the tails of the tables, the inner pages above them)
+/// are copied into the database once per checkpoint however often they were committed, so
+/// rarer checkpoints copy and fsync much less per order. A reader finds a page in the WAL
+/// through the WAL index, so a longer WAL costs reads little; recovery after a crash reads
+/// the whole WAL once.
+const WAL_AUTOCHECKPOINT: u32 = 10_000;
+
 pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
@@ -79,6 +94,9 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_err)?;
+        // Before anything is written: only an empty database takes a page size.
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};"))
+            .map_err(open_err)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(open_err)?;
@@ -97,8 +115,10 @@ impl SqliteStore {
         // the tails where new orders are appended) in memory instead of re-reading them from
         // the WAL on every job. Not larger: SQLite scans the whole cache's hash table at the
         // end of every transaction that grew the file, which at 64 MiB cost more than it saved.
-        conn.execute_batch("PRAGMA cache_size = -8192;")
-            .map_err(open_err)?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT};"
+        ))
+        .map_err(open_err)?;
         let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
         Ok(Self {
             path: path.to_owned(),
@@ -190,5 +210,62 @@ pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
             StoreError::Busy
         }
         _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma(conn: &Connection, name: &str) -> Result<i64, StoreError> {
+        one(conn, &format!("PRAGMA {name}"), [], |r| r.get(0)).map_err(sqlite_err)
+    }
+
+    #[tokio::test]
+    async fn a_new_database_gets_the_small_pages_and_the_long_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+        let read = store.read(|c| pragma(c, "page_size")).await.unwrap();
+        assert_eq!(read, i64::from(PAGE_SIZE));
+        let writer = store
+            .write(|c| Ok((pragma(c, "page_size")?, pragma(c, "wal_autocheckpoint")?)))
+            .await
+            .unwrap();
+        assert_eq!(
+            writer,
+            (i64::from(PAGE_SIZE), i64::from(WAL_AUTOCHECKPOINT))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_existing_database_keeps_its_page_size_and_takes_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orders.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA page_size = 4096; CREATE TABLE earlier (x);")
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let (size, earlier) = store
+            .write(|c| {
+                exec(c, "INSERT INTO earlier (x) VALUES (1)", []).map_err(sqlite_err)?;
+                let n = one(c, "SELECT count(*) FROM earlier", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(sqlite_err)?;
+                Ok((pragma(c, "page_size")?, n))
+            })
+            .await
+            .unwrap();
+        assert_eq!((size, earlier), (4096, 1));
+        let orders = store
+            .read(|c| {
+                one(c, "SELECT count(*) FROM orders", [], |r| r.get::<_, i64>(0))
+                    .map_err(sqlite_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(orders, 0, "the migrations ran on the older file");
     }
 }
