@@ -38,7 +38,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             config.client_idle_timeout_secs, config.request_timeout_secs
         )));
     }
-    let store = Arc::new(SqliteStore::open(&config.database)?);
+    let store = Arc::new(SqliteStore::open_with(
+        &config.database,
+        config.sqlite_options(),
+    )?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {

@@ -5,6 +5,10 @@
 //! committed group survive power loss, not only a process crash: an answered 201 is on disk.
 //! The store also signals the local outbox relay after each commit that added an event, so
 //! the relay wakes on commit instead of polling.
+//!
+//! What a commit costs is mostly whole pages written to the WAL and, at each checkpoint,
+//! copied into the database: hence 2 KiB pages for a new file and a checkpoint every few
+//! thousand WAL pages ([`SqliteOptions`]).
 
 mod executions;
 mod orders;
@@ -37,13 +41,25 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// writes about half the bytes for those.
 const PAGE_SIZE: u32 = 2048;
 
-/// WAL pages between automatic checkpoints (SQLite's default is 1,000): 20 MiB at 2 KiB.
-/// The pages every group rewrites (the tails of the tables, the inner pages above them)
-/// are copied into the database once per checkpoint however often they were committed, so
-/// rarer checkpoints copy and fsync much less per order. A reader finds a page in the WAL
-/// through the WAL index, so a longer WAL costs reads little; recovery after a crash reads
-/// the whole WAL once.
-const WAL_AUTOCHECKPOINT: u32 = 10_000;
+/// Settings of the embedded store that trade one measure against another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// WAL pages committed between automatic checkpoints (SQLite's own default is 1,000).
+    /// The pages every group rewrites (the tails of the tables, the inner pages above them)
+    /// are copied into the database once per checkpoint however often they were committed,
+    /// so rarer checkpoints copy and fsync less per order. But the checkpoint runs on the
+    /// writer thread, after the commit that crossed the mark, and the groups behind it wait
+    /// for it: more pages, a longer pause. docs/BENCHMARKS.md has the measured trade.
+    pub wal_autocheckpoint: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            wal_autocheckpoint: 3_000,
+        }
+    }
+}
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -77,6 +93,11 @@ impl SqliteStore {
     /// Opens (creating if needed) the database, applies migrations and seeds the catalogue on
     /// first start.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with other settings.
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
                 dir: dir.to_owned(),
@@ -116,7 +137,8 @@ impl SqliteStore {
         // the WAL on every job. Not larger: SQLite scans the whole cache's hash table at the
         // end of every transaction that grew the file, which at 64 MiB cost more than it saved.
         conn.execute_batch(&format!(
-            "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT};"
+            "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = {};",
+            options.wal_autocheckpoint
         ))
         .map_err(open_err)?;
         let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
@@ -222,7 +244,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_database_gets_the_small_pages_and_the_long_wal() {
+    async fn a_new_database_gets_the_small_pages_and_the_checkpoint_setting() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
         let read = store.read(|c| pragma(c, "page_size")).await.unwrap();
@@ -231,10 +253,22 @@ mod tests {
             .write(|c| Ok((pragma(c, "page_size")?, pragma(c, "wal_autocheckpoint")?)))
             .await
             .unwrap();
-        assert_eq!(
-            writer,
-            (i64::from(PAGE_SIZE), i64::from(WAL_AUTOCHECKPOINT))
-        );
+        let expected = SqliteOptions::default().wal_autocheckpoint;
+        assert_eq!(writer, (i64::from(PAGE_SIZE), i64::from(expected)));
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_setting_reaches_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            wal_autocheckpoint: 4321,
+        };
+        let store = SqliteStore::open_with(&dir.path().join("orders.db"), options).unwrap();
+        let set = store
+            .write(|c| pragma(c, "wal_autocheckpoint"))
+            .await
+            .unwrap();
+        assert_eq!(set, 4321);
     }
 
     #[tokio::test]
