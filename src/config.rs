@@ -89,7 +89,7 @@ pub struct Config {
     /// WAL pages (2 KiB each on a new database) committed between checkpoints. More gives
     /// higher write throughput (fewer bytes copied and fsynced per order) and a longer pause
     /// for the writes queued behind each checkpoint (higher tail latency).
-    #[arg(long, env = "ORDERS_WAL_AUTOCHECKPOINT", default_value_t = 3_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    #[arg(long, env = "ORDERS_WAL_AUTOCHECKPOINT", default_value_t = crate::store::sqlite::SqliteOptions::default().wal_autocheckpoint, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     pub wal_autocheckpoint: u32,
 
     /// Log format; `json` is the default under AWS Lambda.

@@ -38,7 +38,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// own). Every commit writes each page it changed to the WAL, and much of what one order
 /// changes is a single entry on a page of its own: the customer's place in
 /// `orders_by_customer`, its idempotency key, its execution's snapshot. Half the page size
-/// writes about half the bytes for those.
+/// writes about half the bytes for those. Measured, it pays only together with the rarer
+/// checkpoints below (docs/BENCHMARKS.md, "Fifth round").
 const PAGE_SIZE: u32 = 2048;
 
 /// Settings of the embedded store that trade one measure against another.
