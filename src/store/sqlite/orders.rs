@@ -179,6 +179,15 @@ const ORDER_COLUMNS: &str =
     "order_id, customer_id, status, version, items, subtotal_cents, discount_cents, total_cents,
     payment_method, voucher_code, failure_reason, created_at, updated_at";
 
+/// A customer's orders after a cursor, newest first. `orders_by_customer` answers it, read
+/// backwards, without sorting (schema.rs tests the plan).
+pub(super) fn list_sql() -> String {
+    format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ?1 AND (created_at, order_id) < (?2, ?3)
+         ORDER BY created_at DESC, order_id DESC LIMIT ?4"
+    )
+}
+
 fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Result<OrderRecord, StoreError>> {
     let id: String = r.get(0)?;
     let status: String = r.get(2)?;
@@ -340,22 +349,24 @@ impl OrderStore for SqliteStore {
             let (after_t, after_id) = after
                 .map(|c| (c.created_at, c.order_id.to_string()))
                 .unwrap_or_else(|| ("\u{10FFFF}".to_owned(), String::new()));
-            let sql = format!(
-                "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ?1 AND (created_at, order_id) < (?2, ?3)
-                 ORDER BY created_at DESC, order_id DESC LIMIT ?4"
-            );
             let mut orders = conn
-                .prepare_cached(&sql)
+                .prepare_cached(&list_sql())
                 .and_then(|mut st| {
-                    st.query_map(params![customer, after_t, after_id, i64::from(limit) + 1], order_from_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                    st.query_map(
+                        params![customer, after_t, after_id, i64::from(limit) + 1],
+                        order_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(sqlite_err)?
                 .into_iter()
                 .collect::<Result<Vec<_>, _>>()?;
             let next = if orders.len() > limit as usize {
                 orders.truncate(limit as usize);
-                orders.last().map(|o| ListCursor { created_at: format_ts(o.created_at), order_id: o.id })
+                orders.last().map(|o| ListCursor {
+                    created_at: format_ts(o.created_at),
+                    order_id: o.id,
+                })
             } else {
                 None
             };
