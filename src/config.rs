@@ -86,10 +86,9 @@ pub struct Config {
     #[arg(long, env = "ORDERS_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub shutdown_grace_secs: u64,
 
-    /// WAL pages (2 KiB each on a new database) after which the WAL starts over. A background
-    /// thread copies pages into the database every quarter of this; the writer copies the
-    /// rest, and the writes queued behind it wait for that. More gives higher write throughput
-    /// (fewer bytes copied and fsynced per order), a larger WAL file and longer pauses.
+    /// WAL pages (2 KiB each on a new database) committed between checkpoints. More gives
+    /// higher write throughput (fewer bytes copied and fsynced per order) and a longer pause
+    /// for the writes queued behind each checkpoint (higher tail latency).
     #[arg(long, env = "ORDERS_WAL_AUTOCHECKPOINT", default_value_t = crate::store::sqlite::SqliteOptions::default().wal_autocheckpoint, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     pub wal_autocheckpoint: u32,
 

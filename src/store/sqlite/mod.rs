@@ -7,11 +7,9 @@
 //! the relay wakes on commit instead of polling.
 //!
 //! What a commit costs is mostly whole pages written to the WAL and, at each checkpoint,
-//! copied into the database: hence 2 KiB pages for a new file, and checkpoints on a thread
-//! of their own ([`checkpoint`]) with the WAL starting over every few thousand pages
-//! ([`SqliteOptions`]).
+//! copied into the database: hence 2 KiB pages for a new file and a checkpoint every few
+//! thousand WAL pages ([`SqliteOptions`]).
 
-mod checkpoint;
 mod executions;
 mod orders;
 pub mod outbox;
@@ -47,28 +45,26 @@ const PAGE_SIZE: u32 = 2048;
 /// Settings of the embedded store that trade one measure against another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
-    /// WAL pages after which the writer checkpoints and the WAL starts over (SQLite's own
-    /// automatic checkpoint, at 1,000 pages, is replaced). A background thread copies pages
-    /// into the database each time the WAL grows by a quarter of this, so the writer's own
-    /// checkpoint copies what arrived since the last pass, and the groups behind it wait for
-    /// that only. A larger value means a larger WAL file and fewer restarts.
-    /// docs/BENCHMARKS.md has the measured trade.
+    /// WAL pages committed between automatic checkpoints (SQLite's own default is 1,000).
+    /// The pages every group rewrites (the tails of the tables, the inner pages above them)
+    /// are copied into the database once per checkpoint however often they were committed,
+    /// so rarer checkpoints copy and fsync less per order. But the checkpoint runs on the
+    /// writer thread, after the commit that crossed the mark, and the groups behind it wait
+    /// for it: more pages, a longer pause. docs/BENCHMARKS.md has the measured trade.
     pub wal_autocheckpoint: u32,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
-            wal_autocheckpoint: 10_000,
+            wal_autocheckpoint: 3_000,
         }
     }
 }
 
 pub struct SqliteStore {
     path: PathBuf,
-    /// Dropped before the checkpointer: closing the writer's connection is what ends it.
     writer: Writer,
-    _checkpointer: checkpoint::Checkpointer,
     readers: Readers,
     outbox_signal: Arc<Notify>,
 }
@@ -113,7 +109,7 @@ impl SqliteStore {
             path: path.to_owned(),
             source,
         };
-        let mut conn = open_connection(
+        let conn = open_connection(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
@@ -141,14 +137,15 @@ impl SqliteStore {
         // the tails where new orders are appended) in memory instead of re-reading them from
         // the WAL on every job. Not larger: SQLite scans the whole cache's hash table at the
         // end of every transaction that grew the file, which at 64 MiB cost more than it saved.
-        conn.execute_batch("PRAGMA cache_size = -8192;")
-            .map_err(open_err)?;
-        let checkpointer = checkpoint::install(&mut conn, path, options.wal_autocheckpoint)?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = {};",
+            options.wal_autocheckpoint
+        ))
+        .map_err(open_err)?;
         let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
         Ok(Self {
             path: path.to_owned(),
             writer,
-            _checkpointer: checkpointer,
             readers: Readers::new(path.to_owned()),
             outbox_signal: Arc::new(Notify::new()),
         })
@@ -248,17 +245,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_database_gets_the_small_pages_and_no_automatic_checkpoint_on_the_writer() {
+    async fn a_new_database_gets_the_small_pages_and_the_checkpoint_setting() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
         let read = store.read(|c| pragma(c, "page_size")).await.unwrap();
         assert_eq!(read, i64::from(PAGE_SIZE));
-        // 0: the checkpoint hook replaced SQLite's (checkpoint.rs tests what it does).
         let writer = store
             .write(|c| Ok((pragma(c, "page_size")?, pragma(c, "wal_autocheckpoint")?)))
             .await
             .unwrap();
-        assert_eq!(writer, (i64::from(PAGE_SIZE), 0));
+        let expected = SqliteOptions::default().wal_autocheckpoint;
+        assert_eq!(writer, (i64::from(PAGE_SIZE), i64::from(expected)));
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_setting_reaches_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            wal_autocheckpoint: 4321,
+        };
+        let store = SqliteStore::open_with(&dir.path().join("orders.db"), options).unwrap();
+        let set = store
+            .write(|c| pragma(c, "wal_autocheckpoint"))
+            .await
+            .unwrap();
+        assert_eq!(set, 4321);
     }
 
     #[tokio::test]
