@@ -136,7 +136,7 @@ UPDATE execution_history SET event = '[' || event || ']';
 ALTER TABLE execution_history RENAME COLUMN event TO events;
 "#;
 
-/// `orders_by_customer` in ascending order: the listing reads it backwards just as fast. A
+/// `orders_by_customer` in ascending order: the listing reads it backwards, without a sort. A
 /// new entry goes at the end of its customer's range instead of at the start, where page
 /// splits left the pages about half full: the index is about a third smaller, and a group of
 /// new orders rewrites fewer of its pages (docs/BENCHMARKS.md, "Sixth round").
@@ -269,10 +269,7 @@ mod tests {
             (2, r#"[{"seq":2}]"#.to_owned()),
         ];
         assert_eq!(history_rows(&conn), expected);
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
 
         // A second start migrates nothing again.
         migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
