@@ -24,8 +24,12 @@ SHAPES = [
 
 
 def measure(shape, group, customers=100, warm=60_000, commits=300):
+    with tempfile.TemporaryDirectory() as tmp:
+        model(shape, group, customers, warm, commits, os.path.join(tmp, "model.db"))
+
+
+def model(shape, group, customers, warm, commits, path):
     random.seed(1)
-    path = os.path.join(tempfile.mkdtemp(), "model.db")
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA page_size = 2048")
     db.execute("PRAGMA journal_mode = WAL")
@@ -54,6 +58,7 @@ def measure(shape, group, customers=100, warm=60_000, commits=300):
         commit(group)
     frames = (os.path.getsize(path + "-wal") - 32) / (2048 + 24)
     print(f"{shape:48s} {frames / commits:7.1f} WAL pages/commit   index pages {before} -> {pages()}")
+    db.close()
 
 
 if __name__ == "__main__":
