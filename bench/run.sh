@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The benchmark harness: builds release, starts the floor and the service (fresh database, free
-# 127.0.0.1 ports), drives them with wrk (max throughput) and oha (fixed rate, latency
+# The benchmark harness: builds release, starts the floor, the storage ceiling and the service
+# (fresh database, free 127.0.0.1 ports), drives them with wrk (max throughput) and oha (fixed rate, latency
 # corrected), reads end-to-end and relay figures from the service's own timestamps, and prints
 # one table with every figure's setup. Bounded: every load runs for a fixed time, every wait
 # has a timeout; it stops what it started on exit. Installs wrk (apt) and oha (cargo) if missing.
@@ -72,13 +72,13 @@ else
 fi
 
 if [[ "${BENCH_NO_BUILD:-0}" == 1 ]]; then
-  for bin in target/release/orders target/release/orders-bench-floor; do
+  for bin in target/release/orders target/release/orders-bench-floor target/release/orders-bench-bound; do
     [[ -x "$bin" ]] || { say "BENCH_NO_BUILD=1 but $bin is missing: run cargo build --release first"; exit 1; }
   done
   say "using the binaries already in target/release (BENCH_NO_BUILD=1)"
 else
   say "building release"
-  cargo build --release --quiet --bin orders --bin orders-bench-floor
+  cargo build --release --quiet --bin orders --bin orders-bench-floor --bin orders-bench-bound
 fi
 
 date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -99,6 +99,15 @@ pids+=($!)
 wait_up "http://127.0.0.1:$port/"
 say "1. floor"
 record floor "$wrk_setup, bench/post_orders.lua" "$(wrk_run floor "http://127.0.0.1:$port" bench/post_orders.lua floor)"
+kill "${pids[0]}"; wait "${pids[0]}" 2> /dev/null || true; pids=()
+
+# --- 1b. the storage ceiling: the service's router on a store that keeps nothing ---------------
+port=$(free_port)
+target/release/orders-bench-bound --listen "127.0.0.1:$port" > "$out/bound.log" 2>&1 &
+pids+=($!)
+wait_up "http://127.0.0.1:$port/health"
+say "1b. storage ceiling"
+record bound "$wrk_setup, bench/post_orders.lua" "$(wrk_run bound "http://127.0.0.1:$port" bench/post_orders.lua bound)"
 kill "${pids[0]}"; wait "${pids[0]}" 2> /dev/null || true; pids=()
 
 # --- the service ----------------------------------------------------------------------------
@@ -172,12 +181,12 @@ import json, sys
 r = {}
 for line in open(sys.argv[1]):
     d = json.loads(line); r[d["item"]] = d
-need = {"floor": "rps", "post_max": "rps", "post_rate": "p99_ms", "replay": "rps", "get": "rps",
+need = {"floor": "rps", "bound": "rps", "post_max": "rps", "post_rate": "p99_ms", "replay": "rps", "get": "rps",
         "e2e_burst": "e2e_rps", "e2e_rate": "e2e_p99_ms", "end": "rss_kib"}
 missing = [f"{k}.{v}" for k, v in need.items() if not r.get(k, {}).get(v)]
 if not r.get("e2e_rate", {}).get("lag_p99_ms") and r.get("e2e_rate", {}).get("lag_p99_ms") != 0:
     missing.append("e2e_rate.lag_p99_ms")
-bad = [k for k in ("floor", "post_max", "replay", "get", "post_rate") if r.get(k, {}).get("non2xx")]
+bad = [k for k in ("floor", "bound", "post_max", "replay", "get", "post_rate") if r.get(k, {}).get("non2xx")]
 bad += [k for k in ("post_rate",) if set(r.get(k, {}).get("codes", {"201": 1})) != {"201"}]
 if missing or bad:
     sys.exit(f"bench smoke: no figure for {', '.join(missing) or '-'}; non-2xx answers in {', '.join(bad) or '-'}")

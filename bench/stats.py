@@ -149,6 +149,7 @@ def table(path):
 
     for item, name in [
         ("floor", "1. floor: bare axum JSON POST"),
+        ("bound", "1b. ceiling: the service, no storage"),
         ("post_max", "2. POST /orders new, max"),
         ("post_rate", "2. POST /orders new, fixed rate"),
         ("replay", "3. POST /orders replay"),
@@ -171,6 +172,8 @@ def table(path):
         row("6. relay lag", f"p50 {fmt(d.get('lag_p50_ms'), ' ms')}, p99 {fmt(d.get('lag_p99_ms'), ' ms')} ({d.get('lag_samples')} events)", "outbox.created_at -> executions.started_at, same orders as 5 at fixed rate")
     if "floor" in r and "post_max" in r and r["floor"].get("rps") and r["post_max"].get("rps"):
         row("7. ratio (2)/(1)", f"{r['post_max']['rps'] / r['floor']['rps']:.3f}", "max throughput of 2 over 1, same wrk setup")
+    if "floor" in r and "bound" in r and r["floor"].get("rps") and r["bound"].get("rps"):
+        row("7. ceiling of the ratio (1b)/(1)", f"{r['bound']['rps'] / r['floor']['rps']:.3f}", "what (2)/(1) would be if storage and the saga cost nothing")
     if "end" in r:
         d = r["end"]
         per = d["bytes"] / d["orders"] * 1000 if d.get("orders") else None
