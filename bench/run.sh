@@ -8,7 +8,8 @@
 # Usage: bench/run.sh [--smoke]
 #   --smoke   seconds per item, small rates: asserts that every figure was produced (for CI),
 #             not that any target is met.
-# Environment: BENCH_OUT=DIR keeps the raw outputs there (default: a temporary directory);
+# Environment: BENCH_OUT=DIR keeps the raw outputs there (default: a temporary directory, removed
+# after a successful run: the full run's database alone is about 1.8 GB);
 # BENCH_SERVICE_BIN=PATH measures another build of the service (before/after comparisons);
 # BENCH_NO_OHA=1 uses the wrk fallback for fixed-rate items even where oha is installed;
 # BENCH_NO_BUILD=1 measures the binaries already in target/release instead of building (CI: the
@@ -34,8 +35,13 @@ results="$out/results.jsonl"
 : > "$results"
 pids=()
 cleanup() {
+  local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
+  # A failed run keeps its outputs, and says where.
+  if [[ -z "${BENCH_OUT:-}" ]]; then
+    if ((rc == 0)); then rm -rf "$out"; else echo "bench: outputs kept in $out" >&2; fi
+  fi
 }
 trap cleanup EXIT
 
