@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use orders::clock::SystemClock;
 use orders::config::Config;
-use orders::http::{AppState, limits::GuardedListener, router};
+use orders::http::{AppState, router};
 use orders::idempotency::IdempotencyKey;
 use orders::store::{
     CreateOrder, CreateOutcome, IdempotencyRecord, ListCursor, OrderPage, OrderRecord, OrderStore,
@@ -25,7 +25,6 @@ use orders::store::{
 };
 use orders_domain::{CustomerId, OrderId, ProductId};
 use std::sync::Arc;
-use std::time::Duration;
 
 // As in the service: the figure must not differ by allocator.
 #[global_allocator]
@@ -102,10 +101,5 @@ async fn main() -> std::io::Result<()> {
         clock: Arc::new(SystemClock),
         settings: Arc::new(config.api_settings()),
     };
-    let listener = GuardedListener::new(
-        listener,
-        config.max_connections as usize,
-        Duration::from_secs(config.client_idle_timeout_secs),
-    );
-    axum::serve(listener, router(state)).await
+    axum::serve(config.guard(listener), router(state)).await
 }

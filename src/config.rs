@@ -148,6 +148,15 @@ impl Config {
         }
     }
 
+    /// The listener the HTTP API serves on: at most `max_connections` open, idle ones closed.
+    pub fn guard(&self, listener: tokio::net::TcpListener) -> crate::http::limits::GuardedListener {
+        crate::http::limits::GuardedListener::new(
+            listener,
+            self.max_connections as usize,
+            std::time::Duration::from_secs(self.client_idle_timeout_secs),
+        )
+    }
+
     pub fn api_settings(&self) -> crate::http::ApiSettings {
         crate::http::ApiSettings {
             idempotency_ttl: std::time::Duration::from_secs(self.idempotency_ttl_secs),

@@ -70,12 +70,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, database = %config.database.display(), resumed, "orders listening on http://{addr}");
-    let listener = crate::http::limits::GuardedListener::new(
-        listener,
-        config.max_connections as usize,
-        Duration::from_secs(config.client_idle_timeout_secs),
-    );
-    let served = axum::serve(listener, router(state))
+    let served = axum::serve(config.guard(listener), router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
 

@@ -181,11 +181,14 @@ const ORDER_COLUMNS: &str =
 
 /// A customer's orders after a cursor, newest first. `orders_by_customer` answers it, read
 /// backwards, without sorting (schema.rs tests the plan).
-pub(super) fn list_sql() -> String {
-    format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ?1 AND (created_at, order_id) < (?2, ?3)
-         ORDER BY created_at DESC, order_id DESC LIMIT ?4"
-    )
+pub(super) fn list_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ?1 AND (created_at, order_id) < (?2, ?3)
+             ORDER BY created_at DESC, order_id DESC LIMIT ?4"
+        )
+    });
+    &SQL
 }
 
 fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Result<OrderRecord, StoreError>> {
@@ -350,7 +353,7 @@ impl OrderStore for SqliteStore {
                 .map(|c| (c.created_at, c.order_id.to_string()))
                 .unwrap_or_else(|| ("\u{10FFFF}".to_owned(), String::new()));
             let mut orders = conn
-                .prepare_cached(&list_sql())
+                .prepare_cached(list_sql())
                 .and_then(|mut st| {
                     st.query_map(
                         params![customer, after_t, after_id, i64::from(limit) + 1],

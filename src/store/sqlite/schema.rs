@@ -242,7 +242,7 @@ mod tests {
         );
 
         let ids: Vec<String> = conn
-            .prepare(&list)
+            .prepare(list)
             .unwrap()
             .query_map(first_page, |r| r.get(0))
             .unwrap()
