@@ -40,4 +40,4 @@ delete:
 
 lint-infra: venv
 	bash scripts/lint-infra.sh
-	cargo test --test template_contract
+	cargo test --test process template_contract

@@ -18,10 +18,9 @@ use clap::Parser;
 use orders::clock::SystemClock;
 use orders::config::Config;
 use orders::http::{AppState, router};
-use orders::idempotency::IdempotencyKey;
-use orders::store::{
-    CreateOrder, CreateOutcome, IdempotencyRecord, ListCursor, OrderPage, OrderRecord, OrderStore,
-    StoreError, VoucherRecord,
+use orders_domain::store::{
+    CreateOrder, CreateOutcome, ListCursor, OrderPage, OrderRecord, OrderStore, StoreError,
+    VoucherRecord,
 };
 use orders_domain::{CustomerId, OrderId, ProductId};
 use std::sync::Arc;
@@ -35,14 +34,6 @@ struct NullStore;
 
 #[async_trait]
 impl OrderStore for NullStore {
-    async fn find_idempotency(
-        &self,
-        _: &IdempotencyKey,
-        _: DateTime<Utc>,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        Ok(None)
-    }
-
     async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError> {
         // Dropped here, as the SQLite writer drops it after its commit.
         drop(std::hint::black_box(cmd));

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""WAL pages per commit for the shapes of `orders_by_customer` (docs/BENCHMARKS.md, "Sixth round").
+"""WAL pages per commit for the shapes of `orders_by_customer` (docs/BENCHMARKS.md, "Settings that matter").
 
 A model, not the service: one table with the order id, customer and creation time, 2 KiB pages,
 WAL mode, no automatic checkpoint. It fills the table with 60,000 orders from 100 customers,

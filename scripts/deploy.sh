@@ -18,7 +18,7 @@ STACK=${STACK:-orders}
 BINARIES=(orders orders-processor orders-steps)
 CARGO_LAMBDA_VERSION=1.9.2
 
-# What the embedded store starts with (src/store/sqlite/schema.rs); the deployed tables
+# What the embedded store starts with (domain/src/catalogue.rs); the deployed tables
 # start empty.
 CATALOGUE=(laptop=1000000 monitor=1000000 keyboard=1000000 mouse=1000000 headphones=1000000 sold-out=0)
 

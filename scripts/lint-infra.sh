@@ -3,7 +3,7 @@
 # transform plus cfn-lint on the result). Neither needs AWS: the region and credentials below
 # are placeholders that only satisfy the CLI's start-up, and nothing here opens a connection
 # to AWS. The tools come from .venv (scripts/setup-venv.sh installs the pinned versions).
-# The template's consistency with the code is checked by `cargo test --test template_contract`.
+# The template's consistency with the code is checked by `cargo test --test process template_contract`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv/bin

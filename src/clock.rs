@@ -37,13 +37,3 @@ impl Clock for ManualClock {
         *self.0.lock().expect("clock lock")
     }
 }
-
-/// The one timestamp format stored and shown: RFC 3339, UTC, milliseconds, `Z`. Fixed width,
-/// so text order is time order in SQL.
-pub use orders_domain::time::format_millis as format_ts;
-
-pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}

@@ -4,6 +4,7 @@
 //! value stops the process before it listens, with a message naming the setting.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use orders_workflow::steps;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -66,11 +67,11 @@ pub struct Config {
     pub client_idle_timeout_secs: u64,
 
     /// Share (0.0-1.0) of payment attempts that fail transiently (fault injection).
-    #[arg(long, env = "ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", default_value_t = 0.0, value_parser = rate)]
+    #[arg(long, env = steps::PAYMENT_TRANSIENT_RATE_ENV, default_value_t = 0.0, value_parser = steps::parse_rate)]
     pub payment_transient_error_rate: f64,
 
     /// Share (0.0-1.0) of notification attempts that fail transiently (fault injection).
-    #[arg(long, env = "ORDERS_NOTIFICATION_FAILURE_RATE", default_value_t = 0.0, value_parser = rate)]
+    #[arg(long, env = steps::NOTIFICATION_FAILURE_RATE_ENV, default_value_t = 0.0, value_parser = steps::parse_rate)]
     pub notification_failure_rate: f64,
 
     /// Multiplies the state machine's retry delays (1.0 as written; 0.01 for fast test runs).
@@ -89,19 +90,12 @@ pub struct Config {
     /// WAL pages (2 KiB each on a new database) committed between checkpoints. More gives
     /// higher write throughput (fewer bytes copied and fsynced per order) and a longer pause
     /// for the writes queued behind each checkpoint (higher tail latency).
-    #[arg(long, env = "ORDERS_WAL_AUTOCHECKPOINT", default_value_t = crate::store::sqlite::SqliteOptions::default().wal_autocheckpoint, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    #[arg(long, env = "ORDERS_WAL_AUTOCHECKPOINT", default_value_t = orders_sqlite::SqliteOptions::default().wal_autocheckpoint, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     pub wal_autocheckpoint: u32,
 
     /// Log format; `json` is the default under AWS Lambda.
     #[arg(long, env = "ORDERS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-}
-
-fn rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-        _ => Err(format!("{s:?} is not a number from 0.0 to 1.0")),
-    }
 }
 
 fn scale(s: &str) -> Result<f64, String> {
@@ -142,8 +136,8 @@ impl Config {
         }
     }
 
-    pub fn sqlite_options(&self) -> crate::store::sqlite::SqliteOptions {
-        crate::store::sqlite::SqliteOptions {
+    pub fn sqlite_options(&self) -> orders_sqlite::SqliteOptions {
+        orders_sqlite::SqliteOptions {
             wal_autocheckpoint: self.wal_autocheckpoint,
         }
     }

@@ -1,49 +1,44 @@
 //! The API as a Lambda: the same `Router` as the local stack, under `lambda_http`, on the
-//! DynamoDB store. Chosen at start by `AWS_LAMBDA_RUNTIME_API`, which only the Lambda
-//! environment sets (and without which `lambda_http` cannot run at all).
+//! DynamoDB store, wired like every function of `orders_aws::lambda` (JSON logs,
+//! configuration read and checked once, the SDK configuration, then the runtime loop).
 //!
-//! Configuration is read once, before the first request: the table names come from the
-//! environment variables the API function's entry in `orders_aws::functions` lists, and a
-//! missing one stops the cold start with a message naming it, rather than failing every
-//! request later. The relay and the saga executor do not run here: on AWS the outbox stream
-//! feeds the processor Lambda and Step Functions runs the saga.
+//! The table names come from the environment variables the API function's entry in
+//! `orders_aws::functions` lists; a missing one stops the cold start with a message naming it,
+//! rather than failing every request later. The relay and the saga executor do not run here:
+//! on AWS the outbox stream feeds the processor Lambda and Step Functions runs the saga.
 
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::http::{AppState, router};
-use crate::store::dynamodb::DynamoStore;
+use orders_aws::dynamodb::DynamoStore;
 use orders_aws::functions;
-use orders_aws::tables::TableNames;
+use orders_aws::tables::{MissingTable, TableNames};
 use std::sync::Arc;
+
+pub use orders_aws::lambda::in_lambda;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LambdaError {
     #[error(transparent)]
-    Config(#[from] orders_aws::tables::MissingTable),
+    Config(#[from] MissingTable),
     #[error("lambda runtime: {0}")]
     Runtime(lambda_http::Error),
 }
 
-/// Whether this process runs inside AWS Lambda.
-pub fn in_lambda() -> bool {
-    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
-}
-
 /// The router over DynamoDB, as the Lambda serves it.
-pub async fn state(config: &Config) -> Result<AppState, LambdaError> {
-    let names = TableNames::from_env(functions::API.tables)?;
-    let sdk = orders_aws::load_sdk_config().await;
-    Ok(AppState {
-        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), names)),
+pub fn state(config: &Config, sdk: &aws_config::SdkConfig, tables: TableNames) -> AppState {
+    AppState {
+        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), tables)),
         clock: Arc::new(SystemClock),
         settings: Arc::new(config.api_settings()),
-    })
+    }
 }
 
+/// The function's main: configuration (tables), the DynamoDB client, then the runtime loop.
 pub async fn run(config: Config) -> Result<(), LambdaError> {
-    let state = state(&config).await?;
-    tracing::info!("orders API starting under lambda_http");
-    lambda_http::run(router(state))
+    let (tables, sdk) =
+        orders_aws::lambda::start(|| TableNames::from_env(functions::API.tables)).await?;
+    lambda_http::run(router(state(&config, &sdk, tables)))
         .await
         .map_err(LambdaError::Runtime)
 }

@@ -1,15 +1,23 @@
-//! The order service: domain rules live in `orders-domain`, the saga in `orders-workflow`,
-//! the outbox processing in `orders-processor`; this crate holds what serves them: the HTTP
-//! API, idempotency, the storage trait with its SQLite and DynamoDB implementations,
-//! configuration, and the two launchers of one router: the local stack that runs it all in one
-//! process, and the API Lambda.
+//! The order service: the HTTP API and the two composition roots that serve it.
+//!
+//! # Layout
+//!
+//! - [`http`]: the axum router, one module per resource, the extractors (JSON body, the
+//!   idempotency key) and the one `ApiError` that becomes problem+json.
+//! - [`config`]: every setting, typed, from flags or `ORDERS_*` variables, read once.
+//! - [`local`]: the local stack: the router, the outbox relay and the saga executor in one
+//!   process over `orders-sqlite`.
+//! - [`lambda`]: the same router under `lambda_http` over the DynamoDB store of `orders-aws`.
+//! - [`clock`], [`telemetry`]: injectable time, and log set-up.
+//!
+//! The arrows point down: this crate uses the adapters (`orders-sqlite`, `orders-aws`), which
+//! implement the ports of `orders-domain` (the API's store), `orders-workflow` (the steps' and
+//! the executor's stores) and `orders-processor` (the outbox source, the saga starter). None of
+//! those depends on this crate, so the step and stream Lambdas do not link the HTTP service.
 
 pub mod clock;
 pub mod config;
 pub mod http;
-pub mod idempotency;
 pub mod lambda;
 pub mod local;
-pub mod saga;
-pub mod store;
 pub mod telemetry;

@@ -20,7 +20,6 @@ async fn main() -> std::process::ExitCode {
             .map(|json| println!("{json}"))
             .map_err(|e| e.to_string())
     } else if orders::lambda::in_lambda() {
-        orders::telemetry::init(orders::config::LogFormat::Json);
         orders::lambda::run(config).await.map_err(|e| e.to_string())
     } else {
         orders::telemetry::init(config.log_format);

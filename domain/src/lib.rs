@@ -8,9 +8,11 @@
 
 pub mod catalogue;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod store;
 pub mod time;
 pub mod validation;
 pub mod voucher;

@@ -54,6 +54,13 @@ fn with_digits(t: &DateTime<Utc>, digits: u32, seconds: SecondsFormat) -> String
     }
 }
 
+/// A stored timestamp (any RFC 3339 form) as UTC; `None` if it is not one.
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// The fixed-width form stored in SQL and shown by the API: milliseconds, `Z`
 /// (`%Y-%m-%dT%H:%M:%S%.3fZ`). Fixed width, so text order is time order.
 pub fn format_millis(t: DateTime<Utc>) -> String {

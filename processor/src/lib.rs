@@ -4,12 +4,10 @@
 //! published" replays the event), so correctness rests on the start being idempotent: the
 //! execution is named after the event id, and a start that finds that name taken counts as
 //! success. The same [`start_event`] serves the local relay ([`relay`]) and, on AWS, the
-//! DynamoDB Streams Lambda; only the [`SagaStarter`] behind it differs (the local executor,
-//! or Step Functions' StartExecution).
+//! DynamoDB Streams Lambda (`orders_aws::lambda::stream`); only the [`SagaStarter`] behind it
+//! differs (the local executor, or Step Functions' StartExecution in `orders_aws::sfn`).
 
 pub mod relay;
-pub mod sfn;
-pub mod stream;
 
 use async_trait::async_trait;
 use orders_domain::event::EventError;
@@ -41,28 +39,6 @@ pub enum ProcessError {
     /// The start failed and may succeed later: retry.
     #[error(transparent)]
     Retryable(#[from] StartError),
-}
-
-/// The state machine ARN from `ORDERS_STATE_MACHINE_ARN`, checked at start.
-pub fn state_machine_arn_from_env() -> Result<String, orders_aws::LambdaEnvError> {
-    let name = orders_aws::tables::STATE_MACHINE_ARN_ENV;
-    parse_state_machine_arn(&std::env::var(name).unwrap_or_default())
-        .map_err(|reason| orders_aws::LambdaEnvError::Invalid { name, reason })
-}
-
-/// `arn:<partition>:states:<region>:<account>:stateMachine:<name>`, or why not.
-pub fn parse_state_machine_arn(value: &str) -> Result<String, String> {
-    let parts: Vec<&str> = value.split(':').collect();
-    let well_formed = parts.len() == 7
-        && parts[0] == "arn"
-        && parts[2] == "states"
-        && parts[5] == "stateMachine"
-        && parts.iter().all(|p| !p.is_empty());
-    if well_formed {
-        Ok(value.to_owned())
-    } else {
-        Err(format!("expected a state machine ARN, got {value:?}"))
-    }
 }
 
 /// Decodes one outbox event and starts its saga.
@@ -128,21 +104,6 @@ mod tests {
         let started = rec.0.lock().unwrap();
         assert_eq!(started.len(), 1);
         assert_eq!(started[&ev.id.to_string()], ev.data);
-    }
-
-    #[test]
-    fn only_a_state_machine_arn_is_accepted() {
-        let good = "arn:aws:states:us-east-1:123456789012:stateMachine:orders-saga";
-        assert_eq!(parse_state_machine_arn(good).unwrap(), good);
-        for bad in [
-            "",
-            "orders-saga",
-            "arn:aws:lambda:us-east-1:123456789012:function:orders-steps",
-            "arn:aws:states:us-east-1:123456789012:execution:orders-saga:x",
-            "arn:aws:states:us-east-1::stateMachine:orders-saga",
-        ] {
-            assert!(parse_state_machine_arn(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 
 mod customers;
 mod health;
+mod idempotency;
 mod inventory;
 mod json;
 pub mod limits;
@@ -14,12 +15,12 @@ mod orders;
 pub mod problem;
 
 use crate::clock::Clock;
-use crate::store::OrderStore;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use orders_domain::store::OrderStore;
 use problem::ApiError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,13 @@ pub struct ApiSettings {
     pub max_in_flight: usize,
     /// Time to answer one request, reading its body included; then a 503.
     pub request_timeout: Duration,
+}
+
+impl ApiSettings {
+    /// How long an idempotency record replays.
+    pub fn ttl(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.idempotency_ttl).unwrap_or(chrono::Duration::MAX)
+    }
 }
 
 impl Default for ApiSettings {

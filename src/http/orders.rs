@@ -1,29 +1,27 @@
 //! `/orders`: create (idempotent), read one, list a customer's.
 //!
-//! Creation order matters: key syntax, then body, then validation, all before any storage
-//! call, so a rejected request stores nothing and the client may fix it and retry with the
-//! same key. A live record for the key is looked up first on a read connection (cheap replays
-//! that never queue behind writes), and the decision is made again inside the create
-//! transaction, where it is authoritative.
+//! Creation reads as extract -> validate -> build -> store -> respond. Order matters: key
+//! syntax (the extractor), then body, then validation, all before any storage call, so a
+//! rejected request stores nothing and the client may fix it and retry with the same key.
+//! Whether the key replays is decided inside the store's atomic write.
 
+use super::idempotency::{IdempotencyHeader, REPLAYED_HEADER};
 use super::json::JsonBody;
 use super::problem::{ApiError, Problem};
 use super::{ApiResult, AppState};
-use crate::clock::format_ts;
-use crate::idempotency::{IdempotencyKey, KeyError, REPLAYED_HEADER, StoredResponse, fingerprint};
-use crate::store::{
-    CreateOrder, CreateOutcome, ListCursor, NewIdempotencyRecord, NewOrder, OrderRecord, StepRecord,
-};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use orders_domain::validation::validate_order;
-use orders_domain::{
-    Cents, Currency, EventId, OrderId, OrderItem, OrderStatus, OutboxEvent, SagaInput, SagaItem,
+use orders_domain::idempotency::{StoredResponse, fingerprint};
+use orders_domain::store::{
+    CreateOrder, CreateOutcome, ListCursor, NewOrder, OrderRecord, StepRecord,
 };
+use orders_domain::time::format_millis as format_ts;
+use orders_domain::validation::validate_order;
+use orders_domain::{Cents, Currency, OrderId, OrderItem, OrderStatus};
 use orders_domain::{CustomerId, VoucherCode, VoucherStatus};
 use serde::{Deserialize, Serialize};
 
@@ -107,91 +105,42 @@ pub struct OrderCreated {
     ))]
 pub async fn create_order(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    IdempotencyHeader(key): IdempotencyHeader,
     body: Result<JsonBody, ApiError>,
 ) -> ApiResult {
-    let key = match IdempotencyKey::from_headers(&headers) {
-        Ok(None) if s.settings.require_idempotency_key => Err(KeyError::Missing),
-        other => other,
-    }
-    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let JsonBody(body) = body?;
     let draft = validate_order(&body).map_err(ApiError::Validation)?;
-
-    let now = s.clock.now();
-    let fp = key.as_ref().map(|_| fingerprint(&body));
-    if let (Some(key), Some(fp)) = (&key, &fp)
-        && s.store.replay_lookup_before_create()
-        && let Some(rec) = s.store.find_idempotency(key, now).await?
-    {
-        return respond(rec.outcome_for(fp), None);
-    }
-
-    let order_id = OrderId::new();
-    let created = OrderCreated {
-        order_id,
-        status: OrderStatus::Pending,
-        total_amount: draft.total(),
-        currency: Currency::Eur,
-        created_at: format_ts(now),
-        message: "Order created",
-    };
-    let response = StoredResponse {
-        status: StatusCode::CREATED.as_u16(),
-        location: Some(format!("/orders/{order_id}")),
-        body: serde_json::to_string(&created).expect("serializable"),
-    };
-    let event = OutboxEvent::order_created(
-        EventId::new(),
-        now,
-        SagaInput {
-            order_id,
-            customer_id: draft.customer_id.clone(),
-            items: draft
-                .items
-                .iter()
-                .map(|i| SagaItem {
-                    product_id: i.product_id.clone(),
-                    quantity: i.quantity,
-                })
-                .collect(),
-            total_cents: draft.total(),
-            payment_method: draft.payment_method.as_str().to_owned(),
-            voucher_code: draft.voucher_code.clone(),
-        },
-    );
-    let ttl =
-        chrono::Duration::from_std(s.settings.idempotency_ttl).unwrap_or(chrono::Duration::MAX);
-    let idempotency = key.zip(fp).map(|(key, fingerprint)| NewIdempotencyRecord {
-        key,
-        fingerprint,
-        response: response.clone(),
-        expires_at: now + ttl,
-    });
-    let order = NewOrder {
-        id: order_id,
-        discount: draft.discount(),
-        total: draft.total(),
-        customer_id: draft.customer_id,
-        items: draft.items,
-        subtotal: draft.subtotal,
-        payment_method: draft.payment_method,
-        voucher_code: draft.voucher_code,
-        created_at: now,
-    };
-    let outcome = s
-        .store
-        .create_order(CreateOrder {
-            order,
-            event,
-            idempotency,
-            now,
-        })
-        .await?;
+    let order = NewOrder::from_draft(draft, s.clock.now());
+    let (id, response) = (order.id, OrderCreated::of(&order).response());
+    let key = key.map(|k| (k, fingerprint(&body)));
+    let cmd = CreateOrder::new(order, key, response.clone(), s.settings.ttl());
+    let outcome = s.store.create_order(cmd).await?;
     if outcome == CreateOutcome::Created {
-        tracing::info!(%order_id, "order created");
+        tracing::info!(order_id = %id, "order created");
     }
     respond(outcome, Some(response))
+}
+
+impl OrderCreated {
+    fn of(order: &NewOrder) -> Self {
+        OrderCreated {
+            order_id: order.id,
+            status: OrderStatus::Pending,
+            total_amount: order.total,
+            currency: Currency::Eur,
+            created_at: format_ts(order.created_at),
+            message: "Order created",
+        }
+    }
+
+    /// The 201 as it is sent, and replayed byte for byte.
+    fn response(&self) -> StoredResponse {
+        StoredResponse {
+            status: StatusCode::CREATED.as_u16(),
+            location: Some(format!("/orders/{}", self.order_id)),
+            body: serde_json::to_string(self).expect("serializable"),
+        }
+    }
 }
 
 fn respond(outcome: CreateOutcome, fresh: Option<StoredResponse>) -> ApiResult {

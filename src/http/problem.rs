@@ -3,9 +3,9 @@
 //! Handlers return `ApiError`; nothing else reaches the client. A 5xx carries a generic detail
 //! and the real cause goes to the log, so internals never leak.
 
-use crate::store::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use orders_domain::store::StoreError;
 use orders_domain::validation::FieldError;
 use serde::Serialize;
 

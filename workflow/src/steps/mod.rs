@@ -10,15 +10,14 @@ mod handlers;
 pub mod payment;
 pub mod store;
 
-use crate::executor::{TaskContext, TaskError, TaskHandler};
-use async_trait::async_trait;
+use crate::executor::{TaskError, TaskHandler};
 use chrono::Utc;
 use orders_domain::SagaInput;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-pub use store::{SagaStore, SagaStoreError};
+pub use store::{Notifications, Payments, Progress, StepStore, StepStoreError, Stock, Vouchers};
 use tracing::Instrument;
 
 /// Every Task state of the saga; `<Step>FunctionArn` is its substitution name in the ASL.
@@ -65,7 +64,7 @@ impl Step {
         }
     }
 
-    /// Whether a successful run of this step ends with `SagaStore::set_status`, which marks
+    /// Whether a successful run of this step ends with `StepStore::set_status`, which marks
     /// the step SUCCEEDED in the same transaction: `step_result` would write the same row again.
     fn succeeds_with_status_change(self) -> bool {
         matches!(
@@ -111,14 +110,14 @@ impl StepError {
     }
 }
 
-impl From<SagaStoreError> for StepError {
-    fn from(e: SagaStoreError) -> Self {
+impl From<StepStoreError> for StepError {
+    fn from(e: StepStoreError) -> Self {
         match e {
-            SagaStoreError::Unavailable(m) => StepError::Transient(m),
-            SagaStoreError::OrderNotFound(id) => {
+            StepStoreError::Unavailable(m) => StepError::Transient(m),
+            StepStoreError::OrderNotFound(id) => {
                 StepError::InvalidInput(format!("order {id} does not exist"))
             }
-            SagaStoreError::InvalidTransition { from, to } => {
+            StepStoreError::InvalidTransition { from, to } => {
                 StepError::InvalidTransition(format!("order cannot move from {from} to {to}"))
             }
         }
@@ -134,9 +133,22 @@ pub struct StepSettings {
     pub notification_failure_rate: f64,
 }
 
+/// The variable that sets [`StepSettings::payment_transient_rate`] on both runtimes.
+pub const PAYMENT_TRANSIENT_RATE_ENV: &str = "ORDERS_PAYMENT_TRANSIENT_ERROR_RATE";
+/// The variable that sets [`StepSettings::notification_failure_rate`] on both runtimes.
+pub const NOTIFICATION_FAILURE_RATE_ENV: &str = "ORDERS_NOTIFICATION_FAILURE_RATE";
+
+/// A fault-injection rate: a number from 0 to 1.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{text:?} is not a number from 0.0 to 1.0")),
+    }
+}
+
 /// The step handlers over one store.
 pub struct Steps {
-    pub store: Arc<dyn SagaStore>,
+    pub store: Arc<dyn StepStore>,
     pub settings: StepSettings,
 }
 
@@ -194,11 +206,6 @@ impl Steps {
         .instrument(span)
         .await
     }
-
-    /// The task handlers for the local executor, keyed by substitution name.
-    pub fn handlers(self: &Arc<Self>) -> HashMap<String, Arc<dyn TaskHandler>> {
-        Step::handlers(Arc::new(Handler(self.clone())))
-    }
 }
 
 impl Step {
@@ -217,14 +224,5 @@ impl From<StepError> for TaskError {
             error: e.name().to_owned(),
             cause: e.to_string(),
         }
-    }
-}
-
-struct Handler(Arc<Steps>);
-
-#[async_trait]
-impl TaskHandler for Handler {
-    async fn invoke(&self, input: Value, _ctx: &TaskContext) -> Result<Value, TaskError> {
-        self.0.invoke(input).await.map_err(TaskError::from)
     }
 }

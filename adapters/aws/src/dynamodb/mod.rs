@@ -1,0 +1,11 @@
+//! DynamoDB: the API's order store and the steps' store, over the tables of
+//! [`crate::tables`]. The orders item is written by both (the API creates it, the steps move
+//! it along) and encoded and decoded in one place, [`item`].
+
+pub mod attr;
+pub mod item;
+mod orders;
+mod steps;
+
+pub use orders::{DynamoStore, RetryPolicy};
+pub use steps::{DynamoStepStore, MAX_PRODUCTS_PER_RESERVATION};

@@ -1,0 +1,290 @@
+//! The order's status and step history, both on the orders item.
+//!
+//! A status change is a read, then an update conditional on the `version` read: a writer that
+//! lost the race re-reads and decides again (a bounded number of times), never overwrites.
+//! The same update marks the step that made the change SUCCEEDED, so no reader sees the new
+//! status with its step still RUNNING. The step history is the item's `steps` map; its entry
+//! is created on a step's first attempt, whether or not the map exists yet (the order writer
+//! may or may not have written an empty one).
+
+use super::{DynamoStepStore, corrupt, format_ts, order_key, sdk_err};
+use crate::dynamodb::attr::{self, Item};
+use crate::tables::attrs::order as o;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Utc};
+use orders_domain::{OrderId, OrderStatus};
+use orders_workflow::steps::store::StatusChange;
+use orders_workflow::steps::{Progress, Step, StepStoreError};
+use std::collections::HashMap;
+
+/// Reads and conditional writes one status change may take before giving up as contended.
+const STATUS_TRIES: usize = 5;
+
+const RUNNING: &str = "RUNNING";
+const SUCCEEDED: &str = "SUCCEEDED";
+const FAILED: &str = "FAILED";
+
+/// How a step's first-attempt write must look, given the item as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// The entry exists: count one more attempt.
+    Again,
+    /// The map exists without this step's entry.
+    AddEntry,
+    /// The item has no `steps` map yet.
+    CreateMap,
+}
+
+fn attempt_for(item: &Item, step: Step) -> Result<Attempt, StepStoreError> {
+    Ok(
+        match attr::get_map(item, o::STEPS).map_err(|e| corrupt("order", e))? {
+            None => Attempt::CreateMap,
+            Some(steps) if steps.contains_key(step.name()) => Attempt::Again,
+            Some(_) => Attempt::AddEntry,
+        },
+    )
+}
+
+fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn is_condition_failure(e: &UpdateItemError) -> bool {
+    matches!(e, UpdateItemError::ConditionalCheckFailedException(_))
+}
+
+#[async_trait]
+impl Progress for DynamoStepStore {
+    async fn step_attempt(
+        &self,
+        order: OrderId,
+        step: Step,
+        now: DateTime<Utc>,
+    ) -> Result<(), StepStoreError> {
+        let now = format_ts(now);
+        let entry = AttributeValue::M(HashMap::from([
+            (o::STEP_STATUS.to_owned(), attr::s(RUNNING)),
+            (o::STEP_ATTEMPTS.to_owned(), attr::n(1)),
+            (o::STEP_STARTED_AT.to_owned(), attr::s(&now)),
+        ]));
+        // Most calls are a step's first attempt on an order whose map exists; a failed
+        // condition returns the item, which says which write fits instead.
+        let mut how = Attempt::AddEntry;
+        for _ in 0..STATUS_TRIES {
+            let base = self
+                .client
+                .update_item()
+                .table_name(&self.tables.orders)
+                .set_key(Some(order_key(order)))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            let req = match how {
+                Attempt::Again => base
+                    .update_expression(
+                        "SET #steps.#step.#attempts = #steps.#step.#attempts + :one, #steps.#step.#status = :running REMOVE #steps.#step.#finished",
+                    )
+                    .condition_expression("attribute_exists(#steps.#step)")
+                    .set_expression_attribute_names(Some(names(&[
+                        ("#steps", o::STEPS),
+                        ("#step", step.name()),
+                        ("#attempts", o::STEP_ATTEMPTS),
+                        ("#status", o::STEP_STATUS),
+                        ("#finished", o::STEP_FINISHED_AT),
+                    ])))
+                    .expression_attribute_values(":one", attr::n(1))
+                    .expression_attribute_values(":running", attr::s(RUNNING)),
+                Attempt::AddEntry => base
+                    .update_expression("SET #steps.#step = :entry")
+                    .condition_expression(
+                        "attribute_exists(#steps) AND attribute_not_exists(#steps.#step)",
+                    )
+                    .set_expression_attribute_names(Some(names(&[
+                        ("#steps", o::STEPS),
+                        ("#step", step.name()),
+                    ])))
+                    .expression_attribute_values(":entry", entry.clone()),
+                Attempt::CreateMap => base
+                    .update_expression("SET #steps = :steps")
+                    .condition_expression("attribute_exists(#id) AND attribute_not_exists(#steps)")
+                    .set_expression_attribute_names(Some(names(&[
+                        ("#id", o::ID),
+                        ("#steps", o::STEPS),
+                    ])))
+                    .expression_attribute_values(
+                        ":steps",
+                        AttributeValue::M(HashMap::from([(
+                            step.name().to_owned(),
+                            entry.clone(),
+                        )])),
+                    ),
+            };
+            match req.send().await {
+                Ok(_) => return Ok(()),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
+                        let Some(old) = c.item() else {
+                            return Err(StepStoreError::OrderNotFound(order));
+                        };
+                        how = attempt_for(old, step)?;
+                    }
+                    _ => return Err(sdk_err("record step attempt", &e)),
+                },
+            }
+        }
+        Err(StepStoreError::Unavailable(format!(
+            "step history of order {order} kept changing"
+        )))
+    }
+
+    async fn step_result(
+        &self,
+        order: OrderId,
+        step: Step,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StepStoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.tables.orders)
+            .set_key(Some(order_key(order)))
+            .condition_expression("attribute_exists(#steps.#step)")
+            .expression_attribute_values(":now", attr::s(format_ts(now)))
+            .expression_attribute_names("#steps", o::STEPS)
+            .expression_attribute_names("#step", step.name())
+            .expression_attribute_names("#status", o::STEP_STATUS)
+            .expression_attribute_names("#finished", o::STEP_FINISHED_AT)
+            .expression_attribute_names("#error", o::STEP_ERROR);
+        let req = match error {
+            Some(message) => req
+                .update_expression(
+                    "SET #steps.#step.#status = :st, #steps.#step.#finished = :now, #steps.#step.#error = :error",
+                )
+                .expression_attribute_values(":st", attr::s(FAILED))
+                .expression_attribute_values(":error", attr::s(message)),
+            None => req
+                .update_expression(
+                    "SET #steps.#step.#status = :st, #steps.#step.#finished = :now REMOVE #steps.#step.#error",
+                )
+                .expression_attribute_values(":st", attr::s(SUCCEEDED)),
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            // No attempt recorded for this step: nothing to close, as in the SQLite store.
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(sdk_err("record step result", &e)),
+        }
+    }
+
+    async fn set_status(
+        &self,
+        order: OrderId,
+        step: Step,
+        to: OrderStatus,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange, StepStoreError> {
+        let stamp = format_ts(now);
+        for _ in 0..STATUS_TRIES {
+            let got = self
+                .client
+                .get_item()
+                .table_name(&self.tables.orders)
+                .set_key(Some(order_key(order)))
+                // Only what the decision needs, not the order's items.
+                .projection_expression("#id, #status, #version, #steps.#step")
+                .set_expression_attribute_names(Some(names(&[
+                    ("#id", o::ID),
+                    ("#status", o::STATUS),
+                    ("#version", o::VERSION),
+                    ("#steps", o::STEPS),
+                    ("#step", step.name()),
+                ])))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_err("read order", &e))?;
+            let Some(item) = got.item() else {
+                return Err(StepStoreError::OrderNotFound(order));
+            };
+            let bad = |e| corrupt("order", e);
+            let from: OrderStatus = attr::get_s(item, o::STATUS)
+                .map_err(bad)?
+                .parse()
+                .map_err(|e| StepStoreError::Unavailable(format!("order {order}: {e}")))?;
+            let version = attr::get_n(item, o::VERSION).map_err(bad)?;
+            let has_entry = attempt_for(item, step)? == Attempt::Again;
+            if from.has_reached(to) {
+                if has_entry {
+                    self.step_result(order, step, None, now).await?;
+                }
+                return Ok(StatusChange::Unchanged);
+            }
+            if !from.can_move_to(to) {
+                return Err(StepStoreError::InvalidTransition { from, to });
+            }
+            let mut set = vec!["#status = :to", "#version = :next", "#updated = :now"];
+            let mut names = names(&[
+                ("#status", o::STATUS),
+                ("#version", o::VERSION),
+                ("#updated", o::UPDATED_AT),
+            ]);
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.tables.orders)
+                .set_key(Some(order_key(order)))
+                .condition_expression("#version = :expected")
+                .expression_attribute_values(":to", attr::s(to.as_str()))
+                .expression_attribute_values(":next", attr::n(version + 1))
+                .expression_attribute_values(":expected", attr::n(version))
+                .expression_attribute_values(":now", attr::s(&stamp));
+            if let Some(reason) = reason {
+                set.push("#reason = :reason");
+                names.insert("#reason".into(), o::FAILURE_REASON.into());
+                req = req.expression_attribute_values(":reason", attr::s(reason));
+            }
+            let mut expression = String::new();
+            if has_entry {
+                set.extend([
+                    "#steps.#step.#stepStatus = :succeeded",
+                    "#steps.#step.#finished = :now",
+                ]);
+                names.extend(self::names(&[
+                    ("#steps", o::STEPS),
+                    ("#step", step.name()),
+                    ("#stepStatus", o::STEP_STATUS),
+                    ("#finished", o::STEP_FINISHED_AT),
+                    ("#error", o::STEP_ERROR),
+                ]));
+                req = req.expression_attribute_values(":succeeded", attr::s(SUCCEEDED));
+                expression = " REMOVE #steps.#step.#error".to_owned();
+            }
+            let expression = format!("SET {}{expression}", set.join(", "));
+            match req
+                .update_expression(expression)
+                .set_expression_attribute_names(Some(names))
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    return Ok(StatusChange::Changed {
+                        version: version + 1,
+                    });
+                }
+                // Another writer moved the order since the read: read again and decide again.
+                Err(e) if e.as_service_error().is_some_and(is_condition_failure) => continue,
+                Err(e) => return Err(sdk_err("update order status", &e)),
+            }
+        }
+        Err(StepStoreError::Unavailable(format!(
+            "order {order} changed concurrently {STATUS_TRIES} times"
+        )))
+    }
+}

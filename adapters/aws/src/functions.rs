@@ -1,0 +1,62 @@
+//! The deployed functions and what each may touch: its binary, the tables it reads and
+//! writes, the DynamoDB actions it calls and the environment it reads. The binaries load their
+//! configuration from these lists, and the template-contract test holds the template's IAM
+//! policies and environment blocks to them, so least privilege is checked, not hoped for.
+
+use crate::tables::{
+    IDEMPOTENCY, INVENTORY, ORDERS, OUTBOX, SAGA, STATE_MACHINE_ARN_ENV, TableSpec, VOUCHERS,
+};
+use orders_workflow::steps::{NOTIFICATION_FAILURE_RATE_ENV, PAYMENT_TRANSIENT_RATE_ENV};
+
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionSpec {
+    /// The template's logical id of the function.
+    pub logical: &'static str,
+    /// The cargo binary that cargo-lambda builds for it.
+    pub binary: &'static str,
+    pub tables: &'static [TableSpec],
+    /// DynamoDB actions (IAM names, without the `dynamodb:` prefix), on those tables and
+    /// their indexes. `TransactWriteItems` needs no action of its own: IAM checks each write
+    /// inside it (`PutItem`, `UpdateItem`) against the item's table.
+    pub dynamodb_actions: &'static [&'static str],
+    /// Environment variables it reads besides the tables' (which come from `tables`).
+    pub env: &'static [&'static str],
+    /// Step Functions actions, on the saga state machine.
+    pub states_actions: &'static [&'static str],
+}
+
+/// The HTTP API (the `orders` binary under `lambda_http`).
+pub const API: FunctionSpec = FunctionSpec {
+    logical: "ApiFunction",
+    binary: "orders",
+    tables: &[ORDERS, OUTBOX, IDEMPOTENCY, INVENTORY, VOUCHERS],
+    dynamodb_actions: &["GetItem", "PutItem", "UpdateItem", "Query"],
+    env: &[
+        "ORDERS_IDEMPOTENCY_TTL_SECS",
+        "ORDERS_REQUIRE_IDEMPOTENCY_KEY",
+        "ORDERS_BODY_LIMIT",
+    ],
+    states_actions: &[],
+};
+
+/// The DynamoDB Streams consumer of the outbox: starts one execution per event.
+pub const PROCESSOR: FunctionSpec = FunctionSpec {
+    logical: "ProcessorFunction",
+    binary: "orders-processor",
+    tables: &[],
+    dynamodb_actions: &[],
+    env: &[STATE_MACHINE_ARN_ENV],
+    states_actions: &["StartExecution"],
+};
+
+/// Every Task state of the state machine (one function, dispatched on the `step` field).
+pub const STEPS: FunctionSpec = FunctionSpec {
+    logical: "StepsFunction",
+    binary: "orders-steps",
+    tables: &[ORDERS, INVENTORY, VOUCHERS, SAGA],
+    dynamodb_actions: &["GetItem", "PutItem", "UpdateItem"],
+    env: &[PAYMENT_TRANSIENT_RATE_ENV, NOTIFICATION_FAILURE_RATE_ENV],
+    states_actions: &[],
+};
+
+pub const FUNCTIONS: [FunctionSpec; 3] = [API, PROCESSOR, STEPS];

@@ -1,0 +1,51 @@
+//! The Lambda functions of the AWS runtime, wired one way: a thin `main` calls the function's
+//! `run()`, which calls [`start`] (JSON logs, configuration read and checked once, the SDK
+//! configuration), builds its adapters and hands one handler to the runtime loop.
+//!
+//! Configuration errors stop the cold start with a message naming the variable, instead of
+//! failing every invocation later. The API function (`orders::lambda` in the root crate) is
+//! wired the same way; the two functions here do not link the HTTP service.
+
+pub mod steps;
+pub mod stream;
+
+use crate::tables::MissingTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaEnvError {
+    #[error(transparent)]
+    MissingTable(#[from] MissingTable),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Whether this process runs inside AWS Lambda: only the Lambda environment sets
+/// `AWS_LAMBDA_RUNTIME_API`, and the runtime cannot run without it.
+pub fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// The start of every function: JSON log lines (one object per event, for CloudWatch;
+/// `RUST_LOG` sets the filter), then its configuration, then the SDK configuration from the
+/// standard AWS environment. A configuration error is logged and returned.
+pub async fn start<C, E: std::fmt::Display>(
+    config: impl FnOnce() -> Result<C, E>,
+) -> Result<(C, aws_config::SdkConfig), E> {
+    init_logs();
+    let config = config().inspect_err(|e| {
+        tracing::error!(error = %e, "refusing to start: bad configuration");
+    })?;
+    Ok((config, crate::sdk::load_sdk_config().await))
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,207 @@
+//! The `orders-steps` binary as Lambda runs it: a stand-in Runtime API on a loopback port
+//! hands it Task inputs, and what it posts back is what Step Functions would see. A failed
+//! step must come back on the error route with `errorType` = the step error's name, since
+//! that is what the state machine's Retry and Catch match.
+
+use chrono::Utc;
+use orders_aws::dynamodb::attr::{self, Item};
+use orders_aws::tables::attrs::order as o;
+use orders_aws::{TableNames, functions};
+use orders_domain::OrderId;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Stops the function process when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the function posted: the path (`.../<id>/response` or `.../<id>/error`) and body.
+type Posted = (String, Value);
+
+struct RuntimeApi {
+    events: Mutex<VecDeque<(String, Value)>>,
+    posted: mpsc::UnboundedSender<Posted>,
+}
+
+/// One keep-alive connection of the runtime client: `next` hands out a queued event (and
+/// never answers once the queue is empty), anything else is a result, recorded and accepted.
+async fn connection(sock: TcpStream, api: Arc<RuntimeApi>) {
+    let mut sock = BufReader::new(sock);
+    loop {
+        let mut request = String::new();
+        if sock.read_line(&mut request).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            sock.read_line(&mut header).await.expect("header");
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().expect("content length");
+            }
+        }
+        let mut body = vec![0; length];
+        sock.read_exact(&mut body).await.expect("body");
+        let reply = if path.ends_with("/invocation/next") {
+            let next = api.events.lock().unwrap().pop_front();
+            let Some((id, event)) = next else {
+                return std::future::pending().await;
+            };
+            let event = event.to_string();
+            let deadline = Utc::now().timestamp_millis() + 60_000;
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:orders-steps\r\ncontent-length: {}\r\n\r\n{event}",
+                event.len()
+            )
+        } else {
+            let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let _ = api.posted.send((path, body));
+            "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_owned()
+        };
+        sock.get_mut()
+            .write_all(reply.as_bytes())
+            .await
+            .expect("reply");
+    }
+}
+
+async fn put_order(client: &aws_sdk_dynamodb::Client, names: &TableNames) -> Value {
+    let id = OrderId::new();
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let item = Item::from([
+        (o::ID.to_owned(), attr::s(id.to_string())),
+        (o::CUSTOMER.to_owned(), attr::s("c-fn")),
+        (o::CREATED_KEY.to_owned(), attr::s(format!("{now}#{id}"))),
+        (o::CREATED_AT.to_owned(), attr::s(&now)),
+        (o::UPDATED_AT.to_owned(), attr::s(&now)),
+        (o::TOTAL.to_owned(), attr::n(2_000)),
+        (o::STATUS.to_owned(), attr::s("PENDING")),
+        (o::VERSION.to_owned(), attr::n(1)),
+    ]);
+    client
+        .put_item()
+        .table_name(&names.orders)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put order");
+    json!({
+        "orderId": id, "customerId": "c-fn", "totalCents": 2_000,
+        "items": [{"productId": "unheard-of", "quantity": 1}],
+        "paymentMethod": "pm_card_visa",
+    })
+}
+
+fn function(runtime_api: &str, endpoint: &str, names: &TableNames) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orders-steps"));
+    cmd.env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "orders-steps")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    for spec in functions::STEPS.tables {
+        cmd.env(spec.env_var, names.name_of(*spec));
+    }
+    cmd
+}
+
+#[tokio::test]
+async fn the_function_answers_step_functions_with_results_and_named_errors() {
+    let moto = orders_aws::moto::session().await;
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    let names = TableNames::with_prefix("fn-");
+    orders_aws::provision::create_tables(&client, &names)
+        .await
+        .unwrap();
+    let order = put_order(&client, &names).await;
+
+    let (posted, mut results) = mpsc::unbounded_channel();
+    let api = Arc::new(RuntimeApi {
+        events: Mutex::new(VecDeque::from([
+            (
+                "e1".to_owned(),
+                json!({"step": "ReserveInventory", "input": order}),
+            ),
+            (
+                "e2".to_owned(),
+                json!({"step": "SendNotification", "input": order}),
+            ),
+            ("e3".to_owned(), json!({"step": "Teleport", "input": order})),
+        ])),
+        posted,
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(connection(sock, api.clone()));
+        }
+    });
+    let _function = Running(
+        function(&address, &moto.endpoint, &names)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start orders-steps"),
+    );
+
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(60), results.recv())
+            .await
+            .expect("the function answered within 60 s")
+            .expect("channel open")
+    };
+    let (path, body) = next().await;
+    assert_eq!(path, "/2018-06-01/runtime/invocation/e1/error");
+    assert_eq!(body["errorType"], json!("OutOfStock"), "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("unheard-of")
+    );
+    let (path, body) = next().await;
+    assert_eq!(path, "/2018-06-01/runtime/invocation/e2/response");
+    assert_eq!(body, json!({"notified": true}));
+    let (path, body) = next().await;
+    assert_eq!(path, "/2018-06-01/runtime/invocation/e3/error");
+    assert_eq!(body["errorType"], json!("InvalidInput"), "{body}");
+}
+
+#[test]
+fn the_function_refuses_to_start_with_a_bad_rate() {
+    let names = TableNames::with_prefix("fn-");
+    let out = function("127.0.0.1:9", "http://127.0.0.1:9", &names)
+        .env("ORDERS_NOTIFICATION_FAILURE_RATE", "1.5")
+        .output()
+        .expect("run orders-steps");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ORDERS_NOTIFICATION_FAILURE_RATE"),
+        "{stderr}"
+    );
+}

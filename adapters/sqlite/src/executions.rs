@@ -1,0 +1,188 @@
+//! The local executor's durable state: one row per execution holding its snapshot, and its
+//! history, one row per write (the events that write appended, as a JSON array). `record`
+//! refuses a write that does not continue the stored history, so two runners of one
+//! execution (say, two processes resuming after a crash) cannot interleave.
+
+use super::{SqliteStore, sqlite_err};
+use async_trait::async_trait;
+use orders_domain::time::format_millis as format_ts;
+use orders_workflow::executor::{
+    ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, HistoryEvent,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+fn exec_err(e: orders_domain::store::StoreError) -> ExecutionStoreError {
+    ExecutionStoreError::new(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, orders_domain::store::StoreError> {
+    serde_json::to_string(v).map_err(|e| orders_domain::store::StoreError::Backend(e.to_string()))
+}
+
+/// The events of one write as one history row: `(first seq, JSON array)`, serialized before
+/// the write job so the writer thread only writes. `None` for no events.
+fn encode_events(events: &[HistoryEvent]) -> Result<Option<(i64, String)>, ExecutionStoreError> {
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        first.seq as i64,
+        to_json(&events).map_err(exec_err)?,
+    )))
+}
+
+fn insert_events(
+    conn: &Connection,
+    name: &str,
+    events: &Option<(i64, String)>,
+) -> Result<(), orders_domain::store::StoreError> {
+    let Some((seq, events)) = events else {
+        return Ok(());
+    };
+    conn.prepare_cached("INSERT INTO execution_history (name, seq, events) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute(params![name, seq, events]))
+        .map_err(sqlite_err)?;
+    Ok(())
+}
+
+/// Why `record` changed nothing: the execution is unknown, finished, or elsewhere in its history.
+fn refusal(conn: &Connection, name: &str, first: Option<i64>) -> orders_domain::store::StoreError {
+    let stored: Result<Option<(String, i64)>, _> = conn
+        .prepare_cached("SELECT status, seq FROM executions WHERE name = ?1")
+        .and_then(|mut st| {
+            st.query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        });
+    let message = match stored {
+        Err(e) => return sqlite_err(e),
+        Ok(None) => format!("execution {name} does not exist"),
+        Ok(Some((status, _))) if status != ExecutionStatus::Running.as_str() => {
+            format!("execution {name} already finished")
+        }
+        Ok(Some((_, seq))) => format!(
+            "execution {name}: history continues at {} but event {} was written",
+            seq + 1,
+            first.unwrap_or_default()
+        ),
+    };
+    orders_domain::store::StoreError::Backend(message)
+}
+
+fn snapshot_of(json: String) -> Result<ExecutionSnapshot, orders_domain::store::StoreError> {
+    serde_json::from_str(&json)
+        .map_err(|e| orders_domain::store::StoreError::Backend(format!("unreadable snapshot: {e}")))
+}
+
+#[async_trait]
+impl ExecutionStore for SqliteStore {
+    async fn create(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<bool, ExecutionStoreError> {
+        let (name, status, seq) = (
+            snapshot.name.clone(),
+            snapshot.status.as_str(),
+            snapshot.seq as i64,
+        );
+        let (started, updated) = (
+            format_ts(snapshot.started_at),
+            format_ts(snapshot.updated_at),
+        );
+        let json = to_json(snapshot).map_err(exec_err)?;
+        let events = encode_events(events)?;
+        self.write_background(move |conn| {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO executions (name, status, seq, snapshot, started_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+                )
+                .and_then(|mut st| st.execute(params![name, status, seq, json, started, updated]))
+                .map_err(sqlite_err)?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            insert_events(conn, &name, &events)?;
+            Ok(true)
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn record(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<(), ExecutionStoreError> {
+        let (name, status, seq) = (
+            snapshot.name.clone(),
+            snapshot.status.as_str(),
+            snapshot.seq as i64,
+        );
+        let updated = format_ts(snapshot.updated_at);
+        let json = to_json(snapshot).map_err(exec_err)?;
+        let events = encode_events(events)?;
+        let first = events.as_ref().map(|(seq, _)| *seq);
+        self.write_background(move |conn| {
+            // One conditional UPDATE does the check and the write; the row is read only to
+            // explain a refusal. No events means no continuity to check (status only).
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
+                     WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
+                )
+                .and_then(|mut st| st.execute(params![name, status, seq, json, updated, first]))
+                .map_err(sqlite_err)?;
+            if changed != 1 {
+                return Err(refusal(conn, &name, first));
+            }
+            insert_events(conn, &name, &events)
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn unfinished(&self) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
+        self.read(|conn| {
+            let rows: Vec<String> = conn
+                .prepare_cached("SELECT snapshot FROM executions WHERE status = 'RUNNING' ORDER BY started_at, name")
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .map_err(sqlite_err)?;
+            rows.into_iter().map(snapshot_of).collect()
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT snapshot FROM executions WHERE name = ?1")
+                .and_then(|mut st| st.query_row([name], |r| r.get::<_, String>(0)).optional())
+                .map_err(sqlite_err)?
+                .map(snapshot_of)
+                .transpose()
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            let rows: Vec<String> = conn
+                .prepare_cached("SELECT events FROM execution_history WHERE name = ?1 ORDER BY seq")
+                .and_then(|mut st| st.query_map([name], |r| r.get(0))?.collect())
+                .map_err(sqlite_err)?;
+            let mut history = Vec::new();
+            for row in rows {
+                let events: Vec<HistoryEvent> = serde_json::from_str(&row)
+                    .map_err(|e| orders_domain::store::StoreError::Backend(e.to_string()))?;
+                history.extend(events);
+            }
+            Ok(history)
+        })
+        .await
+        .map_err(exec_err)
+    }
+}

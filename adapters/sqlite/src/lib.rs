@@ -1,0 +1,320 @@
+//! The embedded adapters: one SQLite file in WAL mode behind every port of the local stack.
+//!
+//! # Layout
+//!
+//! - `orders.rs`: the API's [`OrderStore`](orders_domain::store::OrderStore) (create with
+//!   idempotency and outbox event in one transaction, reads, inventory, vouchers).
+//! - `steps.rs`: the steps' [`StepStore`](orders_workflow::steps::StepStore), on the writer's
+//!   open transaction; `step_jobs.rs`: how a whole step runs as one writer job.
+//! - `executions.rs`: the executor's
+//!   [`ExecutionStore`](orders_workflow::executor::ExecutionStore) (snapshots and history).
+//! - `outbox.rs`: the relay's [`OutboxSource`](orders_processor::relay::OutboxSource).
+//! - `writer.rs`, `readers.rs`, `schema.rs`: the one writer thread (group commit), the pool of
+//!   read connections, the migrations and the catalogue seed.
+//!
+//! Writes go through the writer (one thread, group commit, an answer only after COMMIT);
+//! reads use a pool of read-only connections. `synchronous = FULL` makes every committed
+//! group survive power loss, not only a process crash: an answered 201 is on disk. The store
+//! also signals the local outbox relay after each commit that added an event, so the relay
+//! wakes on commit instead of polling.
+//!
+//! What a commit costs is mostly whole pages written to the WAL and, at each checkpoint,
+//! copied into the database: hence 2 KiB pages for a new file and a checkpoint every few
+//! thousand WAL pages ([`SqliteOptions`]).
+
+mod executions;
+mod orders;
+mod outbox;
+mod readers;
+mod schema;
+mod step_jobs;
+mod steps;
+mod writer;
+
+pub use outbox::ParkedEvent;
+pub use step_jobs::StepInOneJob;
+pub use writer::Priority;
+
+use orders_domain::store::StoreError;
+use orders_domain::time::format_millis as format_ts;
+use readers::Readers;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use writer::{TxConn, Writer};
+
+/// How long a write waits for another process's write lock before answering 503.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The page size of a new database (SQLite's default is 4 KiB; an existing file keeps its
+/// own). Every commit writes each page it changed to the WAL, and much of what one order
+/// changes is a single entry on a page of its own: the customer's place in
+/// `orders_by_customer`, its idempotency key, its execution's snapshot. Half the page size
+/// writes about half the bytes for those. Measured, it pays only together with the rarer
+/// checkpoints below (docs/BENCHMARKS.md, "Settings that matter").
+const PAGE_SIZE: u32 = 2048;
+
+/// Settings of the embedded store that trade one measure against another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// WAL pages committed between automatic checkpoints (SQLite's own default is 1,000).
+    /// The pages every group rewrites (the tails of the tables, the inner pages above them)
+    /// are copied into the database once per checkpoint however often they were committed,
+    /// so rarer checkpoints copy and fsync less per order. But the checkpoint runs on the
+    /// writer thread, after the commit that crossed the mark, and the groups behind it wait
+    /// for it: more pages, a longer pause. docs/BENCHMARKS.md has the measured trade.
+    pub wal_autocheckpoint: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            wal_autocheckpoint: 3_000,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Readers,
+    outbox_signal: Arc<Notify>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the directory {dir}: {source}")]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot prepare the database {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database, applies migrations and seeds the catalogue on
+    /// first start.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with other settings.
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, OpenError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
+        }
+        let open_err = |source| OpenError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = open_connection(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        // Before anything is written: only an empty database takes a page size.
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};"))
+            .map_err(open_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(rusqlite::Error::InvalidParameterName(format!(
+                "journal_mode WAL refused (got {mode})"
+            ))));
+        }
+        schema::migrate(&conn, &format_ts(chrono::Utc::now())).map_err(|source| {
+            OpenError::Migrate {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        // The writer's own page cache (8 MiB) keeps the hot pages (interior pages, inventory,
+        // the tails where new orders are appended) in memory instead of re-reading them from
+        // the WAL on every job. Not larger: SQLite scans the whole cache's hash table at the
+        // end of every transaction that grew the file, which at 64 MiB cost more than it saved.
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = {};",
+            options.wal_autocheckpoint
+        ))
+        .map_err(open_err)?;
+        let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer,
+            readers: Readers::new(path.to_owned()),
+            outbox_signal: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Notified after every commit that added an outbox event.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_signal.clone()
+    }
+
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    /// [`SqliteStore::write`] for the relay and the saga: client writes go first.
+    pub async fn write_background<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer
+            .write_tx(Priority::Background, move |tx: &TxConn| tx.with(f))
+            .await
+    }
+
+    /// A write job that needs an owned handle on the transaction (see [`TxConn`]).
+    pub async fn write_tx<T, F>(&self, priority: Priority, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TxConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write_tx(priority, f).await
+    }
+
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.readers.read(f).await
+    }
+}
+
+pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Runs a statement from the connection's statement cache: these run for every order, and
+/// `Connection::execute` would parse the SQL again each time, on the writer thread.
+pub(crate) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `Connection::query_row` from the statement cache (see [`exec`]).
+pub(crate) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// Maps SQLite errors onto the store's: lock contention is `Busy` (503, retry later),
+/// everything else is a backend failure whose detail goes to the log, not to the client.
+pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Busy
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma(conn: &Connection, name: &str) -> Result<i64, StoreError> {
+        one(conn, &format!("PRAGMA {name}"), [], |r| r.get(0)).map_err(sqlite_err)
+    }
+
+    #[tokio::test]
+    async fn a_new_database_gets_the_small_pages_and_the_checkpoint_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+        let read = store.read(|c| pragma(c, "page_size")).await.unwrap();
+        assert_eq!(read, i64::from(PAGE_SIZE));
+        let writer = store
+            .write(|c| Ok((pragma(c, "page_size")?, pragma(c, "wal_autocheckpoint")?)))
+            .await
+            .unwrap();
+        let expected = SqliteOptions::default().wal_autocheckpoint;
+        assert_eq!(writer, (i64::from(PAGE_SIZE), i64::from(expected)));
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_setting_reaches_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            wal_autocheckpoint: 4321,
+        };
+        let store = SqliteStore::open_with(&dir.path().join("orders.db"), options).unwrap();
+        let set = store
+            .write(|c| pragma(c, "wal_autocheckpoint"))
+            .await
+            .unwrap();
+        assert_eq!(set, 4321);
+    }
+
+    #[tokio::test]
+    async fn an_existing_database_keeps_its_page_size_and_takes_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orders.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA page_size = 4096; CREATE TABLE earlier (x);")
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let (size, earlier) = store
+            .write(|c| {
+                exec(c, "INSERT INTO earlier (x) VALUES (1)", []).map_err(sqlite_err)?;
+                let n = one(c, "SELECT count(*) FROM earlier", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(sqlite_err)?;
+                Ok((pragma(c, "page_size")?, n))
+            })
+            .await
+            .unwrap();
+        assert_eq!((size, earlier), (4096, 1));
+        let orders = store
+            .read(|c| {
+                one(c, "SELECT count(*) FROM orders", [], |r| r.get::<_, i64>(0))
+                    .map_err(sqlite_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(orders, 0, "the migrations ran on the older file");
+    }
+}

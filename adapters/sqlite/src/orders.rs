@@ -1,0 +1,434 @@
+//! `OrderStore` on SQLite: the create-order transaction and the reads behind the API.
+
+use super::{SqliteStore, sqlite_err};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orders_domain::idempotency::StoredResponse;
+use orders_domain::money::as_cents;
+use orders_domain::store::{
+    CreateOrder, CreateOutcome, IdempotencyRecord, ListCursor, OrderPage, OrderRecord, OrderStore,
+    StepRecord, StoreError, VoucherRecord, VoucherRefusal,
+};
+use orders_domain::time::{format_millis as format_ts, parse_ts};
+use orders_domain::{
+    Cents, CustomerId, OrderId, OrderItem, OrderStatus, PaymentMethod, ProductId, VoucherCode,
+    VoucherStatus,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+/// How an item is kept in the `orders.items` JSON column: cents, not EUR numbers.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredItem {
+    product_id: String,
+    quantity: u32,
+    #[serde(with = "as_cents")]
+    price_cents: Cents,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("unreadable {what} in the database"))
+}
+
+fn live_idempotency(
+    conn: &Connection,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    conn.prepare_cached(
+        "SELECT fingerprint, status, location, body, expires_at_ms FROM idempotency
+         WHERE key = ?1 AND expires_at_ms > ?2",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![key, now.timestamp_millis()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u16>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()
+    })
+    .map_err(sqlite_err)?
+    .map(|(fingerprint, status, location, body, exp)| {
+        let expires_at =
+            DateTime::from_timestamp_millis(exp).ok_or_else(|| corrupt("idempotency expiry"))?;
+        Ok(IdempotencyRecord {
+            fingerprint,
+            response: StoredResponse {
+                status,
+                location,
+                body,
+            },
+            expires_at,
+        })
+    })
+    .transpose()
+}
+
+/// Redeems a voucher (READY -> USED) or explains why it cannot be.
+fn redeem_voucher(
+    conn: &Connection,
+    code: &str,
+    customer: &str,
+    order: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE vouchers SET status = 'USED', redeemed_by_order = ?3, updated_at = ?4
+             WHERE code = ?1 AND customer_id = ?2 AND status = 'READY'",
+        )
+        .and_then(|mut st| st.execute(params![code, customer, order, now]))
+        .map_err(sqlite_err)?;
+    if changed == 1 {
+        return Ok(());
+    }
+    let found: Option<String> = conn
+        .query_row(
+            "SELECT customer_id FROM vouchers WHERE code = ?1",
+            [code],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    let reason = match found {
+        None => VoucherRefusal::Unknown,
+        Some(owner) if owner != customer => VoucherRefusal::OtherCustomer,
+        Some(_) => VoucherRefusal::NotReady,
+    };
+    Err(StoreError::VoucherUnavailable {
+        code: code.to_owned(),
+        reason,
+    })
+}
+
+fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, StoreError> {
+    if let Some(idem) = &cmd.idempotency {
+        // Decided here, under the write lock, not from the fast-path read: this is what makes
+        // concurrent requests with one key (from any process) create exactly one order.
+        if let Some(rec) = live_idempotency(conn, idem.key.as_str(), cmd.now)? {
+            return Ok(rec.outcome_for(&idem.fingerprint));
+        }
+    }
+    let o = &cmd.order;
+    let id = o.id.to_string();
+    let created = format_ts(o.created_at);
+    if let Some(code) = &o.voucher_code {
+        redeem_voucher(conn, code.as_str(), o.customer_id.as_str(), &id, &created)?;
+    }
+    let items: Vec<StoredItem> = o
+        .items
+        .iter()
+        .map(|i| StoredItem {
+            product_id: i.product_id.to_string(),
+            quantity: i.quantity,
+            price_cents: i.price,
+        })
+        .collect();
+    let items = serde_json::to_string(&items).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let run = || -> rusqlite::Result<()> {
+        conn.prepare_cached(
+            "INSERT INTO orders (order_id, customer_id, status, version, items, subtotal_cents, discount_cents,
+                 total_cents, currency, payment_method, voucher_code, created_at, updated_at)
+             VALUES (?1, ?2, 'PENDING', 1, ?3, ?4, ?5, ?6, 'EUR', ?7, ?8, ?9, ?9)",
+        )?
+        .execute(params![
+            id,
+            o.customer_id.as_str(),
+            items,
+            o.subtotal.0,
+            o.discount.0,
+            o.total.0,
+            o.payment_method.as_str(),
+            o.voucher_code.as_ref().map(|c| c.as_str()),
+            created
+        ])?;
+        let payload = serde_json::to_string(&cmd.event).expect("an event always serializes");
+        conn.prepare_cached(
+            "INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![cmd.event.id.to_string(), id, payload, created])?;
+        if let Some(idem) = &cmd.idempotency {
+            // REPLACE: an expired record may still be stored; it counts as absent.
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency (key, fingerprint, status, location, body, order_id, created_at, expires_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                idem.key.as_str(),
+                idem.fingerprint,
+                idem.response.status,
+                idem.response.location,
+                idem.response.body,
+                id,
+                created,
+                idem.expires_at.timestamp_millis()
+            ])?;
+        }
+        Ok(())
+    };
+    run().map_err(sqlite_err)?;
+    Ok(CreateOutcome::Created)
+}
+
+const ORDER_COLUMNS: &str =
+    "order_id, customer_id, status, version, items, subtotal_cents, discount_cents, total_cents,
+    payment_method, voucher_code, failure_reason, created_at, updated_at";
+
+/// A customer's orders after a cursor, newest first. `orders_by_customer` answers it, read
+/// backwards, without sorting (schema.rs tests the plan).
+pub(super) fn list_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ?1 AND (created_at, order_id) < (?2, ?3)
+             ORDER BY created_at DESC, order_id DESC LIMIT ?4"
+        )
+    });
+    &SQL
+}
+
+fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Result<OrderRecord, StoreError>> {
+    let id: String = r.get(0)?;
+    let status: String = r.get(2)?;
+    let items: String = r.get(4)?;
+    let created: String = r.get(11)?;
+    let updated: String = r.get(12)?;
+    let (customer, version, sub, disc, total): (String, i64, i64, i64, i64) =
+        (r.get(1)?, r.get(3)?, r.get(5)?, r.get(6)?, r.get(7)?);
+    let (pm, voucher, failure): (String, Option<String>, Option<String>) =
+        (r.get(8)?, r.get(9)?, r.get(10)?);
+    Ok((|| {
+        let items: Vec<StoredItem> =
+            serde_json::from_str(&items).map_err(|_| corrupt("order items"))?;
+        Ok(OrderRecord {
+            id: id.parse().map_err(|_| corrupt("order id"))?,
+            customer_id: CustomerId::from_trusted(customer),
+            items: items
+                .into_iter()
+                .map(|i| OrderItem {
+                    product_id: ProductId::from_trusted(i.product_id),
+                    quantity: i.quantity,
+                    price: i.price_cents,
+                })
+                .collect(),
+            subtotal: Cents(sub),
+            discount: Cents(disc),
+            total: Cents(total),
+            payment_method: PaymentMethod::from_trusted(pm),
+            voucher_code: voucher.map(VoucherCode::from_trusted),
+            status: status
+                .parse::<OrderStatus>()
+                .map_err(|_| corrupt("order status"))?,
+            version,
+            failure_reason: failure,
+            created_at: parse_ts(&created).ok_or_else(|| corrupt("timestamp"))?,
+            updated_at: parse_ts(&updated).ok_or_else(|| corrupt("timestamp"))?,
+            voucher_issued: None,
+            steps: Vec::new(),
+        })
+    })())
+}
+
+fn voucher_from_row(r: &Row<'_>) -> rusqlite::Result<Result<VoucherRecord, StoreError>> {
+    let (code, customer, discount, status, order): (String, String, i64, String, String) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+    Ok((|| {
+        Ok(VoucherRecord {
+            code: VoucherCode::from_trusted(code),
+            customer_id: CustomerId::from_trusted(customer),
+            discount: Cents(discount),
+            status: status
+                .parse::<VoucherStatus>()
+                .map_err(|_| corrupt("voucher status"))?,
+            order_id: order.parse().map_err(|_| corrupt("voucher order id"))?,
+        })
+    })())
+}
+
+const VOUCHER_COLUMNS: &str = "code, customer_id, discount_cents, status, issued_for_order";
+
+fn read_order(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| st.query_row([id], order_from_row).optional())
+        .map_err(sqlite_err)?
+        .transpose()?
+        .map(|order| with_saga_details(conn, order))
+        .transpose()
+}
+
+/// Adds what the saga produced for an order: the voucher it earned and its step history.
+fn with_saga_details(conn: &Connection, order: OrderRecord) -> Result<OrderRecord, StoreError> {
+    let id = order.id.to_string();
+    let sql = format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE issued_for_order = ?1");
+    let voucher_issued = conn
+        .prepare_cached(&sql)
+        .and_then(|mut st| st.query_row([&id], voucher_from_row).optional())
+        .map_err(sqlite_err)?
+        .transpose()?;
+    let steps = conn
+        .prepare_cached(
+            "SELECT step, status, attempts, started_at, finished_at, error FROM saga_steps
+             WHERE order_id = ?1 ORDER BY started_at, rowid",
+        )
+        .and_then(|mut st| {
+            st.query_map([&id], |r| {
+                Ok(StepRecord {
+                    step: r.get(0)?,
+                    status: r.get(1)?,
+                    attempts: r.get(2)?,
+                    started_at: r.get(3)?,
+                    finished_at: r.get(4)?,
+                    error: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sqlite_err)?;
+    Ok(OrderRecord {
+        voucher_issued,
+        steps,
+        ..order
+    })
+}
+
+impl SqliteStore {
+    /// Deletes up to `limit` idempotency records that expired before `now`. Expired records are
+    /// already ignored at read; this only reclaims their space.
+    pub async fn purge_expired_idempotency(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM idempotency WHERE key IN
+                     (SELECT key FROM idempotency WHERE expires_at_ms <= ?1 LIMIT ?2)",
+            )
+            .and_then(|mut st| st.execute(params![now.timestamp_millis(), limit]))
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OrderStore for SqliteStore {
+    async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError> {
+        // A live record for the key is looked up first on a read connection: a replay never
+        // queues behind writes. The decision that counts is repeated inside the write.
+        if let Some(idem) = &cmd.idempotency
+            && let Some(rec) = self
+                .readers
+                .read_now(|conn| live_idempotency(conn, idem.key.as_str(), cmd.now))?
+        {
+            return Ok(rec.outcome_for(&idem.fingerprint));
+        }
+        let outcome = self.write(move |conn| insert_order(conn, &cmd)).await?;
+        if outcome == CreateOutcome::Created {
+            self.outbox_signal.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    async fn get_order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        self.read(move |conn| read_order(conn, &id.to_string()))
+            .await
+    }
+
+    async fn list_orders(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        after: Option<ListCursor>,
+    ) -> Result<OrderPage, StoreError> {
+        let customer = customer.as_str().to_owned();
+        self.read(move |conn| {
+            // One row more than asked says whether there is a next page.
+            let (after_t, after_id) = after
+                .map(|c| (c.created_at, c.order_id.to_string()))
+                .unwrap_or_else(|| ("\u{10FFFF}".to_owned(), String::new()));
+            let mut orders = conn
+                .prepare_cached(list_sql())
+                .and_then(|mut st| {
+                    st.query_map(
+                        params![customer, after_t, after_id, i64::from(limit) + 1],
+                        order_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(sqlite_err)?
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = if orders.len() > limit as usize {
+                orders.truncate(limit as usize);
+                orders.last().map(|o| ListCursor {
+                    created_at: format_ts(o.created_at),
+                    order_id: o.id,
+                })
+            } else {
+                None
+            };
+            let orders = orders
+                .into_iter()
+                .map(|o| with_saga_details(conn, o))
+                .collect::<Result<_, _>>()?;
+            Ok(OrderPage { orders, next })
+        })
+        .await
+    }
+
+    async fn get_inventory(&self, product: &ProductId) -> Result<Option<i64>, StoreError> {
+        let product = product.as_str().to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT available FROM inventory WHERE product_id = ?1")
+                .and_then(|mut st| st.query_row([product], |r| r.get(0)).optional())
+                .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn set_inventory(
+        &self,
+        product: &ProductId,
+        available: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let product = product.as_str().to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO inventory (product_id, available, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (product_id) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut st| st.execute(params![product, available, format_ts(now)]))
+            .map(|_| ())
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+
+    async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError> {
+        let customer = customer.as_str().to_owned();
+        self.read(move |conn| {
+            let sql = format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE customer_id = ?1 ORDER BY created_at, code");
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| st.query_map([customer], voucher_from_row)?.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(sqlite_err)?
+                .into_iter()
+                .collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(sqlite_err)
+        })
+        .await
+    }
+}

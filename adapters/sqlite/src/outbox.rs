@@ -1,0 +1,123 @@
+//! The outbox table as the local relay's queue: `seq` gives commit order, `published_at`
+//! marks what has a saga, `dead_at` parks what never can.
+
+use super::{SqliteStore, exec, sqlite_err};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orders_domain::time::format_millis as format_ts;
+use orders_processor::relay::{OutboxError, OutboxSource, PendingEvent};
+use rusqlite::params;
+
+fn outbox_err(e: orders_domain::store::StoreError) -> OutboxError {
+    OutboxError(e.to_string())
+}
+
+/// An event the relay parked: kept with its reason, visible to operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedEvent {
+    pub seq: i64,
+    pub event_id: String,
+    pub order_id: String,
+    pub reason: String,
+    pub parked_at: String,
+}
+
+impl SqliteStore {
+    pub async fn parked_events(
+        &self,
+    ) -> Result<Vec<ParkedEvent>, orders_domain::store::StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT seq, event_id, order_id, COALESCE(last_error, ''), dead_at FROM outbox
+                 WHERE dead_at IS NOT NULL ORDER BY seq",
+            )
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok(ParkedEvent {
+                        seq: r.get(0)?,
+                        event_id: r.get(1)?,
+                        order_id: r.get(2)?,
+                        reason: r.get(3)?,
+                        parked_at: r.get(4)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(sqlite_err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OutboxSource for SqliteStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<PendingEvent>, OutboxError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT seq, payload, attempts FROM outbox
+                 WHERE published_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT ?1",
+            )
+            .and_then(|mut st| {
+                st.query_map([limit as i64], |r| {
+                    Ok(PendingEvent {
+                        seq: r.get(0)?,
+                        payload: r.get(1)?,
+                        attempts: r.get(2)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(sqlite_err)
+        })
+        .await
+        .map_err(outbox_err)
+    }
+
+    async fn mark_published(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<(), OutboxError> {
+        let seqs = seqs.to_vec();
+        self.write_background(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "UPDATE outbox SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL",
+                )
+                .map_err(sqlite_err)?;
+            let now = format_ts(now);
+            for seq in seqs {
+                st.execute(params![seq, now]).map_err(sqlite_err)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(outbox_err)
+    }
+
+    async fn record_failure(&self, seq: i64, error: &str) -> Result<(), OutboxError> {
+        let error = error.to_owned();
+        self.write_background(move |conn| {
+            exec(
+                conn,
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1",
+                params![seq, error],
+            )
+            .map(|_| ())
+            .map_err(sqlite_err)
+        })
+        .await
+        .map_err(outbox_err)
+    }
+
+    async fn park(&self, seq: i64, reason: &str, now: DateTime<Utc>) -> Result<(), OutboxError> {
+        let reason = reason.to_owned();
+        self.write_background(move |conn| {
+            exec(
+                conn,
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_at = ?3 WHERE seq = ?1",
+                params![seq, reason, format_ts(now)],
+            )
+            .map(|_| ())
+            .map_err(sqlite_err)
+        })
+        .await
+        .map_err(outbox_err)
+    }
+}

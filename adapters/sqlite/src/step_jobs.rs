@@ -1,0 +1,78 @@
+//! How the steps' store reaches the writer: a whole step in one writer job, which is what the
+//! local executor runs for every Task state ([`StepInOneJob`]).
+//!
+//! A whole step in one job is the point. The step handlers are shared with the step Lambda and
+//! call the store through the async `StepStore` trait; over [`TxStepStore`] every call completes at
+//! once, so the handler's future runs to its end in a single poll inside the job, and the
+//! step's attempt, effect, status change and result commit together. One job instead of three
+//! or four per step means fewer savepoints, fewer wake-ups and fewer pages written per order,
+//! and no state where the effect is stored but the step still reads RUNNING.
+
+use super::SqliteStore;
+use super::steps::TxStepStore;
+use super::writer::Priority;
+use async_trait::async_trait;
+use orders_domain::store::StoreError;
+use orders_workflow::executor::{TaskContext, TaskError, TaskHandler};
+use orders_workflow::steps::{StepError, StepSettings, StepStore, Steps};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+/// Polls `f` once; `None` if it would have waited.
+fn now_or_never<F: Future>(f: F) -> Option<F::Output> {
+    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+impl SqliteStore {
+    /// Runs one saga step (raw Task input, as `Steps::invoke` takes it) as one writer job.
+    /// `Err` only when the job itself failed (its writes are undone); a step that failed is
+    /// `Ok(Err(..))`, and its recorded attempt and error stay.
+    pub async fn run_step(
+        &self,
+        settings: StepSettings,
+        input: Value,
+    ) -> Result<Result<Value, StepError>, StoreError> {
+        self.step_job(move |store| async move { Steps { store, settings }.invoke(input).await })
+            .await
+    }
+
+    /// Runs `f` over the steps' store on the writer's open transaction, in one background
+    /// job, polling its future exactly once (see the module docs). This is how every step runs;
+    /// the contract suite drives the store through it too.
+    pub async fn step_job<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn StepStore>) -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+    {
+        self.write_tx(Priority::Background, move |tx| {
+            now_or_never(f(Arc::new(TxStepStore::new(tx.clone())))).ok_or_else(|| {
+                StoreError::Backend("a saga step waited inside its write transaction".into())
+            })
+        })
+        .await
+    }
+}
+
+/// A saga step as one job of the executor's task handler (`Task` states of every step).
+pub struct StepInOneJob {
+    pub store: Arc<SqliteStore>,
+    pub settings: StepSettings,
+}
+
+#[async_trait]
+impl TaskHandler for StepInOneJob {
+    async fn invoke(&self, input: Value, _ctx: &TaskContext) -> Result<Value, TaskError> {
+        match self.store.run_step(self.settings.clone(), input).await {
+            Ok(step) => step.map_err(TaskError::from),
+            // The job's writes are undone; like any storage failure, worth another try.
+            Err(e) => Err(StepError::Transient(e.to_string()).into()),
+        }
+    }
+}

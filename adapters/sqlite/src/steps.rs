@@ -1,0 +1,419 @@
+//! The steps' store on SQLite, written once as [`TxStepStore`]: each part of the `StepStore`
+//! port runs its SQL inside the writer's open transaction. Every method is keyed by order id,
+//! so re-running it changes nothing the first run did not, and runs in its own savepoint, so a
+//! failed one leaves no partial write behind while the step's other writes stay.
+//!
+//! There is one way in (`step_jobs.rs`): a writer job that builds the store on its
+//! transaction and polls the step once; the local executor runs every step that way, and the
+//! contract suite drives the store through the same job.
+
+use super::writer::TxConn;
+use super::{exec, one, sqlite_err};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orders_domain::store::StoreError;
+use orders_domain::time::format_millis as format_ts;
+use orders_domain::{Cents, CustomerId, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode};
+use orders_workflow::steps::store::{Charge, Reservation, StatusChange};
+use orders_workflow::steps::{
+    Notifications, Payments, Progress, Step, StepStoreError, Stock, Vouchers,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+
+pub(super) fn step_err(e: StoreError) -> StepStoreError {
+    match e {
+        StoreError::Backend(m) => StepStoreError::Unavailable(m),
+        other => StepStoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// The saga store on the writer's open transaction; built inside a writer job and dropped
+/// before the job returns.
+pub(crate) struct TxStepStore(TxConn);
+
+/// Runs `f` in a savepoint: all of it stays, or (on `Err`) none of it.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let control = |sql: &str| exec(conn, sql, []).map(|_| ()).map_err(sqlite_err);
+    control("SAVEPOINT saga_call")?;
+    match f(conn) {
+        Ok(v) => control("RELEASE saga_call").map(|()| v),
+        Err(e) => {
+            let _ = control("ROLLBACK TO saga_call").and_then(|()| control("RELEASE saga_call"));
+            Err(e)
+        }
+    }
+}
+
+/// Quantities per product: an order may list one product twice.
+fn totals(items: &[SagaItem]) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(i.product_id.to_string()).or_insert(0) += i64::from(i.quantity);
+    }
+    m
+}
+
+fn reserve_stock(
+    conn: &Connection,
+    order: &str,
+    items: &[SagaItem],
+    now: &str,
+) -> Result<Reservation, StoreError> {
+    let held: Option<String> = one(
+        conn,
+        "SELECT status FROM reservations WHERE order_id = ?1",
+        [order],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sqlite_err)?;
+    if held.is_some() {
+        return Ok(Reservation::Reserved);
+    }
+    let wanted = totals(items);
+    for (product, qty) in &wanted {
+        let available: Option<i64> = conn
+            .prepare_cached("SELECT available FROM inventory WHERE product_id = ?1")
+            .and_then(|mut st| st.query_row([product], |r| r.get(0)).optional())
+            .map_err(sqlite_err)?;
+        if available.is_none_or(|a| a < *qty) {
+            return Ok(Reservation::Short {
+                product: ProductId::from_trusted(product.clone()),
+                available: available.unwrap_or(0),
+                requested: u32::try_from(*qty).unwrap_or(u32::MAX),
+            });
+        }
+    }
+    let mut take = conn
+        .prepare_cached("UPDATE inventory SET available = available - ?2, updated_at = ?3 WHERE product_id = ?1 AND available >= ?2")
+        .map_err(sqlite_err)?;
+    for (product, qty) in &wanted {
+        if take
+            .execute(params![product, qty, now])
+            .map_err(sqlite_err)?
+            != 1
+        {
+            // Checked above in this same transaction; reaching here means the check is wrong.
+            return Err(StoreError::Backend(format!(
+                "stock of {product} changed during reservation"
+            )));
+        }
+    }
+    let json = serde_json::to_string(&wanted).map_err(|e| StoreError::Backend(e.to_string()))?;
+    exec(
+        conn,
+        "INSERT INTO reservations (order_id, items, status, created_at, updated_at) VALUES (?1, ?2, 'RESERVED', ?3, ?3)",
+        params![order, json, now],
+    )
+    .map_err(sqlite_err)?;
+    Ok(Reservation::Reserved)
+}
+
+fn release_stock(conn: &Connection, order: &str, now: &str) -> Result<bool, StoreError> {
+    let items: Option<String> = one(
+        conn,
+        "SELECT items FROM reservations WHERE order_id = ?1 AND status = 'RESERVED'",
+        [order],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sqlite_err)?;
+    let Some(items) = items else { return Ok(false) };
+    let items: BTreeMap<String, i64> = serde_json::from_str(&items)
+        .map_err(|e| StoreError::Backend(format!("unreadable reservation: {e}")))?;
+    for (product, qty) in items {
+        exec(
+            conn,
+            "UPDATE inventory SET available = available + ?2, updated_at = ?3 WHERE product_id = ?1",
+            params![product, qty, now],
+        )
+        .map_err(sqlite_err)?;
+    }
+    exec(
+        conn,
+        "UPDATE reservations SET status = 'RELEASED', updated_at = ?2 WHERE order_id = ?1",
+        params![order, now],
+    )
+    .map_err(sqlite_err)?;
+    Ok(true)
+}
+
+fn move_status(
+    conn: &Connection,
+    order: &str,
+    step: Step,
+    to: OrderStatus,
+    reason: Option<&str>,
+    now: &str,
+) -> Result<Result<StatusChange, StepStoreError>, StoreError> {
+    let current: Option<(String, i64)> = conn
+        .prepare_cached("SELECT status, version FROM orders WHERE order_id = ?1")
+        .and_then(|mut st| {
+            st.query_row([order], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sqlite_err)?;
+    let Some((status, version)) = current else {
+        return Ok(Err(StepStoreError::OrderNotFound(
+            order
+                .parse()
+                .map_err(|_| StoreError::Backend("bad id".into()))?,
+        )));
+    };
+    let from: OrderStatus = status
+        .parse()
+        .map_err(|_| StoreError::Backend("unreadable order status".into()))?;
+    let finish_step = || {
+        conn.prepare_cached(
+            "UPDATE saga_steps SET status = 'SUCCEEDED', finished_at = ?3, error = NULL WHERE order_id = ?1 AND step = ?2",
+        )
+        .and_then(|mut st| st.execute(params![order, step.name(), now]))
+        .map_err(sqlite_err)
+    };
+    if from.has_reached(to) {
+        finish_step()?;
+        return Ok(Ok(StatusChange::Unchanged));
+    }
+    if !from.can_move_to(to) {
+        return Ok(Err(StepStoreError::InvalidTransition { from, to }));
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE orders SET status = ?3, version = version + 1, updated_at = ?4,
+                 failure_reason = COALESCE(?5, failure_reason)
+             WHERE order_id = ?1 AND version = ?2",
+        )
+        .and_then(|mut st| st.execute(params![order, version, to.as_str(), now, reason]))
+        .map_err(sqlite_err)?;
+    if changed != 1 {
+        return Ok(Err(StepStoreError::Unavailable(format!(
+            "order {order} changed concurrently (version {version})"
+        ))));
+    }
+    finish_step()?;
+    Ok(Ok(StatusChange::Changed {
+        version: version + 1,
+    }))
+}
+
+impl TxStepStore {
+    pub(crate) fn new(tx: TxConn) -> Self {
+        TxStepStore(tx)
+    }
+
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StepStoreError> {
+        self.0.with(|conn| in_savepoint(conn, f)).map_err(step_err)
+    }
+}
+
+#[async_trait]
+impl Progress for TxStepStore {
+    async fn step_attempt(
+        &self,
+        order: OrderId,
+        step: Step,
+        now: DateTime<Utc>,
+    ) -> Result<(), StepStoreError> {
+        self.run(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO saga_steps (order_id, step, status, attempts, started_at) VALUES (?1, ?2, 'RUNNING', 1, ?3)
+                 ON CONFLICT (order_id, step) DO UPDATE SET attempts = attempts + 1, status = 'RUNNING', finished_at = NULL",
+            )
+            .and_then(|mut st| st.execute(params![order.to_string(), step.name(), format_ts(now)]))
+            .map(|_| ())
+            .map_err(sqlite_err)
+        })
+    }
+
+    async fn step_result(
+        &self,
+        order: OrderId,
+        step: Step,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StepStoreError> {
+        self.run(|conn| {
+            let status = if error.is_some() { "FAILED" } else { "SUCCEEDED" };
+            conn.prepare_cached("UPDATE saga_steps SET status = ?3, finished_at = ?4, error = ?5 WHERE order_id = ?1 AND step = ?2")
+                .and_then(|mut st| st.execute(params![order.to_string(), step.name(), status, format_ts(now), error]))
+                .map(|_| ())
+                .map_err(sqlite_err)
+        })
+    }
+
+    async fn set_status(
+        &self,
+        order: OrderId,
+        step: Step,
+        to: OrderStatus,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange, StepStoreError> {
+        // A refusal (unknown order, forbidden move) is an answer, not a storage failure: it
+        // travels inside `Ok`, so the (empty) savepoint is kept.
+        self.run(|conn| move_status(conn, &order.to_string(), step, to, reason, &format_ts(now)))?
+    }
+}
+
+#[async_trait]
+impl Stock for TxStepStore {
+    async fn reserve(
+        &self,
+        order: OrderId,
+        items: &[SagaItem],
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, StepStoreError> {
+        self.run(|conn| reserve_stock(conn, &order.to_string(), items, &format_ts(now)))
+    }
+
+    async fn release(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, StepStoreError> {
+        self.run(|conn| release_stock(conn, &order.to_string(), &format_ts(now)))
+    }
+}
+
+#[async_trait]
+impl Payments for TxStepStore {
+    async fn charge(&self, order: OrderId) -> Result<Option<Charge>, StepStoreError> {
+        self.run(|conn| {
+            conn.prepare_cached(
+                "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([order.to_string()], |r| {
+                    Ok(Charge {
+                        charge_id: r.get(0)?,
+                        amount: Cents(r.get(1)?),
+                        refunded: r.get::<_, String>(2)? == "REFUNDED",
+                    })
+                })
+                .optional()
+            })
+            .map_err(sqlite_err)
+        })
+    }
+
+    async fn record_charge(
+        &self,
+        order: OrderId,
+        charge: &Charge,
+        method: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Charge, StepStoreError> {
+        self.run(|conn| {
+            let id = order.to_string();
+            exec(
+                conn,
+                "INSERT INTO payments (order_id, amount_cents, payment_method, status, charge_id, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'CHARGED', ?4, ?5, ?5) ON CONFLICT (order_id) DO NOTHING",
+                params![id, charge.amount.0, method, charge.charge_id, format_ts(now)],
+            )
+            .map_err(sqlite_err)?;
+            one(conn, "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1", [id], |r| {
+                Ok(Charge { charge_id: r.get(0)?, amount: Cents(r.get(1)?), refunded: r.get::<_, String>(2)? == "REFUNDED" })
+            })
+            .map_err(sqlite_err)
+        })
+    }
+
+    async fn refund(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, StepStoreError> {
+        self.run(|conn| {
+            exec(
+                conn,
+                "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1 AND status = 'CHARGED'",
+                params![order.to_string(), format_ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite_err)
+        })
+    }
+}
+
+#[async_trait]
+impl Notifications for TxStepStore {
+    async fn notify(
+        &self,
+        order: OrderId,
+        customer: &CustomerId,
+        kind: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StepStoreError> {
+        self.run(|conn| {
+            exec(
+                conn,
+                "INSERT INTO notifications (order_id, kind, customer_id, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (order_id, kind) DO NOTHING",
+                params![order.to_string(), kind, customer.to_string(), message, format_ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite_err)
+        })
+    }
+}
+
+#[async_trait]
+impl Vouchers for TxStepStore {
+    async fn issue_voucher(
+        &self,
+        order: OrderId,
+        customer: &CustomerId,
+        code: &VoucherCode,
+        discount: Cents,
+        now: DateTime<Utc>,
+    ) -> Result<VoucherCode, StepStoreError> {
+        self.run(|conn| {
+            let id = order.to_string();
+            exec(
+                conn,
+                "INSERT INTO vouchers (code, customer_id, discount_cents, status, issued_for_order, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'READY', ?4, ?5, ?5) ON CONFLICT (issued_for_order) DO NOTHING",
+                params![code.as_str(), customer.to_string(), discount.0, id, format_ts(now)],
+            )
+            .map_err(sqlite_err)?;
+            one(conn, "SELECT code FROM vouchers WHERE issued_for_order = ?1", [id], |r| r.get(0))
+                .map(VoucherCode::from_trusted)
+                .map_err(sqlite_err)
+        })
+    }
+
+    async fn withdraw_voucher(
+        &self,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StepStoreError> {
+        self.run(|conn| {
+            exec(
+                conn,
+                "UPDATE vouchers SET status = 'DISABLED', updated_at = ?2 WHERE issued_for_order = ?1 AND status = 'READY'",
+                params![order.to_string(), format_ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite_err)
+        })
+    }
+
+    async fn restore_voucher(
+        &self,
+        code: &VoucherCode,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StepStoreError> {
+        self.run(|conn| {
+            exec(
+                conn,
+                "UPDATE vouchers SET status = 'READY', redeemed_by_order = NULL, updated_at = ?3
+                 WHERE code = ?1 AND redeemed_by_order = ?2 AND status = 'USED'",
+                params![code.as_str(), order.to_string(), format_ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite_err)
+        })
+    }
+}

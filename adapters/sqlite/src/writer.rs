@@ -1,0 +1,383 @@
+//! The single writer: one thread owns the only write connection and commits in groups.
+//!
+//! SQLite allows one writer at a time, so instead of many connections queueing on the write
+//! lock, every write is a job sent to this thread. It takes all jobs waiting (up to a bound),
+//! runs each inside its own SAVEPOINT in one `BEGIN IMMEDIATE` transaction, and answers each
+//! job only after the COMMIT returned: one fsync covers the whole group, and an answered write
+//! is a durable write. A job that fails rolls back to its savepoint and leaves the others
+//! intact. Other processes on the same file still serialise correctly on the write lock
+//! (`BEGIN IMMEDIATE` + busy timeout), which is why no decision is ever made from memory alone.
+//!
+//! The connection sits behind a [`TxConn`] handle so a job can hand it to code that needs an
+//! owned, `Send + Sync` store for the length of the job: a whole saga step runs that way, all
+//! its writes in one job. Only this thread ever locks it, so the lock is never contended.
+//!
+//! Jobs a client waits for (an HTTP request) go first: while clients wait, a group takes all
+//! their jobs and only a few background jobs (relay, saga); the rest of the time, background
+//! jobs fill it. A group takes its jobs one at a time, so a client job that arrives while a
+//! background group runs joins that group and ends it soon, rather than waiting for all of it
+//! and its commit. A burst of orders is accepted at full speed, and the sagas catch up after
+//! it, but never stop.
+
+use super::sqlite_err;
+use orders_domain::store::StoreError;
+use rusqlite::Connection;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// Most jobs committed together: bounds the latency the first job of a group pays.
+const MAX_GROUP: usize = 256;
+/// Background jobs a group takes while client jobs wait.
+const MIN_BACKGROUND: usize = 8;
+
+/// Who waits for a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A client, on the other end of a request.
+    Client,
+    /// The relay or the saga: nobody is on the line.
+    Background,
+}
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A job gets the connection, or the error that kept it from running (so its caller learns
+/// why); it returns whether its writes stay, and how to answer once the group's fate is known.
+type Job = Box<dyn FnOnce(Result<&TxConn, StoreError>) -> (bool, Reply) + Send>;
+
+/// The writer's connection, lent to a job while its group transaction is open. Cloning it
+/// does not extend that: whatever a job builds on it must be finished when the job returns.
+#[derive(Clone)]
+pub struct TxConn(Arc<Mutex<Connection>>);
+
+impl TxConn {
+    /// Runs `f` on the connection. Calls nest only by mistake (it would deadlock), so the
+    /// callers are the writer itself and stores built for one job, one statement group each.
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        // A panicking job is rolled back to its savepoint; the connection itself stays usable.
+        f(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+pub struct Writer {
+    tx: Option<mpsc::Sender<(Priority, Job)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn spawn(conn: Connection) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<(Priority, Job)>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&TxConn(Arc::new(Mutex::new(conn))), rx))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `f` inside the next group transaction; resolves after that transaction commits.
+    /// An `Err` from `f` undoes everything `f` wrote and is returned as is.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_tx(Priority::Client, move |tx: &TxConn| tx.with(f))
+            .await
+    }
+
+    /// [`Writer::write`] for a job that passes the connection on (see [`TxConn`]).
+    pub async fn write_tx<T, F>(&self, priority: Priority, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TxConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: Result<&TxConn, StoreError>| {
+            let out = conn.and_then(f);
+            let keep = out.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let _ = reply_tx.send(commit.and(out));
+            });
+            (keep, reply)
+        });
+        let sender = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
+        sender
+            .send((priority, job))
+            .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
+        reply_rx
+            .await
+            .map_err(|_| StoreError::Backend("the writer dropped a job".into()))?
+    }
+}
+
+impl Drop for Writer {
+    /// Closing the channel lets the thread finish every queued job, then joins it: nothing
+    /// accepted is abandoned on shutdown.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queues {
+    client: VecDeque<Job>,
+    background: VecDeque<Job>,
+}
+
+/// What the open group may still take.
+struct Budget {
+    taken: usize,
+    background: usize,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget {
+            taken: 0,
+            background: MAX_GROUP,
+        }
+    }
+}
+
+impl Queues {
+    fn push(&mut self, (priority, job): (Priority, Job)) {
+        match priority {
+            Priority::Client => self.client.push_back(job),
+            Priority::Background => self.background.push_back(job),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.client.is_empty() && self.background.is_empty()
+    }
+
+    /// The next job for the open group, or `None` when the group should commit. A waiting
+    /// client goes first and leaves the background at most `MIN_BACKGROUND` more places: one
+    /// that arrives while a long background group runs joins it instead of waiting behind it.
+    fn next_job(&mut self, budget: &mut Budget) -> Option<Job> {
+        if budget.taken == MAX_GROUP {
+            return None;
+        }
+        // The last places stay the background's, so sagas progress under any client load.
+        let job = if budget.taken < MAX_GROUP - MIN_BACKGROUND
+            && let Some(job) = self.client.pop_front()
+        {
+            budget.background = budget.background.min(MIN_BACKGROUND);
+            job
+        } else if budget.background > 0 {
+            budget.background -= 1;
+            self.background.pop_front()?
+        } else {
+            return None;
+        };
+        budget.taken += 1;
+        Some(job)
+    }
+}
+
+fn run(conn: &TxConn, rx: mpsc::Receiver<(Priority, Job)>) {
+    let mut queues = Queues::default();
+    loop {
+        if queues.is_empty() {
+            // Closed and drained: every accepted job has been answered.
+            let Ok(next) = rx.recv() else { return };
+            queues.push(next);
+        }
+        commit_group(conn, &mut queues, &rx);
+    }
+}
+
+/// Runs one of the writer's own control statements from the statement cache: they run several
+/// times per job, and `execute_batch` would parse them again every time.
+fn control(conn: &TxConn, sql: &str) -> rusqlite::Result<()> {
+    conn.with(|c| c.prepare_cached(sql)?.execute([]).map(|_| ()))
+}
+
+/// Runs one group transaction: jobs are taken one at a time, so those that arrive meanwhile
+/// can still join; every job is answered once the COMMIT is known.
+fn commit_group(conn: &TxConn, queues: &mut Queues, rx: &mpsc::Receiver<(Priority, Job)>) {
+    rx.try_iter().for_each(|job| queues.push(job));
+    let mut budget = Budget::new();
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
+        let err = sqlite_err(e);
+        while let Some(job) = queues.next_job(&mut budget) {
+            let (_, reply) = job(Err(err.clone()));
+            reply(Err(err.clone()));
+        }
+        return;
+    }
+    let mut replies: Vec<Reply> = Vec::new();
+    while let Some(job) = queues.next_job(&mut budget) {
+        replies.push(run_job(conn, job));
+        rx.try_iter().for_each(|job| queues.push(job));
+    }
+    let commit = control(conn, "COMMIT").map_err(sqlite_err);
+    if commit.is_err() {
+        let _ = control(conn, "ROLLBACK");
+    }
+    for reply in replies {
+        reply(commit.clone());
+    }
+}
+
+/// Runs one job in a savepoint; a failed or panicking job leaves no trace in the group.
+/// Returns how to answer the job once the group's commit is known.
+fn run_job(conn: &TxConn, job: Job) -> Reply {
+    if let Err(e) = control(conn, "SAVEPOINT job") {
+        return job(Err(sqlite_err(e))).1;
+    }
+    match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
+        Ok((true, reply)) => match control(conn, "RELEASE job").map_err(sqlite_err) {
+            Ok(()) => reply,
+            Err(e) => Box::new(move |_| reply(Err(e))),
+        },
+        Ok((false, reply)) => {
+            let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
+            reply
+        }
+        Err(_) => {
+            let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
+            tracing::error!("a storage job panicked; its writes were rolled back");
+            // The job's reply sender was dropped with the panic: its caller sees "dropped a job".
+            Box::new(|_| {})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Queues jobs that, when run, say which kind they were.
+    struct Tagged {
+        queues: Queues,
+        ran: Arc<Mutex<Vec<Priority>>>,
+        conn: TxConn,
+    }
+
+    impl Tagged {
+        fn new() -> Self {
+            Tagged {
+                queues: Queues::default(),
+                ran: Arc::default(),
+                conn: TxConn(Arc::new(Mutex::new(Connection::open_in_memory().unwrap()))),
+            }
+        }
+
+        fn push(&mut self, priority: Priority, n: usize) {
+            for _ in 0..n {
+                let ran = self.ran.clone();
+                let job: Job = Box::new(move |_| {
+                    ran.lock().unwrap().push(priority);
+                    (true, Box::new(|_| {}))
+                });
+                self.queues.push((priority, job));
+            }
+        }
+
+        /// Runs the next job of the open group; its kind, or `None` when the group commits.
+        fn next(&mut self, budget: &mut Budget) -> Option<Priority> {
+            let job = self.queues.next_job(budget)?;
+            let _ = job(Ok(&self.conn));
+            self.ran.lock().unwrap().pop()
+        }
+
+        /// The kinds of one whole group, in the order it ran them.
+        fn group(&mut self) -> Vec<Priority> {
+            let mut budget = Budget::new();
+            std::iter::from_fn(|| self.next(&mut budget)).collect()
+        }
+    }
+
+    fn count(group: &[Priority], p: Priority) -> usize {
+        group.iter().filter(|k| **k == p).count()
+    }
+
+    #[test]
+    fn waiting_clients_get_the_group_and_the_background_a_few_places() {
+        let mut t = Tagged::new();
+        t.push(Priority::Background, 100);
+        t.push(Priority::Client, 300);
+        let first = t.group();
+        assert_eq!(first.len(), MAX_GROUP);
+        assert_eq!(count(&first, Priority::Background), MIN_BACKGROUND);
+        assert!(
+            first[..MAX_GROUP - MIN_BACKGROUND]
+                .iter()
+                .all(|k| *k == Priority::Client)
+        );
+
+        // 300 - 248 clients left: they all go, with the same few background jobs.
+        let second = t.group();
+        assert_eq!(
+            count(&second, Priority::Client),
+            300 - (MAX_GROUP - MIN_BACKGROUND)
+        );
+        assert_eq!(count(&second, Priority::Background), MIN_BACKGROUND);
+
+        // No client waits: the background fills the group.
+        let third = t.group();
+        assert_eq!(third.len(), 100 - 2 * MIN_BACKGROUND);
+        assert!(third.iter().all(|k| *k == Priority::Background));
+        assert!(t.queues.is_empty());
+    }
+
+    #[test]
+    fn a_client_arriving_during_a_background_group_joins_it_and_ends_it_soon() {
+        let mut t = Tagged::new();
+        t.push(Priority::Background, 100);
+        let mut budget = Budget::new();
+        for _ in 0..10 {
+            assert_eq!(t.next(&mut budget), Some(Priority::Background));
+        }
+        t.push(Priority::Client, 5);
+        let rest: Vec<Priority> = std::iter::from_fn(|| t.next(&mut budget)).collect();
+        // The five clients at once, then only MIN_BACKGROUND more background jobs.
+        let mut expected = vec![Priority::Client; 5];
+        expected.extend([Priority::Background; MIN_BACKGROUND]);
+        assert_eq!(rest, expected);
+        assert_eq!(t.queues.background.len(), 100 - 10 - MIN_BACKGROUND);
+    }
+
+    #[tokio::test]
+    async fn background_writes_commit_like_client_writes() {
+        let writer = Writer::spawn(Connection::open_in_memory().unwrap()).unwrap();
+        writer
+            .write(|c| {
+                c.execute_batch("CREATE TABLE t (v TEXT)")
+                    .map_err(sqlite_err)
+            })
+            .await
+            .unwrap();
+        let bg = writer.write_tx(Priority::Background, |tx| {
+            tx.with(|c| {
+                c.execute("INSERT INTO t VALUES ('bg')", [])
+                    .map_err(sqlite_err)
+            })
+        });
+        let client = writer.write(|c| {
+            c.execute("INSERT INTO t VALUES ('client')", [])
+                .map_err(sqlite_err)
+        });
+        let (bg, client) = tokio::join!(bg, client);
+        assert_eq!((bg.unwrap(), client.unwrap()), (1, 1));
+        let n = writer
+            .write(|c| {
+                c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .map_err(sqlite_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+}

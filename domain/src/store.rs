@@ -1,0 +1,250 @@
+//! The API's storage port: what the HTTP layer needs from a database, so it never knows which
+//! one it talks to. It lives here, below every adapter, because its adapters (`orders-sqlite`,
+//! `orders-aws`) must not depend on the HTTP service that uses it.
+//!
+//! The one promise every implementation keeps: `create_order` writes the order, its outbox
+//! event, the idempotency record (when a key is given) and the voucher redemption (when a code
+//! is given) atomically, or writes nothing. A replay or a fingerprint mismatch is decided
+//! inside that same atomic unit, which is what makes N concurrent requests with one key
+//! produce exactly one order. The contract suite every implementation must pass is in the
+//! test support crate (`tests/support/src/contract.rs`), run against SQLite and against DynamoDB on the
+//! emulator.
+
+use crate::idempotency::{IdempotencyKey, StoredResponse};
+use crate::validation::OrderDraft;
+use crate::{
+    Cents, CustomerId, EventId, OrderId, OrderItem, OrderStatus, OutboxEvent, PaymentMethod,
+    ProductId, SagaInput, SagaItem, VoucherCode, VoucherStatus,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("voucher {code} {reason}")]
+    VoucherUnavailable {
+        code: String,
+        reason: VoucherRefusal,
+    },
+    #[error("the database is busy")]
+    Busy,
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VoucherRefusal {
+    #[error("does not exist")]
+    Unknown,
+    #[error("belongs to another customer")]
+    OtherCustomer,
+    #[error("is not READY")]
+    NotReady,
+}
+
+/// A new order with everything its creation transaction writes.
+#[derive(Debug, Clone)]
+pub struct CreateOrder {
+    pub order: NewOrder,
+    pub event: OutboxEvent,
+    pub idempotency: Option<NewIdempotencyRecord>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub items: Vec<OrderItem>,
+    pub subtotal: Cents,
+    pub discount: Cents,
+    pub total: Cents,
+    pub payment_method: PaymentMethod,
+    pub voucher_code: Option<VoucherCode>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl CreateOrder {
+    /// Everything the creation of `order` writes: its `order.created` event and, with a key
+    /// and the request's fingerprint, the idempotency record that keeps `response` for `ttl`.
+    pub fn new(
+        order: NewOrder,
+        key: Option<(IdempotencyKey, String)>,
+        response: StoredResponse,
+        ttl: Duration,
+    ) -> Self {
+        let now = order.created_at;
+        let event = OutboxEvent::order_created(EventId::new(), now, order.saga_input());
+        let idempotency = key.map(|(key, fingerprint)| NewIdempotencyRecord {
+            key,
+            fingerprint,
+            response,
+            expires_at: now
+                .checked_add_signed(ttl)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        });
+        CreateOrder {
+            order,
+            event,
+            idempotency,
+            now,
+        }
+    }
+}
+
+impl NewOrder {
+    /// The order a validated draft becomes, with a new id, created at `now`.
+    pub fn from_draft(draft: OrderDraft, now: DateTime<Utc>) -> Self {
+        NewOrder {
+            id: OrderId::new(),
+            discount: draft.discount(),
+            total: draft.total(),
+            customer_id: draft.customer_id,
+            items: draft.items,
+            subtotal: draft.subtotal,
+            payment_method: draft.payment_method,
+            voucher_code: draft.voucher_code,
+            created_at: now,
+        }
+    }
+
+    /// What the saga is started with.
+    pub fn saga_input(&self) -> SagaInput {
+        SagaInput {
+            order_id: self.id,
+            customer_id: self.customer_id.clone(),
+            items: self
+                .items
+                .iter()
+                .map(|i| SagaItem {
+                    product_id: i.product_id.clone(),
+                    quantity: i.quantity,
+                })
+                .collect(),
+            total_cents: self.total,
+            payment_method: self.payment_method.as_str().to_owned(),
+            voucher_code: self.voucher_code.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewIdempotencyRecord {
+    pub key: IdempotencyKey,
+    pub fingerprint: String,
+    pub response: StoredResponse,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub response: StoredResponse,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl IdempotencyRecord {
+    /// Same key, same payload: replay. Same key, other payload: the caller answers 422.
+    pub fn outcome_for(self, fingerprint: &str) -> CreateOutcome {
+        if self.fingerprint == fingerprint {
+            CreateOutcome::Replayed(self.response)
+        } else {
+            CreateOutcome::KeyReused
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// A live record with the same fingerprint: the first response, to send again.
+    Replayed(StoredResponse),
+    /// A live record with another fingerprint.
+    KeyReused,
+}
+
+/// An order as GET shows it: the live state, not the snapshot the 201 carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub items: Vec<OrderItem>,
+    pub subtotal: Cents,
+    pub discount: Cents,
+    pub total: Cents,
+    pub payment_method: PaymentMethod,
+    pub voucher_code: Option<VoucherCode>,
+    pub status: OrderStatus,
+    pub version: i64,
+    pub failure_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub voucher_issued: Option<VoucherRecord>,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherRecord {
+    pub code: VoucherCode,
+    pub customer_id: CustomerId,
+    pub discount: Cents,
+    pub status: VoucherStatus,
+    /// The order that earned it.
+    pub order_id: OrderId,
+}
+
+/// One saga step of one order, as recorded by the step handlers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub step: String,
+    pub status: String,
+    pub attempts: u32,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Keyset position in a customer's newest-first order list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCursor {
+    pub created_at: String,
+    pub order_id: OrderId,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    pub orders: Vec<OrderRecord>,
+    pub next: Option<ListCursor>,
+}
+
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// The atomic write described in the module docs. A store may answer a replay from a
+    /// cheaper read first, but the decision that counts is the one inside the write.
+    async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError>;
+
+    async fn get_order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError>;
+
+    async fn list_orders(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        after: Option<ListCursor>,
+    ) -> Result<OrderPage, StoreError>;
+
+    async fn get_inventory(&self, product: &ProductId) -> Result<Option<i64>, StoreError>;
+
+    async fn set_inventory(
+        &self,
+        product: &ProductId,
+        available: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError>;
+
+    /// Storage reachability, for /health.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,11 @@
+//! The AWS path, for real against moto server (started on a free loopback port by the
+//! support crate): the DynamoDB stores and their contract suites, the API and stream Lambdas,
+//! the state machine on moto's Step Functions, the requests per order.
+
+mod api_lambda;
+mod asl_on_moto;
+mod aws_requests_per_order;
+mod dynamodb_store;
+mod processor_streams;
+mod saga_store_dynamodb;
+mod store_contract_dynamodb;

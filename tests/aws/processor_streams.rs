@@ -1,0 +1,282 @@
+//! The outbox stream processor against moto: real stream records, emitted by moto's DynamoDB
+//! Streams after real create-order transactions (POST /orders on the DynamoDB store), handed
+//! to the processor as the Lambda event, and the executions moto's Step Functions recorded
+//! checked by name and input.
+
+use orders_test_support::streams;
+
+use axum::body::Body;
+use axum::http::Request;
+use orders::clock::SystemClock;
+use orders::http::{ApiSettings, AppState, router};
+use orders_aws::dynamodb::DynamoStore;
+use orders_aws::lambda::stream::handle_batch;
+use orders_aws::sfn::StepFunctionsStarter;
+use orders_aws::tables::{TableNames, attrs};
+use orders_domain::{OrderId, OutboxEvent};
+use orders_processor::SagaStarter;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/orders-saga";
+const STEPS_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-steps";
+
+struct Aws {
+    moto: orders_aws::moto::MotoSession,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sfn: aws_sdk_sfn::Client,
+    names: TableNames,
+    stream_arn: String,
+    state_machine_arn: String,
+}
+
+async fn aws() -> Aws {
+    let moto = orders_aws::moto::session().await;
+    let config = moto.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let names = TableNames::with_prefix("proc-");
+    orders_aws::provision::create_tables(&dynamodb, &names)
+        .await
+        .unwrap();
+    let stream_arn = dynamodb
+        .describe_table()
+        .table_name(&names.outbox)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .expect("the outbox has a stream")
+        .to_owned();
+    let definition = orders_workflow::asl::substitute(
+        orders_workflow::asl::DEFINITION,
+        &orders_workflow::asl::substitution_names(orders_workflow::asl::DEFINITION)
+            .into_iter()
+            .map(|name| (name, STEPS_ARN.to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+    )
+    .unwrap();
+    let state_machine_arn = sfn
+        .create_state_machine()
+        .name("orders-saga")
+        .role_arn(ROLE)
+        .definition(definition)
+        .send()
+        .await
+        .expect("moto accepts the substituted state machine")
+        .state_machine_arn()
+        .to_owned();
+    Aws {
+        moto,
+        dynamodb,
+        sfn,
+        names,
+        stream_arn,
+        state_machine_arn,
+    }
+}
+
+/// Creates an order through the API's router on the DynamoDB store: the real create
+/// transaction (order, outbox event, idempotency record) that the stream reports.
+async fn create_order(aws: &Aws, customer: &str) -> OrderId {
+    let store = DynamoStore::new(aws.dynamodb.clone(), aws.names.clone());
+    let app = router(AppState {
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(ApiSettings::default()),
+    });
+    let body = json!({"customerId": customer, "items": [{"productId": "laptop", "quantity": 1, "price": 1299.99}]});
+    let response = app
+        .oneshot(
+            Request::post("/orders")
+                .header("content-type", "application/json")
+                .header("x-idempotency-key", format!("key-{customer}"))
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let created: Value = serde_json::from_slice(&bytes).unwrap();
+    created["orderId"].as_str().unwrap().parse().unwrap()
+}
+
+/// The outbox event a stream record carries.
+fn event_of(record: &Value) -> OutboxEvent {
+    let text = record["dynamodb"]["NewImage"][attrs::outbox::EVENT]["S"]
+        .as_str()
+        .expect("the event attribute");
+    OutboxEvent::decode(text.as_bytes()).unwrap()
+}
+
+async fn executions(aws: &Aws) -> BTreeMap<String, Value> {
+    let listed = aws
+        .sfn
+        .list_executions()
+        .state_machine_arn(&aws.state_machine_arn)
+        .send()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for e in listed.executions() {
+        let desc = aws
+            .sfn
+            .describe_execution()
+            .execution_arn(e.execution_arn())
+            .send()
+            .await
+            .unwrap();
+        let input: Value = serde_json::from_str(desc.input().unwrap_or("null")).unwrap();
+        out.insert(e.name().to_owned(), input);
+    }
+    out
+}
+
+/// Waits (bounded) until no execution of the state machine is RUNNING.
+async fn wait_until_ended(aws: &Aws) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = aws
+            .sfn
+            .list_executions()
+            .state_machine_arn(&aws.state_machine_arn)
+            .send()
+            .await
+            .unwrap();
+        let running = listed
+            .executions()
+            .iter()
+            .filter(|e| e.status() == &aws_sdk_sfn::types::ExecutionStatus::Running)
+            .count();
+        if running == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{running} executions still running after 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+fn starter(aws: &Aws, arn: &str) -> Arc<dyn SagaStarter> {
+    Arc::new(StepFunctionsStarter::new(aws.sfn.clone(), arn))
+}
+
+fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_reported() {
+    let aws = aws().await;
+    let orders = [
+        create_order(&aws, "stream-a").await,
+        create_order(&aws, "stream-b").await,
+    ];
+    let records = streams::stream_records(&aws.moto.endpoint, &aws.stream_arn).await;
+    assert_eq!(records.len(), 2, "one INSERT per outbox item: {records:#?}");
+    assert!(records.iter().all(|r| r["eventName"] == "INSERT"));
+    let (a, b) = (event_of(&records[0]), event_of(&records[1]));
+    let mut ordered = [a.data.order_id, b.data.order_id];
+    ordered.sort();
+    let mut expected = orders;
+    expected.sort();
+    assert_eq!(ordered, expected, "the events are the orders just created");
+
+    // A poison record (the event attribute is not a CloudEvent) between the two real ones,
+    // and the first record delivered twice in the same batch.
+    let mut poison = records[0].clone();
+    poison["dynamodb"]["NewImage"][attrs::outbox::EVENT] = json!({"S": "{not an event"});
+    poison["dynamodb"]["SequenceNumber"] = json!("999999999999999999999");
+    let batch = vec![
+        records[0].clone(),
+        poison,
+        records[1].clone(),
+        records[0].clone(),
+    ];
+    let response = handle_batch(
+        streams::lambda_event(&batch, &aws.stream_arn),
+        starter(&aws, &aws.state_machine_arn),
+    )
+    .await;
+    assert_eq!(
+        failures(&response),
+        vec!["999999999999999999999".to_owned()]
+    );
+
+    let started = executions(&aws).await;
+    let names: BTreeSet<_> = started.keys().cloned().collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([a.id.to_string(), b.id.to_string()]),
+        "one execution per event, named by its id"
+    );
+    assert_eq!(
+        started[&a.id.to_string()],
+        serde_json::to_value(&a.data).unwrap()
+    );
+    assert_eq!(
+        started[&b.id.to_string()],
+        serde_json::to_value(&b.data).unwrap()
+    );
+
+    // Lambda delivers the batch again (at-least-once) once the executions have ended, when
+    // Step Functions answers the name with ExecutionAlreadyExists: still one per event.
+    wait_until_ended(&aws).await;
+    let again = handle_batch(
+        streams::lambda_event(&records, &aws.stream_arn),
+        starter(&aws, &aws.state_machine_arn),
+    )
+    .await;
+    assert!(
+        failures(&again).is_empty(),
+        "a redelivery is a success: {again:?}"
+    );
+    assert_eq!(executions(&aws).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_start_is_reported_never_swallowed_and_non_inserts_are_skipped() {
+    let aws = aws().await;
+    create_order(&aws, "stream-fail").await;
+    let records = streams::stream_records(&aws.moto.endpoint, &aws.stream_arn).await;
+    assert_eq!(records.len(), 1);
+    let sequence = records[0]["dynamodb"]["SequenceNumber"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let missing = aws
+        .state_machine_arn
+        .replace("orders-saga", "no-such-machine");
+    let response = handle_batch(
+        streams::lambda_event(&records, &aws.stream_arn),
+        starter(&aws, &missing),
+    )
+    .await;
+    assert_eq!(failures(&response), vec![sequence]);
+
+    let mut modify = records[0].clone();
+    modify["eventName"] = json!("MODIFY");
+    let response = handle_batch(
+        streams::lambda_event(&[modify], &aws.stream_arn),
+        starter(&aws, &aws.state_machine_arn),
+    )
+    .await;
+    assert!(failures(&response).is_empty());
+    assert!(
+        executions(&aws).await.is_empty(),
+        "a MODIFY record starts nothing"
+    );
+}

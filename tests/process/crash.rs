@@ -1,0 +1,209 @@
+//! Crash loop on the real release binary: eight clients post keyed orders (some declined,
+//! some redeeming vouchers) while the process is killed with `kill -9` at random moments and
+//! restarted on the same database, `CRASH_KILLS` times (default 5, about 30 s). The clients
+//! then retry, with the same key, every request that was never answered, and the promises
+//! of DESIGN.md section 6 are checked over the API and the database file
+//! (`common::invariants`). A long run: `CRASH_KILLS=25 cargo test --release --test process crash --
+//! --nocapture`; it prints the counts and the violations (which must be none).
+
+use orders_test_support as common;
+
+use common::invariants::{self, Acked};
+use common::process::{Posted, Server, free_port, http_client, pick, post_keyed};
+use reqwest::Client;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PRODUCTS: [&str; 2] = ["crash-a", "crash-b"];
+const START_STOCK: i64 = 1_000_000;
+const WORKERS: usize = 8;
+const DEFAULT_KILLS: usize = 5;
+
+fn kills() -> usize {
+    std::env::var("CRASH_KILLS")
+        .ok()
+        .map(|v| v.parse().expect("CRASH_KILLS is a number"))
+        .unwrap_or(DEFAULT_KILLS)
+}
+
+/// Some orders are over 100 EUR (they earn vouchers), one in five is declined, and one in
+/// four redeems a READY voucher of its customer when it has one.
+async fn new_request(client: &Client, base: &str, worker: usize, i: usize) -> (String, Value) {
+    let customer = format!("crash-c{}", i % 7);
+    let method = if pick(5) == 0 {
+        "pm_card_chargeDeclined"
+    } else {
+        "pm_card_visa"
+    };
+    let mut body = json!({"customerId": customer, "paymentMethod": method,
+        "items": [{"productId": PRODUCTS[pick(2) as usize], "quantity": 1 + pick(3), "price": 60.5}]});
+    if pick(4) == 0 {
+        let vouchers: Option<Value> = match client
+            .get(format!("{base}/customers/{customer}/vouchers"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        let ready = vouchers.as_ref().and_then(|v| {
+            v["vouchers"]
+                .as_array()?
+                .iter()
+                .find(|v| v["status"] == "READY")
+                .map(|v| v["voucherCode"].clone())
+        });
+        if let Some(code) = ready {
+            body["voucherCode"] = code;
+        }
+    }
+    (format!("crash-{}-{worker}-{i}", std::process::id()), body)
+}
+
+#[derive(Default)]
+struct Outcomes {
+    acked: Vec<Acked>,
+    /// Never answered: the client does not know whether the order exists.
+    lost: Vec<(String, Value)>,
+    /// Answered refusals by status (409: a voucher taken by a concurrent order).
+    refused: std::collections::BTreeMap<u16, usize>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_dash_nine_loses_nothing_acknowledged() {
+    let kills = kills();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let port = free_port();
+    let client = http_client();
+    let args = ["--retry-delay-scale", "0.01"];
+    let env = [("ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", "0.2")];
+    let mut server = Server::start(&db, port, &args, &env).await;
+    for p in PRODUCTS {
+        let r = client
+            .put(format!("{}/inventory/{p}", server.base))
+            .json(&json!({"available": START_STOCK}))
+            .send()
+            .await;
+        assert_eq!(r.unwrap().status().as_u16(), 200);
+    }
+
+    let out: Arc<Mutex<Outcomes>> = Arc::default();
+    let started = Instant::now();
+    let mut at_kills = Vec::new();
+    let mut next = 0usize;
+    for round in 0..=kills {
+        let last = round == kills;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let (client, base, out, stop) = (
+                    client.clone(),
+                    server.base.clone(),
+                    out.clone(),
+                    stop.clone(),
+                );
+                let first = next;
+                tokio::spawn(async move {
+                    let mut i = first;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (key, body) = new_request(&client, &base, w, i).await;
+                        i += 1;
+                        let posted = post_keyed(&client, &base, &key, &body).await;
+                        let mut o = out.lock().unwrap();
+                        match posted {
+                            Posted::Created(order_id) => o.acked.push(Acked {
+                                key,
+                                body,
+                                order_id,
+                            }),
+                            Posted::Refused(s) => *o.refused.entry(s).or_default() += 1,
+                            Posted::Lost => {
+                                o.lost.push((key, body));
+                                break;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        next += 1_000_000;
+        // A random moment: mid-request for the clients, mid-step for the sagas.
+        tokio::time::sleep(Duration::from_millis(200 + pick(1_500))).await;
+        let lost_before = out.lock().unwrap().lost.len();
+        if last {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            server.kill9();
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        if last {
+            break;
+        }
+        let conn = Connection::open(&db).unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        at_kills.push((
+            count("SELECT COUNT(*) FROM executions WHERE status = 'RUNNING'"),
+            count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"),
+            out.lock().unwrap().lost.len() - lost_before,
+        ));
+        drop(conn);
+        server = Server::start(&db, port, &args, &env).await;
+    }
+
+    // Clients retry what was never answered, with the same key: a committed order replays,
+    // an uncommitted one is created now (or refused, e.g. its voucher is taken meanwhile).
+    let lost = std::mem::take(&mut out.lock().unwrap().lost);
+    let mut unanswered = 0;
+    for (key, body) in &lost {
+        match post_keyed(&client, &server.base, key, body).await {
+            Posted::Created(order_id) => out.lock().unwrap().acked.push(Acked {
+                key: key.clone(),
+                body: body.clone(),
+                order_id,
+            }),
+            Posted::Refused(s) => *out.lock().unwrap().refused.entry(s).or_default() += 1,
+            Posted::Lost => unanswered += 1,
+        }
+    }
+    assert_eq!(unanswered, 0, "retries after the restart are answered");
+    let out = std::mem::take(&mut *out.lock().unwrap());
+
+    invariants::wait_all_terminal(&db, Duration::from_secs(120)).await;
+    let settle = started.elapsed();
+    let stock: Vec<(&str, i64)> = PRODUCTS.iter().map(|p| (*p, START_STOCK)).collect();
+    let report = invariants::check(&db, &client, &server.base, &out.acked, &stock).await;
+    println!(
+        "crash loop: kills={kills} acknowledged={} (retried after a kill: {}) refused={:?} \
+         orders={} completed={} failed={} outbox_events={} executions={} payments={} refunds={} \
+         vouchers={} replays_checked={} all_terminal_after={:.1}s \
+         at_each_kill(running executions, unpublished events, requests in flight)={at_kills:?} \
+         violations={}",
+        out.acked.len(),
+        lost.len(),
+        out.refused,
+        report.orders,
+        report.completed,
+        report.failed,
+        report.outbox_events,
+        report.executions,
+        report.payments,
+        report.refunds,
+        report.vouchers,
+        report.replays_checked,
+        settle.as_secs_f64(),
+        report.violations.len()
+    );
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(
+        out.refused.keys().all(|s| *s == 409),
+        "only voucher conflicts are refused: {:?}",
+        out.refused
+    );
+    assert_eq!(report.parked, 0, "nothing the service wrote is undecodable");
+    assert!(report.orders > 0 && report.completed > 0 && report.failed > 0);
+}

@@ -1,0 +1,91 @@
+//! infra/template.yaml held to the code it deploys: the tables of `orders_aws::tables`, the
+//! functions, environments and permissions of `orders_aws::functions`, the placeholders of
+//! workflow/statemachine.asl.json and the operations of the OpenAPI document.
+//!
+//! `ORDERS_TEMPLATE=<path>` checks another template (a scratch copy, say) instead. The
+//! negative tests change one fact at a time, on the template's side or the code's, and
+//! require the checker to name it: that is what keeps the main test able to fail.
+
+mod checks;
+mod model;
+mod negative;
+mod yaml;
+
+use checks::{Code, check};
+use orders_aws::functions::{API, FUNCTIONS, PROCESSOR, STEPS};
+use orders_aws::tables::TABLES;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use utoipa::OpenApi;
+
+const ASL_URI: &str = "../workflow/statemachine.asl.json";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn template_path() -> PathBuf {
+    std::env::var_os("ORDERS_TEMPLATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("infra/template.yaml"))
+}
+
+fn load(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    yaml::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `(METHOD, /path/{})` of every operation the API documents (so, serves).
+fn api_routes() -> BTreeSet<(String, String)> {
+    let doc = serde_json::to_value(orders::http::openapi::ApiDoc::openapi()).expect("openapi");
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "put", "post", "delete", "patch", "head", "options"] {
+            if item.get(method).is_some() {
+                let shape = checks::route_shape(path);
+                routes.insert((method.to_ascii_uppercase(), shape));
+            }
+        }
+    }
+    routes
+}
+
+fn code() -> Code {
+    let asl_path = root().join("workflow/statemachine.asl.json");
+    Code {
+        tables: TABLES.to_vec(),
+        functions: FUNCTIONS.to_vec(),
+        api: API.logical,
+        stream_consumer: PROCESSOR.logical,
+        task_runner: STEPS.logical,
+        asl: std::fs::read_to_string(&asl_path).expect("read the ASL"),
+        asl_uri: ASL_URI,
+        routes: api_routes(),
+    }
+}
+
+fn report(problems: &[String]) -> String {
+    problems.iter().map(|p| format!("\n  - {p}")).collect()
+}
+
+#[test]
+fn template_matches_the_code() {
+    let path = template_path();
+    let problems = check(&load(&path), &code());
+    assert!(
+        problems.is_empty(),
+        "{} disagrees with the code:{}",
+        path.display(),
+        report(&problems)
+    );
+}
+
+#[test]
+fn definition_uri_names_the_asl_file_the_code_runs() {
+    let resolved = root().join("infra").join(ASL_URI);
+    let deployed = std::fs::read_to_string(&resolved).expect("the ASL next to the template");
+    assert_eq!(deployed, code().asl);
+    assert!(!code().routes.is_empty() && code().asl.contains("${"));
+}

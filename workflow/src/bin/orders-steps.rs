@@ -1,6 +1,0 @@
-//! The step Lambda binary (`orders-steps`): every Task state of the saga on Step Functions.
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    orders_workflow::lambda::run().await
-}

@@ -1,0 +1,182 @@
+//! Durability of the executor: resuming after a crash from the last recorded state, a resumed
+//! retry waiting out its delay, a store failure leaving the execution RUNNING, and many
+//! executions sleeping and retrying concurrently without blocking each other.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_restarted_executor_resumes_from_the_last_completed_state() {
+    let mut first = Saga::default();
+    first
+        .hang
+        .insert("ProcessPayment", Arc::new(AtomicBool::new(true)));
+    let store = Arc::new(MemoryExecutionStore::new());
+    let executor = saga_executor(&first, Arc::clone(&store));
+    executor.start("crash", order(20_000)).await.unwrap();
+    let mid = wait_for(&store, "crash", |s| s.state == "ProcessPayment").await;
+    while first.calls("ProcessPayment").is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    executor.shutdown().await; // the "crash": the handler never returns
+    drop(executor);
+    assert_eq!(mid.status, ExecutionStatus::Running);
+    assert_eq!(
+        mid.state_input["reservation"],
+        json!({"done": "ReserveInventory"})
+    );
+    assert_eq!(
+        store.get("crash").await.unwrap().unwrap(),
+        mid,
+        "nothing recorded after the crash"
+    );
+
+    let second = Saga::default();
+    let executor = saga_executor(&second, Arc::clone(&store));
+    assert_eq!(executor.resume_unfinished().await.unwrap(), 1);
+    idle(&executor).await;
+    let done = store.get("crash").await.unwrap().unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert!(
+        second.calls("ReserveInventory").is_empty(),
+        "a completed state is not re-run"
+    );
+    assert_eq!(
+        second.states_called()[..2],
+        ["ProcessPayment", "SendNotification"]
+    );
+    assert_eq!(
+        done.output.unwrap()["voucher"],
+        json!({"done": "IssueVoucher"})
+    );
+    assert_eq!(executor.resume_unfinished().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_resumed_retry_waits_for_its_remaining_delay() {
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "${T}", "End": true,
+        "Retry": [{"ErrorEquals": ["Transient"], "IntervalSeconds": 1, "MaxAttempts": 1}]}}});
+    let machine =
+        || StateMachine::load(&def.to_string(), &BTreeSet::from(["T".to_owned()])).unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let handler = |script: Script| -> HashMap<String, Arc<dyn TaskHandler>> {
+        let h = Scripted {
+            script,
+            calls: Arc::clone(&calls),
+            sleep: Duration::ZERO,
+            hang: Arc::default(),
+        };
+        HashMap::from([("T".to_owned(), Arc::new(h) as Arc<dyn TaskHandler>)])
+    };
+    let opts = ExecutorOptions {
+        delay_scale: 0.3,
+        ..ExecutorOptions::default()
+    };
+    let store = Arc::new(MemoryExecutionStore::new());
+    let executor =
+        Executor::new(machine(), handler(Arc::new(transient)), store.clone(), opts).unwrap();
+    executor.start("later", json!({})).await.unwrap();
+    let scheduled = wait_for(&store, "later", |s| s.next_attempt_at.is_some()).await;
+    executor.shutdown().await;
+    let due = scheduled.next_attempt_at.unwrap();
+
+    let executor = Executor::new(
+        machine(),
+        handler(Arc::new(
+            |_: &Value, _: &TaskContext| -> Result<Value, TaskError> { Ok(json!(1)) },
+        )),
+        store.clone(),
+        opts,
+    )
+    .unwrap();
+    executor.resume_unfinished().await.unwrap();
+    idle(&executor).await;
+    let done = store.get("later").await.unwrap().unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert_eq!(done.output, Some(json!(1)));
+    let second = &store.history("later").await.unwrap();
+    let succeeded = events(second, Kind::TaskSucceeded, "T");
+    assert_eq!(succeeded[0].attempt, Some(2));
+    assert!(
+        succeeded[0].timestamp >= due,
+        "the retry ran before it was due"
+    );
+    assert_eq!(calls.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_store_failure_stops_the_execution_without_finishing_it() {
+    let saga = Saga::default();
+    let store = Arc::new(ObservedStore {
+        broken: AtomicBool::new(true),
+        ..ObservedStore::default()
+    });
+    let executor = saga_executor(&saga, store.clone());
+    executor.start("flaky", order(1)).await.unwrap();
+    idle(&executor).await;
+    let stuck = store.get("flaky").await.unwrap().unwrap();
+    assert_eq!(
+        (stuck.status, stuck.state.as_str()),
+        (ExecutionStatus::Running, "ReserveInventory")
+    );
+    assert_eq!(saga.calls("ReserveInventory").len(), 1);
+
+    store.broken.store(false, Ordering::SeqCst);
+    assert_eq!(executor.resume_unfinished().await.unwrap(), 1);
+    idle(&executor).await;
+    assert_eq!(
+        store.get("flaky").await.unwrap().unwrap().status,
+        ExecutionStatus::Succeeded
+    );
+    assert_eq!(
+        saga.calls("ReserveInventory").len(),
+        2,
+        "the unrecorded task ran again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_executions_sleep_and_retry_concurrently() {
+    let mut saga = Saga::default().script("ReserveInventory", |_, c| {
+        if c.attempt == 1 {
+            Err(TaskError::new("Transient", "warming up"))
+        } else {
+            Ok(json!(true))
+        }
+    });
+    saga.sleep = Duration::from_millis(50);
+    let store = Arc::new(MemoryExecutionStore::new());
+    let opts = ExecutorOptions {
+        delay_scale: 0.1,
+        ..ExecutorOptions::default()
+    };
+    let executor = Executor::new(
+        StateMachine::saga().unwrap(),
+        saga.handlers(),
+        store.clone(),
+        opts,
+    )
+    .unwrap();
+    let started = Instant::now();
+    for i in 0..200 {
+        executor
+            .start(&format!("bulk-{i}"), order(20_000))
+            .await
+            .unwrap();
+    }
+    idle(&executor).await;
+    // Each saga alone needs 6 handler calls of 50 ms plus a retry of up to 100 ms: ~0.4 s.
+    // Run one after the other, 200 of them would take over a minute.
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    let all = store.all();
+    assert_eq!(all.len(), 200);
+    assert!(all.iter().all(|s| s.status == ExecutionStatus::Succeeded));
+    let calls = saga.calls.lock().unwrap();
+    assert_eq!(calls.len(), 200 * 6);
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.state == "IssueVoucher")
+            .all(|c| c.execution.starts_with("bulk-"))
+    );
+}

@@ -1,0 +1,254 @@
+//! Shared by the executor tests: scripted step handlers for the real saga definition, fast
+//! executor options, and small helpers over the in-memory execution store.
+
+pub use async_trait::async_trait;
+pub use orders_workflow::asl::{JitterStrategy, Retrier, StateMachine};
+pub use orders_workflow::executor::{
+    ExecError, ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, Executor,
+    ExecutorOptions, HistoryEvent, HistoryEventKind as Kind, MemoryExecutionStore, StartOutcome,
+    TaskContext, TaskError, TaskHandler, retry_delay,
+};
+pub use serde_json::{Value, json};
+pub use std::collections::{BTreeSet, HashMap};
+pub use std::sync::atomic::{AtomicBool, Ordering};
+pub use std::sync::{Arc, Mutex};
+pub use std::time::{Duration, Instant};
+
+pub const STEPS: [&str; 10] = [
+    "ReserveInventory",
+    "ProcessPayment",
+    "SendNotification",
+    "IssueVoucher",
+    "MarkCompleted",
+    "BeginCompensation",
+    "RefundPayment",
+    "ReleaseInventory",
+    "RestoreVoucher",
+    "MarkFailed",
+];
+pub const COMPENSATION: [&str; 5] = [
+    "BeginCompensation",
+    "RefundPayment",
+    "ReleaseInventory",
+    "RestoreVoucher",
+    "MarkFailed",
+];
+
+pub type Script = Arc<dyn Fn(&Value, &TaskContext) -> Result<Value, TaskError> + Send + Sync>;
+
+/// One call a handler received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub execution: String,
+    pub state: String,
+    pub attempt: u32,
+    pub input: Value,
+}
+
+/// A handler driven by a script; records every call, optionally sleeps or hangs first.
+pub struct Scripted {
+    pub script: Script,
+    pub calls: Arc<Mutex<Vec<Call>>>,
+    pub sleep: Duration,
+    pub hang: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl TaskHandler for Scripted {
+    async fn invoke(&self, input: Value, ctx: &TaskContext) -> Result<Value, TaskError> {
+        self.calls.lock().unwrap().push(Call {
+            execution: ctx.execution.clone(),
+            state: ctx.state.clone(),
+            attempt: ctx.attempt,
+            input: input.clone(),
+        });
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if !self.sleep.is_zero() {
+            tokio::time::sleep(self.sleep).await;
+        }
+        (self.script)(&input, ctx)
+    }
+}
+
+/// Handlers for every saga step: `{"done": step}` unless a script overrides the step.
+#[derive(Default)]
+pub struct Saga {
+    pub scripts: HashMap<&'static str, Script>,
+    pub calls: Arc<Mutex<Vec<Call>>>,
+    pub sleep: Duration,
+    pub hang: HashMap<&'static str, Arc<AtomicBool>>,
+}
+
+impl Saga {
+    pub fn script(
+        mut self,
+        step: &'static str,
+        f: impl Fn(&Value, &TaskContext) -> Result<Value, TaskError> + Send + Sync + 'static,
+    ) -> Self {
+        self.scripts.insert(step, Arc::new(f));
+        self
+    }
+
+    pub fn handlers(&self) -> HashMap<String, Arc<dyn TaskHandler>> {
+        STEPS
+            .iter()
+            .map(|step| {
+                let script = self.scripts.get(step).cloned().unwrap_or_else(|| {
+                    Arc::new(|_: &Value, c: &TaskContext| -> Result<Value, TaskError> {
+                        Ok(json!({"done": c.state}))
+                    })
+                });
+                let handler: Arc<dyn TaskHandler> = Arc::new(Scripted {
+                    script,
+                    calls: Arc::clone(&self.calls),
+                    sleep: self.sleep,
+                    hang: self.hang.get(step).cloned().unwrap_or_default(),
+                });
+                (format!("{step}FunctionArn"), handler)
+            })
+            .collect()
+    }
+
+    pub fn calls(&self, state: &str) -> Vec<Call> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.state == state)
+            .cloned()
+            .collect()
+    }
+
+    pub fn states_called(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.state.clone())
+            .collect()
+    }
+}
+
+pub fn fast() -> ExecutorOptions {
+    ExecutorOptions {
+        delay_scale: 0.001,
+        ..ExecutorOptions::default()
+    }
+}
+
+/// The saga's executor over `store` (any store: the tests' observing ones too), fast retries.
+pub fn saga_executor<S: ExecutionStore + 'static>(saga: &Saga, store: Arc<S>) -> Arc<Executor> {
+    Executor::new(
+        StateMachine::saga().unwrap(),
+        saga.handlers(),
+        store,
+        fast(),
+    )
+    .unwrap()
+}
+
+pub fn order(total_cents: u64) -> Value {
+    json!({"orderId": "o-1", "customerId": "c-1", "items": [{"productId": "p", "quantity": 1}], "totalCents": total_cents, "paymentMethod": "pm_card_visa"})
+}
+
+pub async fn idle(executor: &Executor) {
+    tokio::time::timeout(Duration::from_secs(5), executor.idle())
+        .await
+        .expect("executions did not finish");
+}
+
+/// Starts one execution, waits for it, returns its final snapshot and history.
+pub async fn run_saga(saga: &Saga, input: Value) -> (ExecutionSnapshot, Vec<HistoryEvent>) {
+    let store = Arc::new(MemoryExecutionStore::new());
+    let executor = saga_executor(saga, Arc::clone(&store));
+    assert_eq!(
+        executor.start("exec-1", input).await.unwrap(),
+        StartOutcome::Started
+    );
+    idle(&executor).await;
+    let snapshot = store.get("exec-1").await.unwrap().unwrap();
+    let history = store.history("exec-1").await.unwrap();
+    let seqs: Vec<u64> = history.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=history.len() as u64).collect::<Vec<_>>(),
+        "history seq has gaps"
+    );
+    assert_eq!(snapshot.seq, history.len() as u64);
+    (snapshot, history)
+}
+
+pub fn events<'a>(history: &'a [HistoryEvent], kind: Kind, state: &str) -> Vec<&'a HistoryEvent> {
+    history
+        .iter()
+        .filter(|e| e.kind == kind && e.state.as_deref() == Some(state))
+        .collect()
+}
+
+pub fn transient(_: &Value, _: &TaskContext) -> Result<Value, TaskError> {
+    Err(TaskError::new("Transient", "try again"))
+}
+
+pub fn retrier(max_delay: Option<u32>, jitter: JitterStrategy) -> Retrier {
+    serde_json::from_value(json!({"ErrorEquals": ["Transient"], "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 10, "MaxDelaySeconds": max_delay, "JitterStrategy": jitter})).unwrap()
+}
+
+/// Polls the store until `f` holds for the execution.
+pub async fn wait_for(
+    store: &MemoryExecutionStore,
+    name: &str,
+    f: impl Fn(&ExecutionSnapshot) -> bool,
+) -> ExecutionSnapshot {
+    for _ in 0..500 {
+        if let Some(s) = store.get(name).await.unwrap().filter(|s| f(s)) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("execution {name} never reached the expected point");
+}
+
+/// A memory store that notes the event kinds of every `record`, and fails `record` while
+/// `broken` is set.
+#[derive(Default)]
+pub struct ObservedStore {
+    pub inner: MemoryExecutionStore,
+    pub broken: AtomicBool,
+    pub records: Mutex<Vec<Vec<Kind>>>,
+}
+
+#[async_trait]
+impl ExecutionStore for ObservedStore {
+    async fn create(
+        &self,
+        s: &ExecutionSnapshot,
+        e: &[HistoryEvent],
+    ) -> Result<bool, ExecutionStoreError> {
+        self.inner.create(s, e).await
+    }
+    async fn record(
+        &self,
+        s: &ExecutionSnapshot,
+        e: &[HistoryEvent],
+    ) -> Result<(), ExecutionStoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(ExecutionStoreError::new("disk full"));
+        }
+        self.records
+            .lock()
+            .unwrap()
+            .push(e.iter().map(|e| e.kind).collect());
+        self.inner.record(s, e).await
+    }
+    async fn unfinished(&self) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
+        self.inner.unfinished().await
+    }
+    async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError> {
+        self.inner.get(name).await
+    }
+    async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError> {
+        self.inner.history(name).await
+    }
+}
