@@ -13,14 +13,14 @@
 //! the service's own configuration (flags and `ORDERS_*` variables), so the limits match.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+
 use clap::Parser;
 use orders::clock::SystemClock;
 use orders::config::Config;
 use orders::http::{AppState, router};
 use orders_domain::store::{
-    CreateOrder, CreateOutcome, ListCursor, OrderPage, OrderRecord, OrderStore, StoreError,
-    VoucherRecord,
+    CreateOrder, CreateOutcome, ListOrders, OrderPage, OrderRecord, OrderStore, StockLevel,
+    StoreError, VoucherRecord,
 };
 use orders_domain::{CustomerId, OrderId, ProductId};
 use std::sync::Arc;
@@ -44,12 +44,7 @@ impl OrderStore for NullStore {
         Ok(None)
     }
 
-    async fn list_orders(
-        &self,
-        _: &CustomerId,
-        _: u32,
-        _: Option<ListCursor>,
-    ) -> Result<OrderPage, StoreError> {
+    async fn list_orders(&self, _: &ListOrders) -> Result<OrderPage, StoreError> {
         Ok(OrderPage {
             orders: Vec::new(),
             next: None,
@@ -60,12 +55,7 @@ impl OrderStore for NullStore {
         Ok(None)
     }
 
-    async fn set_inventory(
-        &self,
-        _: &ProductId,
-        _: i64,
-        _: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn set_inventory(&self, _: StockLevel) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -98,23 +98,22 @@ wrk_run() { # name url script [script args...]
 }
 wrk_setup="$wrk_v, ${threads} threads, ${conns} connections, ${dur} s, max throughput (closed loop)"
 
-# --- 1. floor -------------------------------------------------------------------------------
-port=$(free_port)
-target/release/orders-bench-floor "127.0.0.1:$port" 2> "$out/floor.log" &
-pids+=($!)
-wait_up "http://127.0.0.1:$port/"
-say "1. floor"
-record floor "$wrk_setup, bench/post_orders.lua" "$(wrk_run floor "http://127.0.0.1:$port" bench/post_orders.lua floor)"
-kill "${pids[0]}"; wait "${pids[0]}" 2> /dev/null || true; pids=()
+# One POST max-throughput item against a binary of its own: start it on a free port, wait for
+# `probe` to answer, measure, stop it.
+post_item() { # item label probe-path command... ({addr} is replaced by 127.0.0.1:port)
+  local item=$1 label=$2 probe=$3; shift 3
+  port=$(free_port)
+  "${@//\{addr\}/127.0.0.1:$port}" > "$out/$item.log" 2>&1 &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$port$probe"
+  say "$label"
+  record "$item" "$wrk_setup, bench/post_orders.lua" "$(wrk_run "$item" "http://127.0.0.1:$port" bench/post_orders.lua "$item")"
+  kill "${pids[0]}"; wait "${pids[0]}" 2> /dev/null || true; pids=()
+}
 
-# --- 1b. the storage ceiling: the service's router on a store that keeps nothing ---------------
-port=$(free_port)
-target/release/orders-bench-bound --listen "127.0.0.1:$port" > "$out/bound.log" 2>&1 &
-pids+=($!)
-wait_up "http://127.0.0.1:$port/health"
-say "1b. storage ceiling"
-record bound "$wrk_setup, bench/post_orders.lua" "$(wrk_run bound "http://127.0.0.1:$port" bench/post_orders.lua bound)"
-kill "${pids[0]}"; wait "${pids[0]}" 2> /dev/null || true; pids=()
+# --- 1. floor, and 1b. the storage ceiling: the service's router on a store that keeps nothing
+post_item floor "1. floor" / target/release/orders-bench-floor "{addr}"
+post_item bound "1b. storage ceiling" /health target/release/orders-bench-bound --listen "{addr}"
 
 # --- the service ----------------------------------------------------------------------------
 port=$(free_port)

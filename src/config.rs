@@ -4,6 +4,7 @@
 //! value stops the process before it listens, with a message naming the setting.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use orders_aws::functions;
 use orders_workflow::steps;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,15 +39,15 @@ pub struct Config {
     pub database: PathBuf,
 
     /// How long an idempotency key is remembered, in seconds.
-    #[arg(long, env = "ORDERS_IDEMPOTENCY_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, env = functions::IDEMPOTENCY_TTL_ENV, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idempotency_ttl_secs: u64,
 
     /// Refuse POST /orders without an idempotency key (400).
-    #[arg(long, env = "ORDERS_REQUIRE_IDEMPOTENCY_KEY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = functions::REQUIRE_IDEMPOTENCY_KEY_ENV, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub require_idempotency_key: bool,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "ORDERS_BODY_LIMIT", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1_024..=10_485_760))]
+    #[arg(long, env = functions::BODY_LIMIT_ENV, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1_024..=10_485_760))]
     pub body_limit: u64,
 
     /// Requests handled at once; one more is refused at once with 503 (load shedding).

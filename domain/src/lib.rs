@@ -1,10 +1,26 @@
 //! The contracts of the order service, defined once and shared by every runtime.
 //!
 //! This crate is the bottom of the dependency graph: the HTTP service (`orders`), the saga
-//! (`orders-workflow`) and the outbox processor (`orders-processor`) all depend on it and it
-//! depends on none of them. That is what lets the step and stream Lambdas link the order model
-//! without linking the HTTP service, and what keeps each contract (ids, money, statuses, the
-//! outbox event, the saga input) in exactly one place. Nothing here does I/O.
+//! (`orders-workflow`), the outbox processor (`orders-processor`) and both adapter crates
+//! (`orders-sqlite`, `orders-aws`) depend on it and it depends on none of them. That is what
+//! lets the step and stream Lambdas link the order model without linking the HTTP service,
+//! and what keeps each contract (ids, money, statuses, the outbox event, the saga input) in
+//! exactly one place. Nothing here does I/O.
+//!
+//! # Layout
+//!
+//! - [`ids`], [`money`], [`time`]: the newtypes (UUIDs, integer cents) and the one timestamp
+//!   format.
+//! - [`order`], [`voucher`], [`validation`], [`catalogue`]: statuses and their moves, the
+//!   voucher rules, the create request's validation, the seeded products.
+//! - [`event`]: the outbox event (CloudEvents 1.0) and the saga input it carries.
+//! - [`idempotency`]: key rules, the request fingerprint, the stored response.
+//! - [`store`]: the API's storage port `OrderStore`, which lives here, below both adapters
+//!   that implement it, rather than with the HTTP API that uses it.
+//! - `wire_names!`: the name <-> enum conversions of the statuses, written once.
+
+#[macro_use]
+mod wire_names;
 
 pub mod catalogue;
 pub mod event;

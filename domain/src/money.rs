@@ -123,14 +123,31 @@ impl<'de> Deserialize<'de> for Cents {
     }
 }
 
+/// The OpenAPI schema of an amount in EUR, up to `maximum` when it has one.
+fn eur_schema(maximum: Option<i64>) -> utoipa::openapi::ObjectBuilder {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Number)
+        .minimum(Some(0))
+        .maximum(maximum)
+        .multiple_of(Some(0.01))
+        .description(Some("Amount in EUR, at most two decimals"))
+}
+
+/// A sum of prices, for the API document. Unlike one price (`Cents`, at most 10,000,000) it
+/// has no upper bound of its own: 100 items of 10,000 units each can add up to far more.
+pub struct Total;
+
+impl utoipa::PartialSchema for Total {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        eur_schema(None).into()
+    }
+}
+
+impl utoipa::ToSchema for Total {}
+
 impl utoipa::PartialSchema for Cents {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Number)
-            .minimum(Some(0))
-            .maximum(Some(10_000_000))
-            .multiple_of(Some(0.01))
-            .description(Some("Amount in EUR, at most two decimals"))
+        eur_schema(Some(10_000_000))
             .examples([serde_json::json!(1299.99)])
             .into()
     }

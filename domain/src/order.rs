@@ -5,41 +5,22 @@
 use crate::ids::ProductId;
 use crate::money::Cents;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Pending,
-    InventoryReserved,
-    PaymentProcessed,
-    Completed,
-    Compensating,
-    Failed,
+crate::wire_names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum OrderStatus with ALL {
+        Pending = "PENDING",
+        InventoryReserved = "INVENTORY_RESERVED",
+        PaymentProcessed = "PAYMENT_PROCESSED",
+        Completed = "COMPLETED",
+        Compensating = "COMPENSATING",
+        Failed = "FAILED",
+    }
+    unknown: UnknownStatus = |s| UnknownStatus(s.to_owned());
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 6] = [
-        OrderStatus::Pending,
-        OrderStatus::InventoryReserved,
-        OrderStatus::PaymentProcessed,
-        OrderStatus::Completed,
-        OrderStatus::Compensating,
-        OrderStatus::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::InventoryReserved => "INVENTORY_RESERVED",
-            OrderStatus::PaymentProcessed => "PAYMENT_PROCESSED",
-            OrderStatus::Completed => "COMPLETED",
-            OrderStatus::Compensating => "COMPENSATING",
-            OrderStatus::Failed => "FAILED",
-        }
-    }
-
     pub fn is_terminal(self) -> bool {
         matches!(self, OrderStatus::Completed | OrderStatus::Failed)
     }
@@ -79,25 +60,9 @@ impl OrderStatus {
     }
 }
 
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown order status {0:?}")]
 pub struct UnknownStatus(pub String);
-
-impl FromStr for OrderStatus {
-    type Err = UnknownStatus;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OrderStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_owned()))
-    }
-}
 
 /// One line of an order, as accepted and as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

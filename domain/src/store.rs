@@ -52,7 +52,7 @@ pub struct CreateOrder {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
     pub id: OrderId,
     pub customer_id: CustomerId,
@@ -129,6 +129,42 @@ impl NewOrder {
     }
 }
 
+/// An order's lines as both stores keep them: one JSON text of `{productId, quantity,
+/// priceCents}`, cents rather than EUR numbers, so nothing is rounded on the way.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredItem {
+    product_id: String,
+    quantity: u32,
+    #[serde(with = "crate::money::as_cents")]
+    price_cents: Cents,
+}
+
+/// The stored text of an order's lines.
+pub fn items_to_text(items: &[OrderItem]) -> String {
+    let stored: Vec<StoredItem> = items
+        .iter()
+        .map(|i| StoredItem {
+            product_id: i.product_id.to_string(),
+            quantity: i.quantity,
+            price_cents: i.price,
+        })
+        .collect();
+    serde_json::to_string(&stored).expect("plain data serializes")
+}
+
+/// An order's lines from their stored text; `None` if it does not read as
+/// [`items_to_text`] writes it.
+pub fn items_from_text(text: &str) -> Option<Vec<OrderItem>> {
+    let stored: Vec<StoredItem> = serde_json::from_str(text).ok()?;
+    let line = |i: StoredItem| OrderItem {
+        product_id: ProductId::from_trusted(i.product_id),
+        quantity: i.quantity,
+        price: i.price_cents,
+    };
+    Some(stored.into_iter().map(line).collect())
+}
+
 #[derive(Debug, Clone)]
 pub struct NewIdempotencyRecord {
     pub key: IdempotencyKey,
@@ -167,18 +203,11 @@ pub enum CreateOutcome {
 /// An order as GET shows it: the live state, not the snapshot the 201 carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
-    pub id: OrderId,
-    pub customer_id: CustomerId,
-    pub items: Vec<OrderItem>,
-    pub subtotal: Cents,
-    pub discount: Cents,
-    pub total: Cents,
-    pub payment_method: PaymentMethod,
-    pub voucher_code: Option<VoucherCode>,
+    /// The order as it was created.
+    pub order: NewOrder,
     pub status: OrderStatus,
     pub version: i64,
     pub failure_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub voucher_issued: Option<VoucherRecord>,
     pub steps: Vec<StepRecord>,
@@ -213,6 +242,22 @@ pub struct ListCursor {
     pub order_id: OrderId,
 }
 
+/// A product's stock level as an operator sets it, at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockLevel {
+    pub product: ProductId,
+    pub available: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// One page of a customer's orders, newest first: at most `limit`, after `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOrders {
+    pub customer: CustomerId,
+    pub limit: u32,
+    pub after: Option<ListCursor>,
+}
+
 #[derive(Debug, Clone)]
 pub struct OrderPage {
     pub orders: Vec<OrderRecord>,
@@ -227,21 +272,12 @@ pub trait OrderStore: Send + Sync {
 
     async fn get_order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError>;
 
-    async fn list_orders(
-        &self,
-        customer: &CustomerId,
-        limit: u32,
-        after: Option<ListCursor>,
-    ) -> Result<OrderPage, StoreError>;
+    async fn list_orders(&self, query: &ListOrders) -> Result<OrderPage, StoreError>;
 
     async fn get_inventory(&self, product: &ProductId) -> Result<Option<i64>, StoreError>;
 
-    async fn set_inventory(
-        &self,
-        product: &ProductId,
-        available: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    /// Creates or overwrites a product's stock level (an operator's PUT, not a saga movement).
+    async fn set_inventory(&self, level: StockLevel) -> Result<(), StoreError>;
 
     async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError>;
 

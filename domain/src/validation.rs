@@ -154,57 +154,22 @@ fn item(i: usize, v: &Value, errs: &mut Vec<FieldError>) -> Option<OrderItem> {
     };
     unknown_fields(obj, &ITEM_FIELDS, &format!("items[{i}]."), errs);
 
-    let product_id = match obj.get("productId") {
-        Some(Value::String(s)) => ProductId::parse(s)
-            .map_err(|m| errs.push(FieldError::new(at("productId"), m)))
-            .ok(),
-        None | Some(Value::Null) => {
-            errs.push(FieldError::new(at("productId"), "is required"));
-            None
-        }
-        Some(_) => {
-            errs.push(FieldError::new(at("productId"), "must be a string"));
-            None
-        }
-    };
-
-    let quantity = match obj.get("quantity") {
-        Some(Value::Number(n)) => match whole_number(n) {
-            Some(q) if (1..=MAX_QUANTITY as i64).contains(&q) => Some(q as u32),
-            _ => {
-                errs.push(FieldError::new(
-                    at("quantity"),
-                    "must be an integer from 1 to 10000",
-                ));
-                None
-            }
-        },
-        None | Some(Value::Null) => {
-            errs.push(FieldError::new(at("quantity"), "is required"));
-            None
-        }
-        Some(_) => {
-            errs.push(FieldError::new(
-                at("quantity"),
-                "must be an integer from 1 to 10000",
-            ));
-            None
-        }
-    };
-
-    let price = match obj.get("price") {
-        Some(Value::Number(n)) => Cents::from_json_number(n)
-            .map_err(|e| errs.push(FieldError::new(at("price"), e.to_string())))
-            .ok(),
-        None | Some(Value::Null) => {
-            errs.push(FieldError::new(at("price"), "is required"));
-            None
-        }
-        Some(_) => {
-            errs.push(FieldError::new(at("price"), "must be a number"));
-            None
-        }
-    };
+    let product_id = required(obj.get("productId"), at("productId"), errs, |v| {
+        v.as_str()
+            .ok_or("must be a string")
+            .and_then(ProductId::parse)
+    });
+    let quantity = required(obj.get("quantity"), at("quantity"), errs, |v| {
+        v.as_number()
+            .and_then(whole_number)
+            .filter(|q| (1..=MAX_QUANTITY as i64).contains(q))
+            .map(|q| q as u32)
+            .ok_or("must be an integer from 1 to 10000")
+    });
+    let price = required(obj.get("price"), at("price"), errs, |v| {
+        let n = v.as_number().ok_or("must be a number")?;
+        Cents::from_json_number(n).map_err(|e| e.to_string())
+    });
 
     Some(OrderItem {
         product_id: product_id?,
@@ -224,22 +189,31 @@ fn unknown_fields(
     }
 }
 
+/// A required field as `read` takes it; otherwise `None`, with the problem noted against
+/// `field`: "is required" when it is absent or `null`, else the error `read` gives.
+fn required<'a, T, E: Into<String>>(
+    value: Option<&'a Value>,
+    field: impl Into<String>,
+    errs: &mut Vec<FieldError>,
+    read: impl FnOnce(&'a Value) -> Result<T, E>,
+) -> Option<T> {
+    let problem = match value.filter(|v| !v.is_null()).map(read) {
+        Some(Ok(taken)) => return Some(taken),
+        Some(Err(e)) => e.into(),
+        None => "is required".to_owned(),
+    };
+    errs.push(FieldError::new(field, problem));
+    None
+}
+
 fn required_str<'a>(
     obj: &'a Map<String, Value>,
     field: &str,
     errs: &mut Vec<FieldError>,
 ) -> Option<&'a str> {
-    match obj.get(field) {
-        Some(Value::String(s)) => Some(s),
-        None | Some(Value::Null) => {
-            errs.push(FieldError::new(field, "is required"));
-            None
-        }
-        Some(_) => {
-            errs.push(FieldError::new(field, "must be a string"));
-            None
-        }
-    }
+    required(obj.get(field), field, errs, |v| {
+        v.as_str().ok_or("must be a string")
+    })
 }
 
 /// Absent and `null` both mean "not given".

@@ -6,6 +6,14 @@
 //! success. The same [`start_event`] serves the local relay ([`relay`]) and, on AWS, the
 //! DynamoDB Streams Lambda (`orders_aws::lambda::stream`); only the [`SagaStarter`] behind it
 //! differs (the local executor, or Step Functions' StartExecution in `orders_aws::sfn`).
+//!
+//! # Layout
+//!
+//! - this file: [`start_event`] and the port [`SagaStarter`] with what a start comes to.
+//! - [`relay`]: the local relay and its port [`relay::OutboxSource`] (what it reads the outbox
+//!   through; `orders-sqlite` implements it).
+//!
+//! No adapter lives here: the ports' implementations are in `orders-sqlite` and `orders-aws`.
 
 pub mod relay;
 

@@ -1,11 +1,10 @@
 //! `/customers/{customerId}/vouchers`: the vouchers a customer has earned, whatever their state.
 
 use super::problem::{ApiError, Problem};
-use super::{ApiResult, AppState};
+use super::{ApiResult, AppState, RawId};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use orders_domain::validation::FieldError;
 use orders_domain::{Cents, CustomerId, OrderId, VoucherStatus};
 use serde::Serialize;
 
@@ -34,14 +33,9 @@ pub struct VoucherList {
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn list_vouchers(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): RawId,
 ) -> ApiResult<Json<VoucherList>> {
-    let customer = CustomerId::parse(&id).map_err(|m| {
-        ApiError::Validation(vec![FieldError {
-            field: "customerId".into(),
-            message: m.into(),
-        }])
-    })?;
+    let customer = CustomerId::parse(&id).map_err(|m| ApiError::invalid("customerId", m))?;
     let vouchers = s
         .store
         .list_vouchers(&customer)

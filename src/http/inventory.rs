@@ -3,11 +3,12 @@
 
 use super::json::JsonBody;
 use super::problem::{ApiError, Problem};
-use super::{ApiResult, AppState};
+use super::{ApiResult, AppState, RawId};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use orders_domain::ProductId;
+use orders_domain::store::StockLevel;
 use orders_domain::validation::{FieldError, whole_number};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,12 +39,7 @@ pub struct SetInventory {
 }
 
 fn product(id: &str) -> Result<ProductId, ApiError> {
-    ProductId::parse(id).map_err(|m| {
-        ApiError::Validation(vec![FieldError {
-            field: "productId".into(),
-            message: m.into(),
-        }])
-    })
+    ProductId::parse(id).map_err(|m| ApiError::invalid("productId", m))
 }
 
 #[utoipa::path(get, path = "/inventory/{productId}", tag = "inventory",
@@ -52,7 +48,7 @@ fn product(id: &str) -> Result<ProductId, ApiError> {
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn get_inventory(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): RawId,
 ) -> ApiResult<Json<Inventory>> {
     let p = product(&id).map_err(|_| ApiError::NotFound(format!("no product {id}")))?;
     let available = s
@@ -79,18 +75,10 @@ pub async fn put_inventory(
 ) -> ApiResult<Json<Inventory>> {
     let p = product(&id)?;
     let JsonBody(body) = body?;
-    let field = |message: &str| {
-        ApiError::Validation(vec![FieldError {
-            field: "available".into(),
-            message: message.into(),
-        }])
-    };
-    let obj = body.as_object().ok_or_else(|| {
-        ApiError::Validation(vec![FieldError {
-            field: String::new(),
-            message: "the body must be a JSON object".into(),
-        }])
-    })?;
+    let field = |message: &str| ApiError::invalid("available", message);
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("", "the body must be a JSON object"))?;
     let unknown: Vec<FieldError> = obj
         .keys()
         .filter(|k| *k != "available")
@@ -109,7 +97,13 @@ pub async fn put_inventory(
         None | Some(Value::Null) => return Err(field("is required")),
         Some(_) => return Err(field("must be an integer from 0 to 1000000000")),
     };
-    s.store.set_inventory(&p, available, s.clock.now()).await?;
+    s.store
+        .set_inventory(StockLevel {
+            product: p.clone(),
+            available,
+            at: s.clock.now(),
+        })
+        .await?;
     Ok(Json(Inventory {
         product_id: id,
         available,

@@ -29,6 +29,10 @@ use tower_http::trace::TraceLayer;
 
 pub use json::BodyLimit;
 
+/// A resource id from the path, as sent: each route answers a malformed one its own way (404
+/// where existence must not leak, 400 where the id is a parameter).
+type RawId = axum::extract::Path<String>;
+
 /// Behaviour the operator can tune (see `Config`).
 #[derive(Debug, Clone)]
 pub struct ApiSettings {

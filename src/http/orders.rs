@@ -8,7 +8,7 @@
 use super::idempotency::{IdempotencyHeader, REPLAYED_HEADER};
 use super::json::JsonBody;
 use super::problem::{ApiError, Problem};
-use super::{ApiResult, AppState};
+use super::{ApiResult, AppState, RawId};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
@@ -16,8 +16,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use orders_domain::idempotency::{StoredResponse, fingerprint};
+use orders_domain::money::Total;
 use orders_domain::store::{
-    CreateOrder, CreateOutcome, ListCursor, NewOrder, OrderRecord, StepRecord,
+    CreateOrder, CreateOutcome, ListCursor, ListOrders, NewOrder, OrderRecord, StepRecord,
 };
 use orders_domain::time::format_millis as format_ts;
 use orders_domain::validation::validate_order;
@@ -58,23 +59,6 @@ pub struct NewItem {
     quantity: u32,
     price: Cents,
 }
-
-/// A sum of prices. Unlike one price (`Cents`, at most 10,000,000) it has no upper bound
-/// of its own: 100 items of 10,000 units each can add up to far more.
-pub struct Total;
-
-impl utoipa::PartialSchema for Total {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Number)
-            .minimum(Some(0))
-            .multiple_of(Some(0.01))
-            .description(Some("Amount in EUR, at most two decimals"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Total {}
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -209,7 +193,8 @@ pub struct OrderView {
 }
 
 impl From<OrderRecord> for OrderView {
-    fn from(o: OrderRecord) -> Self {
+    fn from(r: OrderRecord) -> Self {
+        let o = r.order;
         OrderView {
             order_id: o.id,
             customer_id: o.customer_id,
@@ -218,19 +203,19 @@ impl From<OrderRecord> for OrderView {
             discount: o.discount,
             total_amount: o.total,
             currency: Currency::Eur,
-            status: o.status,
-            version: o.version,
+            status: r.status,
+            version: r.version,
             payment_method: o.payment_method.as_str().to_owned(),
             voucher_code: o.voucher_code.map(|c| c.to_string()),
-            failure_reason: o.failure_reason,
-            voucher_issued: o.voucher_issued.map(|v| IssuedVoucher {
+            failure_reason: r.failure_reason,
+            voucher_issued: r.voucher_issued.map(|v| IssuedVoucher {
                 voucher_code: v.code.to_string(),
                 discount: v.discount,
                 status: v.status,
             }),
-            history: o.steps,
+            history: r.steps,
             created_at: format_ts(o.created_at),
-            updated_at: format_ts(o.updated_at),
+            updated_at: format_ts(r.updated_at),
         }
     }
 }
@@ -239,10 +224,7 @@ impl From<OrderRecord> for OrderView {
     params(("id" = String, Path, description = "Order id (UUID)")),
     responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
-pub async fn get_order(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<OrderView>> {
+pub async fn get_order(State(s): State<AppState>, Path(id): RawId) -> ApiResult<Json<OrderView>> {
     let not_found = || ApiError::NotFound(format!("no order {id}"));
     let order_id: OrderId = id.parse().map_err(|_| not_found())?;
     let order = s.store.get_order(order_id).await?.ok_or_else(not_found)?;
@@ -280,12 +262,7 @@ pub async fn list_orders(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<OrderList>> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let bad = |field: &str, message: &str| {
-        ApiError::Validation(vec![orders_domain::validation::FieldError {
-            field: field.to_owned(),
-            message: message.to_owned(),
-        }])
-    };
+    let bad = ApiError::invalid;
     let customer = p
         .customer_id
         .ok_or_else(|| bad("customerId", "is required"))?;
@@ -307,7 +284,12 @@ pub async fn list_orders(
                 .ok_or_else(|| bad("cursor", "is not a cursor this service issued"))
         })
         .transpose()?;
-    let page = s.store.list_orders(&customer, limit, after).await?;
+    let query = ListOrders {
+        customer,
+        limit,
+        after,
+    };
+    let page = s.store.list_orders(&query).await?;
     Ok(Json(OrderList {
         orders: page.orders.into_iter().map(OrderView::from).collect(),
         next_cursor: page

@@ -54,6 +54,14 @@ pub struct Problem {
 }
 
 impl ApiError {
+    /// A validation failure of one field (`""`: the body as a whole).
+    pub fn invalid(field: &str, message: &str) -> Self {
+        ApiError::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }])
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {

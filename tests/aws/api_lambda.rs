@@ -3,12 +3,12 @@
 //! store on moto, and come back as API Gateway responses. And the binary, started as a
 //! Lambda without its configuration, refuses to start and names what is missing.
 
+use orders_test_support::dynamodb as support_dynamodb;
+
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Context, LambdaEvent, Service};
 use orders::clock::SystemClock;
 use orders::http::{ApiSettings, AppState, router};
-use orders_aws::dynamodb::DynamoStore;
-use orders_aws::tables::TableNames;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -55,15 +55,9 @@ fn body_json(response: &Value) -> Value {
 #[tokio::test]
 async fn api_gateway_v2_events_reach_the_router_on_dynamodb() {
     let moto = orders_aws::moto::session().await;
-    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
-    let names = TableNames::with_prefix("api-");
-    orders_aws::provision::create_tables(&client, &names)
-        .await
-        .unwrap();
-    let store = DynamoStore::new(client, names);
-    store.seed_catalogue(chrono::Utc::now()).await.unwrap();
+    let stack = support_dynamodb::stack(&moto, "api-", |c| c).await;
     let router = router(AppState {
-        store: Arc::new(store),
+        store: stack.store,
         clock: Arc::new(SystemClock),
         settings: Arc::new(ApiSettings::default()),
     });

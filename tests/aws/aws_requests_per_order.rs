@@ -6,6 +6,7 @@
 //! docs/ARCHITECTURE.md quotes; the assertions pin it, so a change in the count is a
 //! decision someone makes, not a drift.
 
+use orders_test_support::moto_stack;
 use orders_test_support::requests;
 use orders_test_support::streams;
 
@@ -14,60 +15,26 @@ use axum::http::Request;
 use orders::clock::SystemClock;
 use orders::http::{ApiSettings, AppState, router};
 use orders_aws::dynamodb::DynamoStepStore;
-use orders_aws::dynamodb::DynamoStore;
 use orders_aws::lambda::stream::handle_batch;
 use orders_aws::sfn::StepFunctionsStarter;
-use orders_aws::tables::{TableNames, attrs};
+use orders_aws::tables::attrs;
 use orders_domain::OutboxEvent;
 use orders_workflow::steps::{Step, StepSettings, Steps};
 use requests::Requests;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tower::ServiceExt;
 
-const STEPS_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-steps";
-
 #[tokio::test]
 async fn one_order_end_to_end_costs_these_aws_requests() {
-    let moto = orders_aws::moto::session().await;
-    let sdk = moto.sdk_config().await;
     let counted = Requests::default();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(counted.clone())
-            .build(),
-    );
-    let sfn = aws_sdk_sfn::Client::new(&sdk);
-    let names = TableNames::with_prefix("count-");
-    orders_aws::provision::create_tables(&dynamodb, &names)
-        .await
-        .unwrap();
-    let api_store = DynamoStore::new(dynamodb.clone(), names.clone());
-    api_store.seed_catalogue(chrono::Utc::now()).await.unwrap();
-    let stream_arn = dynamodb
-        .describe_table()
-        .table_name(&names.outbox)
-        .send()
-        .await
-        .unwrap()
-        .table()
-        .and_then(|t| t.latest_stream_arn())
-        .unwrap()
-        .to_owned();
-    let definition = orders_workflow::asl::substitute(
-        orders_workflow::asl::DEFINITION,
-        &orders_workflow::asl::substitution_names(orders_workflow::asl::DEFINITION)
-            .into_iter()
-            .map(|name| (name, STEPS_ARN.to_owned()))
-            .collect::<BTreeMap<_, _>>(),
-    )
-    .unwrap();
-    let machine = sfn
+    let stack = moto_stack::stack("count-", |c| c.interceptor(counted.clone())).await;
+    let sdk = stack.moto.sdk_config().await;
+    let machine = aws_sdk_sfn::Client::new(&sdk)
         .create_state_machine()
-        .name("orders-saga")
-        .role_arn("arn:aws:iam::123456789012:role/orders-saga")
-        .definition(definition)
+        .name(moto_stack::SAGA_NAME)
+        .role_arn(moto_stack::SAGA_ROLE)
+        .definition(moto_stack::saga_definition())
         .send()
         .await
         .unwrap()
@@ -78,7 +45,7 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
 
     // 1. POST /orders with a key, over 100 EUR so the voucher step runs too.
     let app = router(AppState {
-        store: Arc::new(api_store),
+        store: stack.dynamodb.store.clone(),
         clock: Arc::new(SystemClock),
         settings: Arc::new(ApiSettings::default()),
     });
@@ -98,7 +65,7 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
     table.push(("POST /orders (replay)".into(), counted.take()));
 
     // 2. The stream record of that transaction, through the processor.
-    let records = streams::stream_records(&moto.endpoint, &stream_arn).await;
+    let records = streams::stream_records(&stack.moto.endpoint, &stack.stream_arn).await;
     assert_eq!(records.len(), 1);
     let text = records[0]["dynamodb"]["NewImage"][attrs::outbox::EVENT]["S"]
         .as_str()
@@ -111,7 +78,7 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
             .build(),
     );
     let response = handle_batch(
-        streams::lambda_event(&records, &stream_arn),
+        streams::lambda_event(&records, &stack.stream_arn),
         Arc::new(StepFunctionsStarter::new(sfn, &machine)),
     )
     .await;
@@ -120,7 +87,10 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
 
     // 3. The happy path's Tasks, each as the step Lambda runs it.
     let steps = Steps {
-        store: Arc::new(DynamoStepStore::new(dynamodb.clone(), names.clone())),
+        store: Arc::new(DynamoStepStore::new(
+            stack.dynamodb.client.clone(),
+            stack.dynamodb.names.clone(),
+        )),
         settings: StepSettings::default(),
     };
     let input = serde_json::to_value(&event.data).unwrap();

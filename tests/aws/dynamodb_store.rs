@@ -273,7 +273,7 @@ async fn a_created_order_writes_the_items_of_the_table_contract() {
 
     let read = env.store.get_order(cmd.order.id).await.unwrap().unwrap();
     assert_eq!(
-        read.voucher_code.as_ref().map(|c| c.as_str()),
+        read.order.voucher_code.as_ref().map(|c| c.as_str()),
         Some("V-MINE")
     );
     assert!(read.steps.is_empty() && read.voucher_issued.is_none());

@@ -3,16 +3,16 @@
 //! to the processor as the Lambda event, and the executions moto's Step Functions recorded
 //! checked by name and input.
 
+use orders_test_support::moto_stack::{self, MotoStack};
 use orders_test_support::streams;
 
 use axum::body::Body;
 use axum::http::Request;
 use orders::clock::SystemClock;
 use orders::http::{ApiSettings, AppState, router};
-use orders_aws::dynamodb::DynamoStore;
 use orders_aws::lambda::stream::handle_batch;
 use orders_aws::sfn::StepFunctionsStarter;
-use orders_aws::tables::{TableNames, attrs};
+use orders_aws::tables::attrs;
 use orders_domain::{OrderId, OutboxEvent};
 use orders_processor::SagaStarter;
 use serde_json::{Value, json};
@@ -20,61 +20,28 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tower::ServiceExt;
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/orders-saga";
-const STEPS_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-steps";
-
 struct Aws {
-    moto: orders_aws::moto::MotoSession,
-    dynamodb: aws_sdk_dynamodb::Client,
+    stack: MotoStack,
     sfn: aws_sdk_sfn::Client,
-    names: TableNames,
-    stream_arn: String,
     state_machine_arn: String,
 }
 
 async fn aws() -> Aws {
-    let moto = orders_aws::moto::session().await;
-    let config = moto.sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let sfn = aws_sdk_sfn::Client::new(&config);
-    let names = TableNames::with_prefix("proc-");
-    orders_aws::provision::create_tables(&dynamodb, &names)
-        .await
-        .unwrap();
-    let stream_arn = dynamodb
-        .describe_table()
-        .table_name(&names.outbox)
-        .send()
-        .await
-        .unwrap()
-        .table()
-        .and_then(|t| t.latest_stream_arn())
-        .expect("the outbox has a stream")
-        .to_owned();
-    let definition = orders_workflow::asl::substitute(
-        orders_workflow::asl::DEFINITION,
-        &orders_workflow::asl::substitution_names(orders_workflow::asl::DEFINITION)
-            .into_iter()
-            .map(|name| (name, STEPS_ARN.to_owned()))
-            .collect::<BTreeMap<_, _>>(),
-    )
-    .unwrap();
+    let stack = moto_stack::stack("proc-", |c| c).await;
+    let sfn = aws_sdk_sfn::Client::new(&stack.moto.sdk_config().await);
     let state_machine_arn = sfn
         .create_state_machine()
-        .name("orders-saga")
-        .role_arn(ROLE)
-        .definition(definition)
+        .name(moto_stack::SAGA_NAME)
+        .role_arn(moto_stack::SAGA_ROLE)
+        .definition(moto_stack::saga_definition())
         .send()
         .await
         .expect("moto accepts the substituted state machine")
         .state_machine_arn()
         .to_owned();
     Aws {
-        moto,
-        dynamodb,
+        stack,
         sfn,
-        names,
-        stream_arn,
         state_machine_arn,
     }
 }
@@ -82,9 +49,8 @@ async fn aws() -> Aws {
 /// Creates an order through the API's router on the DynamoDB store: the real create
 /// transaction (order, outbox event, idempotency record) that the stream reports.
 async fn create_order(aws: &Aws, customer: &str) -> OrderId {
-    let store = DynamoStore::new(aws.dynamodb.clone(), aws.names.clone());
     let app = router(AppState {
-        store: Arc::new(store),
+        store: aws.stack.dynamodb.store.clone(),
         clock: Arc::new(SystemClock),
         settings: Arc::new(ApiSettings::default()),
     });
@@ -115,16 +81,20 @@ fn event_of(record: &Value) -> OutboxEvent {
     OutboxEvent::decode(text.as_bytes()).unwrap()
 }
 
-async fn executions(aws: &Aws) -> BTreeMap<String, Value> {
-    let listed = aws
-        .sfn
+/// The state machine's executions, as ListExecutions returns them.
+async fn listed(aws: &Aws) -> Vec<aws_sdk_sfn::types::ExecutionListItem> {
+    aws.sfn
         .list_executions()
         .state_machine_arn(&aws.state_machine_arn)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+        .executions
+}
+
+async fn executions(aws: &Aws) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
-    for e in listed.executions() {
+    for e in listed(aws).await {
         let desc = aws
             .sfn
             .describe_execution()
@@ -142,15 +112,8 @@ async fn executions(aws: &Aws) -> BTreeMap<String, Value> {
 async fn wait_until_ended(aws: &Aws) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let listed = aws
-            .sfn
-            .list_executions()
-            .state_machine_arn(&aws.state_machine_arn)
-            .send()
+        let running = listed(aws)
             .await
-            .unwrap();
-        let running = listed
-            .executions()
             .iter()
             .filter(|e| e.status() == &aws_sdk_sfn::types::ExecutionStatus::Running)
             .count();
@@ -184,7 +147,7 @@ async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_re
         create_order(&aws, "stream-a").await,
         create_order(&aws, "stream-b").await,
     ];
-    let records = streams::stream_records(&aws.moto.endpoint, &aws.stream_arn).await;
+    let records = streams::stream_records(&aws.stack.moto.endpoint, &aws.stack.stream_arn).await;
     assert_eq!(records.len(), 2, "one INSERT per outbox item: {records:#?}");
     assert!(records.iter().all(|r| r["eventName"] == "INSERT"));
     let (a, b) = (event_of(&records[0]), event_of(&records[1]));
@@ -206,7 +169,7 @@ async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_re
         records[0].clone(),
     ];
     let response = handle_batch(
-        streams::lambda_event(&batch, &aws.stream_arn),
+        streams::lambda_event(&batch, &aws.stack.stream_arn),
         starter(&aws, &aws.state_machine_arn),
     )
     .await;
@@ -235,7 +198,7 @@ async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_re
     // Step Functions answers the name with ExecutionAlreadyExists: still one per event.
     wait_until_ended(&aws).await;
     let again = handle_batch(
-        streams::lambda_event(&records, &aws.stream_arn),
+        streams::lambda_event(&records, &aws.stack.stream_arn),
         starter(&aws, &aws.state_machine_arn),
     )
     .await;
@@ -250,7 +213,7 @@ async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_re
 async fn a_failed_start_is_reported_never_swallowed_and_non_inserts_are_skipped() {
     let aws = aws().await;
     create_order(&aws, "stream-fail").await;
-    let records = streams::stream_records(&aws.moto.endpoint, &aws.stream_arn).await;
+    let records = streams::stream_records(&aws.stack.moto.endpoint, &aws.stack.stream_arn).await;
     assert_eq!(records.len(), 1);
     let sequence = records[0]["dynamodb"]["SequenceNumber"]
         .as_str()
@@ -259,9 +222,9 @@ async fn a_failed_start_is_reported_never_swallowed_and_non_inserts_are_skipped(
 
     let missing = aws
         .state_machine_arn
-        .replace("orders-saga", "no-such-machine");
+        .replace(moto_stack::SAGA_NAME, "no-such-machine");
     let response = handle_batch(
-        streams::lambda_event(&records, &aws.stream_arn),
+        streams::lambda_event(&records, &aws.stack.stream_arn),
         starter(&aws, &missing),
     )
     .await;
@@ -270,7 +233,7 @@ async fn a_failed_start_is_reported_never_swallowed_and_non_inserts_are_skipped(
     let mut modify = records[0].clone();
     modify["eventName"] = json!("MODIFY");
     let response = handle_batch(
-        streams::lambda_event(&[modify], &aws.stream_arn),
+        streams::lambda_event(&[modify], &aws.stack.stream_arn),
         starter(&aws, &aws.state_machine_arn),
     )
     .await;

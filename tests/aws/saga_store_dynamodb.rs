@@ -4,8 +4,6 @@
 //! Orders are written here item by item with the shared attribute names, not through the
 //! DynamoDB order store, so these tests depend only on the table contract.
 
-// The racing cases moto cannot run are compiled but not invoked here.
-#[allow(dead_code)]
 use orders_test_support::saga_contract;
 
 use async_trait::async_trait;
@@ -21,7 +19,7 @@ use orders_domain::time::format_millis as format_ts;
 use orders_domain::{OrderId, OrderStatus, VoucherCode};
 use orders_workflow::steps::{Payments, Stock};
 use orders_workflow::steps::{Step, StepError, StepSettings, Steps};
-use saga_contract::{SagaFixture, StepView, VoucherView};
+use saga_contract::{SagaFixture, StepView, VoucherView, assert_step, at};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -233,6 +231,13 @@ const COMPENSATION: [Step; 5] = [
     Step::MarkFailed,
 ];
 
+/// A fresh emulator with each of `stock`'s products stocked.
+async fn stocked(stock: &[(&str, i64)]) -> Dynamo {
+    let fx = dynamodb().await;
+    saga_contract::set_stocks(&fx, stock).await;
+    fx
+}
+
 fn steps_over(fx: &Dynamo) -> Steps {
     Steps {
         store: fx.store.clone(),
@@ -250,9 +255,7 @@ async fn invoke(steps: &Steps, step: Step, input: &Value) -> Result<Value, StepE
 /// once, one charge, one voucher, every step SUCCEEDED after two attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_on_dynamodb_complete_an_order_and_issue_its_voucher_once() {
-    let fx = dynamodb().await;
-    fx.set_stock("laptop", 10).await;
-    fx.set_stock("mouse", 10).await;
+    let fx = stocked(&[("laptop", 10), ("mouse", 10)]).await;
     let items = json!([
         {"productId": "laptop", "quantity": 1},
         {"productId": "mouse", "quantity": 2},
@@ -272,16 +275,7 @@ async fn steps_on_dynamodb_complete_an_order_and_issue_its_voucher_once() {
     assert_eq!(fx.stock("laptop").await, Some(8));
     assert_eq!(fx.stock("mouse").await, Some(8));
     for step in FORWARD {
-        assert_eq!(
-            fx.step(order, step).await,
-            Some(StepView {
-                status: "SUCCEEDED".into(),
-                attempts: 2,
-                error: None
-            }),
-            "{}",
-            step.name()
-        );
+        assert_step(&fx, order, step, "SUCCEEDED", 2, None).await;
     }
     let charge = fx.store.charge(order).await.unwrap().expect("charged");
     assert_eq!((charge.amount.0, charge.refunded), (260_000, false));
@@ -312,9 +306,7 @@ async fn steps_on_dynamodb_complete_an_order_and_issue_its_voucher_once() {
 /// order redeemed and ends the order FAILED with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_on_dynamodb_compensate_an_out_of_stock_order() {
-    let fx = dynamodb().await;
-    fx.set_stock("keyboard", 5).await;
-    fx.set_stock("sold-out", 0).await;
+    let fx = stocked(&[("keyboard", 5), ("sold-out", 0)]).await;
     let items = json!([
         {"productId": "keyboard", "quantity": 1},
         {"productId": "sold-out", "quantity": 1}
@@ -388,7 +380,7 @@ async fn a_reservation_wider_than_one_transaction_is_refused_and_takes_nothing()
         .collect();
     let err = fx
         .store
-        .reserve(order, &items, Utc::now())
+        .reserve(at(order, Utc::now()), &items)
         .await
         .unwrap_err();
     assert!(
@@ -399,7 +391,7 @@ async fn a_reservation_wider_than_one_transaction_is_refused_and_takes_nothing()
     assert_eq!(fx.stock("p-100").await, Some(5));
     let reserved = fx
         .store
-        .reserve(order, &items[..99], Utc::now())
+        .reserve(at(order, Utc::now()), &items[..99])
         .await
         .unwrap();
     assert_eq!(

@@ -4,8 +4,10 @@
 use orders_test_support as common;
 
 use chrono::Utc;
+use orders_sqlite::SqliteStore;
 use orders_workflow::executor::{
-    ExecutionSnapshot, ExecutionStatus, ExecutionStore, HistoryEvent, HistoryEventKind,
+    ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, HistoryEvent,
+    HistoryEventKind,
 };
 use serde_json::json;
 
@@ -41,42 +43,39 @@ fn event(seq: u64, kind: HistoryEventKind) -> HistoryEvent {
     }
 }
 
+/// One write of a runner that holds the execution at `seq` in `state`: its running snapshot
+/// and the one event it appends. Whether the store takes it is what the test is about.
+async fn record_one(
+    store: &SqliteStore,
+    seq: u64,
+    state: &str,
+    kind: HistoryEventKind,
+) -> Result<(), ExecutionStoreError> {
+    let running = snapshot(seq, state, ExecutionStatus::Running);
+    store.record(&running, &[event(seq, kind)]).await
+}
+
 #[tokio::test]
 async fn records_only_continuations_of_the_stored_history() {
     let (store, _dir) = common::temp_store();
     let first = snapshot(1, "A", ExecutionStatus::Running);
-    assert!(
-        store
-            .create(&first, &[event(1, HistoryEventKind::ExecutionStarted)])
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .create(&first, &[event(1, HistoryEventKind::ExecutionStarted)])
-            .await
-            .unwrap()
-    );
+    let started = [event(1, HistoryEventKind::ExecutionStarted)];
+    assert!(store.create(&first, &started).await.unwrap());
+    assert!(!store.create(&first, &started).await.unwrap());
 
-    let next = snapshot(2, "B", ExecutionStatus::Running);
-    store
-        .record(&next, &[event(2, HistoryEventKind::StateEntered)])
+    record_one(&store, 2, "B", HistoryEventKind::StateEntered)
         .await
         .unwrap();
     // A second runner still at seq 1 writes event 2 again: refused, nothing changes.
-    let stale = snapshot(2, "C", ExecutionStatus::Running);
     assert!(
-        store
-            .record(&stale, &[event(2, HistoryEventKind::StateEntered)])
+        record_one(&store, 2, "C", HistoryEventKind::StateEntered)
             .await
             .is_err()
     );
     // A runner that skipped ahead (event 4 while the history stands at 2) is refused by the
     // seq check itself: no primary key would catch it.
-    let ahead = snapshot(4, "D", ExecutionStatus::Running);
     assert!(
-        store
-            .record(&ahead, &[event(4, HistoryEventKind::StateEntered)])
+        record_one(&store, 4, "D", HistoryEventKind::StateEntered)
             .await
             .is_err()
     );
@@ -91,24 +90,16 @@ async fn records_only_continuations_of_the_stored_history() {
     ];
     store.record(&done, &last_two).await.unwrap();
     assert!(store.unfinished().await.unwrap().is_empty());
-    let late = snapshot(5, "B", ExecutionStatus::Running);
     assert!(
-        store
-            .record(&late, &[event(5, HistoryEventKind::StateEntered)])
+        record_one(&store, 5, "B", HistoryEventKind::StateEntered)
             .await
             .is_err(),
         "finished stays finished"
     );
+    let history = store.history("exec-1").await.unwrap();
     assert_eq!(
-        store
-            .history("exec-1")
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.seq)
-            .collect::<Vec<_>>(),
+        history.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![1, 2, 3, 4]
     );
-    let history = store.history("exec-1").await.unwrap();
     assert_eq!(history[2..], last_two);
 }

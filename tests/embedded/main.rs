@@ -1,8 +1,10 @@
 //! The embedded stack: the HTTP API over SQLite, the store contract suites on SQLite,
-//! the saga steps and the whole local stack in process.
+//! the local executor over the SQLite execution store, the saga steps and the whole local
+//! stack in process.
 
 mod concurrency;
 mod execution_store_sqlite;
+mod executor;
 mod http_api;
 mod saga_e2e;
 mod saga_steps;

@@ -4,7 +4,7 @@
 use orders_test_support as common;
 
 use axum::http::StatusCode;
-use common::stack::{Stack, assert_failed_with, order_body, step, with_payment};
+use common::stack::{Stack, assert_failed_with, assert_step, order_body, step, with_payment};
 use orders::local::saga::ExecutorStarter;
 use orders_domain::OutboxEvent;
 use orders_processor::{SagaStarter, Started};
@@ -30,8 +30,7 @@ async fn happy_path_completes_reserves_and_charges_once() {
         "SendNotification",
         "MarkCompleted",
     ] {
-        let st = step(&o, name).unwrap_or_else(|| panic!("{name} missing: {o}"));
-        assert_eq!(st["status"], "SUCCEEDED", "{st}");
+        let st = assert_step(&o, name, "SUCCEEDED");
         assert_eq!(st["attempts"], 1, "{st}");
     }
     assert!(step(&o, "BeginCompensation").is_none(), "{o}");
@@ -54,10 +53,7 @@ async fn sold_out_product_fails_without_payment() {
     assert_eq!(s.payments(&id, None), 0);
     assert_eq!(s.stock("sold-out").await, 0);
     assert!(step(&o, "ProcessPayment").is_none(), "{o}");
-    assert_eq!(
-        step(&o, "MarkFailed").expect("MarkFailed")["status"],
-        "SUCCEEDED"
-    );
+    assert_step(&o, "MarkFailed", "SUCCEEDED");
 }
 
 #[tokio::test]
@@ -72,14 +68,10 @@ async fn declined_payment_fails_releases_stock_and_is_not_retried() {
     let o = s.wait_terminal(&id, T).await;
     assert_failed_with(&o, "PaymentDeclined");
     assert_eq!(s.stock("gizmo").await, 10);
-    let pay = step(&o, "ProcessPayment").expect("ProcessPayment");
+    let pay = assert_step(&o, "ProcessPayment", "FAILED");
     assert_eq!(pay["attempts"], 1, "{pay}");
-    assert_eq!(pay["status"], "FAILED", "{pay}");
     assert_eq!(s.payments(&id, None), 0);
-    assert_eq!(
-        step(&o, "ReleaseInventory").expect("release")["status"],
-        "SUCCEEDED"
-    );
+    assert_step(&o, "ReleaseInventory", "SUCCEEDED");
 }
 
 #[tokio::test]
@@ -149,29 +141,21 @@ async fn voucher_is_used_restored_on_failure_and_redeemable_again() {
     assert_eq!(created["totalAmount"].as_f64(), Some(15.0), "{created}");
     let v = s.vouchers("cust-6").await;
     assert_eq!(v[0]["status"], "USED", "{v:?}");
-    let (status, p) = s.post_order(&redeem("cust-6", "pm_card_visa")).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+    let while_used = redeem("cust-6", "pm_card_visa");
+    s.refused(&while_used, StatusCode::CONFLICT).await;
 
     s.start_relay();
     let declined = created["orderId"].as_str().unwrap();
     let o = s.wait_terminal(declined, T).await;
     assert_failed_with(&o, "PaymentDeclined");
     assert_eq!(o["voucherCode"], code.as_str());
-    assert_eq!(
-        step(&o, "RestoreVoucher").expect("restore")["status"],
-        "SUCCEEDED"
-    );
+    assert_step(&o, "RestoreVoucher", "SUCCEEDED");
     assert_eq!(s.vouchers("cust-6").await[0]["status"], "READY");
 
-    let (status, p) = s.post_order(&redeem("someone-else", "pm_card_visa")).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{p}");
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("another customer"),
-        "{p}"
-    );
+    let by_another = redeem("someone-else", "pm_card_visa");
+    let p = s.refused(&by_another, StatusCode::CONFLICT).await;
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("another customer"), "{p}");
     assert_eq!(s.vouchers("cust-6").await[0]["status"], "READY");
 
     let again = s.create(&redeem("cust-6", "pm_card_visa")).await;
@@ -189,15 +173,10 @@ async fn voucher_is_used_restored_on_failure_and_redeemable_again() {
     let v = s.vouchers("cust-6").await;
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0]["status"], "USED");
-    let (status, p) = s.post_order(&redeem("cust-6", "pm_card_visa")).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{p}");
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not READY"),
-        "{p}"
-    );
+    let once_more = redeem("cust-6", "pm_card_visa");
+    let p = s.refused(&once_more, StatusCode::CONFLICT).await;
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("not READY"), "{p}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,8 +233,7 @@ async fn failed_notifications_never_fail_a_paid_order() {
     let id = s.create(&order_body("cust-8", "laptop", 1, 1299.99)).await;
     let o = s.wait_terminal(&id, T).await;
     assert_eq!(o["status"], "COMPLETED", "{o}");
-    let n = step(&o, "SendNotification").expect("SendNotification");
-    assert_eq!(n["status"], "FAILED", "{n}");
+    let n = assert_step(&o, "SendNotification", "FAILED");
     assert_eq!(n["attempts"], 5, "initial try and 4 retries: {n}");
     assert!(
         n["error"]

@@ -3,21 +3,18 @@
 
 use orders_test_support as common;
 
+use crate::saga_store_sqlite::{Sqlite, sqlite};
 use common::contract::new_order;
-use common::{count_rows, temp_store};
-use orders_domain::store::OrderStore;
-use orders_domain::{
-    Cents, CustomerId, OrderId, OrderStatus, ProductId, VoucherCode, VoucherStatus,
-};
-use orders_sqlite::SqliteStore;
+use common::count_rows;
+use common::saga_contract::SagaFixture;
+use orders_domain::store::{CreateOrder, OrderStore};
+use orders_domain::{Cents, CustomerId, OrderId, OrderStatus, VoucherCode, VoucherStatus};
 use orders_workflow::steps::{StepError, StepSettings};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use tempfile::TempDir;
 
+/// The store of the saga contract's SQLite fixture, driven here through the step handlers.
 struct Fx {
-    store: Arc<SqliteStore>,
-    dir: TempDir,
+    db: Sqlite,
 }
 
 /// One stored order and its saga input (as the outbox event carries it).
@@ -27,24 +24,35 @@ struct Order {
 }
 
 impl Fx {
-    fn new() -> Fx {
-        let (store, dir) = temp_store();
-        Fx { store, dir }
+    async fn new() -> Fx {
+        Fx { db: sqlite().await }
+    }
+
+    /// A fresh store holding one order of `cents`, where most cases start.
+    async fn with_order(cents: i64) -> (Fx, Order) {
+        let fx = Fx::new().await;
+        let o = fx.order(cents).await;
+        (fx, o)
     }
 
     async fn order(&self, cents: i64) -> Order {
-        let cmd = new_order("cust-steps", cents);
+        self.create(new_order("cust-steps", cents)).await
+    }
+
+    /// Stores the order as the API would, keeping the saga input its event carries.
+    async fn create(&self, cmd: CreateOrder) -> Order {
         let order = Order {
             id: cmd.order.id,
             input: serde_json::to_value(&cmd.event.data).unwrap(),
         };
-        self.store.create_order(cmd).await.expect("create order");
+        self.db.store.create_order(cmd).await.expect("create order");
         order
     }
 
     /// The step as the local executor runs it: one writer job (`SqliteStore::run_step`).
     async fn invoke(&self, step: &str, input: &Value) -> Result<Value, StepError> {
-        self.store
+        self.db
+            .store
             .run_step(
                 StepSettings::default(),
                 json!({"step": step, "input": input}),
@@ -64,19 +72,25 @@ impl Fx {
         let first = self.ok(step, o).await;
         let second = self.ok(step, o).await;
         assert_eq!(self.attempts(step, o), 2, "{step} attempts");
-        assert_eq!(
-            self.text(
-                "SELECT status FROM saga_steps WHERE order_id = ?1 AND step = ?2",
-                o,
-                step
-            ),
-            "SUCCEEDED"
-        );
+        assert_eq!(self.step_field::<String>(step, o, "status"), "SUCCEEDED");
         (first, second)
     }
 
     fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.dir.path().join("orders.db")).unwrap()
+        self.db.conn()
+    }
+
+    /// Rows of `table`, whichever order they belong to.
+    fn all_rows(&self, table: &str) -> i64 {
+        count_rows(&self.db.dir.path().join("orders.db"), table)
+    }
+
+    /// Rows of `table` that belong to the order.
+    fn rows(&self, table: &str, o: &Order) -> i64 {
+        self.count(
+            &format!("SELECT COUNT(*) FROM {table} WHERE order_id = ?1"),
+            o,
+        )
     }
 
     fn count(&self, sql: &str, o: &Order) -> i64 {
@@ -85,42 +99,42 @@ impl Fx {
             .unwrap()
     }
 
-    fn text(&self, sql: &str, o: &Order, arg: &str) -> String {
+    /// One value, from `sql` with the order's id as ?1 and `arg` as ?2.
+    fn value<T: rusqlite::types::FromSql>(&self, sql: &str, o: &Order, arg: &str) -> T {
         self.conn()
             .query_row(sql, [o.id.to_string(), arg.to_owned()], |r| r.get(0))
             .unwrap()
     }
 
-    fn attempts(&self, step: &str, o: &Order) -> i64 {
-        self.conn()
-            .query_row(
-                "SELECT attempts FROM saga_steps WHERE order_id = ?1 AND step = ?2",
-                [o.id.to_string(), step.to_owned()],
-                |r| r.get(0),
-            )
-            .unwrap()
+    /// A column of the order's step history entry for `step`.
+    fn step_field<T: rusqlite::types::FromSql>(&self, step: &str, o: &Order, column: &str) -> T {
+        let sql = format!("SELECT {column} FROM saga_steps WHERE order_id = ?1 AND step = ?2");
+        self.value(&sql, o, step)
     }
 
+    fn attempts(&self, step: &str, o: &Order) -> i64 {
+        self.step_field(step, o, "attempts")
+    }
+
+    /// Status, version and failure reason.
     async fn status(&self, o: &Order) -> (OrderStatus, i64, Option<String>) {
-        let r = self.store.get_order(o.id).await.unwrap().expect("order");
-        (r.status, r.version, r.failure_reason)
+        self.db.order(o.id).await
+    }
+
+    /// Requires the order's status, version and failure reason to be these.
+    async fn assert_status(
+        &self,
+        o: &Order,
+        status: OrderStatus,
+        version: i64,
+        reason: Option<&str>,
+    ) {
+        let want = (status, version, reason.map(str::to_owned));
+        assert_eq!(self.status(o).await, want, "order {}", o.id);
     }
 
     async fn stock(&self, product: &str) -> i64 {
-        let p = ProductId::parse(product).unwrap();
-        self.store
-            .get_inventory(&p)
-            .await
-            .unwrap()
-            .expect("product")
-    }
-
-    async fn set_stock(&self, product: &str, n: i64) {
-        let p = ProductId::parse(product).unwrap();
-        self.store
-            .set_inventory(&p, n, chrono::Utc::now())
-            .await
-            .unwrap();
+        self.db.stock(product).await.expect("product")
     }
 }
 
@@ -130,77 +144,58 @@ fn out_of_stock() -> Value {
 
 #[tokio::test]
 async fn reserve_inventory_twice_takes_stock_once() {
-    let fx = Fx::new();
-    let o = fx.order(129_999).await;
+    let (fx, o) = Fx::with_order(129_999).await;
     let before = fx.stock("laptop").await;
     let (a, b) = fx.twice("ReserveInventory", &o).await;
     assert_eq!(a, json!({"reserved": 1}));
     assert_eq!(b, a);
     assert_eq!(fx.stock("laptop").await, before - 1);
-    assert_eq!(
-        fx.count("SELECT COUNT(*) FROM reservations WHERE order_id = ?1", &o),
-        1
-    );
-    assert_eq!(
-        fx.status(&o).await,
-        (OrderStatus::InventoryReserved, 2, None)
-    );
+    assert_eq!(fx.rows("reservations", &o), 1);
+    fx.assert_status(&o, OrderStatus::InventoryReserved, 2, None)
+        .await;
 }
 
 #[tokio::test]
 async fn process_payment_twice_charges_once() {
-    let fx = Fx::new();
-    let o = fx.order(129_999).await;
+    let (fx, o) = Fx::with_order(129_999).await;
     fx.ok("ReserveInventory", &o).await;
     let (a, b) = fx.twice("ProcessPayment", &o).await;
     assert!(a["chargeId"].as_str().unwrap().starts_with("ch_"), "{a}");
     assert_eq!(b["chargeId"], a["chargeId"]);
     assert_eq!(a["amountCents"], 129_999);
+    assert_eq!(fx.rows("payments", &o), 1);
     assert_eq!(
-        fx.count("SELECT COUNT(*) FROM payments WHERE order_id = ?1", &o),
-        1
-    );
-    assert_eq!(
-        fx.text(
+        fx.value::<String>(
             "SELECT charge_id FROM payments WHERE order_id = ?1 AND status = ?2",
             &o,
             "CHARGED"
         ),
         a["chargeId"].as_str().unwrap()
     );
-    assert_eq!(
-        fx.status(&o).await,
-        (OrderStatus::PaymentProcessed, 3, None)
-    );
+    fx.assert_status(&o, OrderStatus::PaymentProcessed, 3, None)
+        .await;
 }
 
 #[tokio::test]
 async fn send_notification_twice_notifies_once() {
-    let fx = Fx::new();
-    let o = fx.order(129_999).await;
+    let (fx, o) = Fx::with_order(129_999).await;
     let (a, b) = fx.twice("SendNotification", &o).await;
     assert_eq!(
         (a, b),
         (json!({"notified": true}), json!({"notified": true}))
     );
-    assert_eq!(
-        fx.count("SELECT COUNT(*) FROM notifications WHERE order_id = ?1", &o),
-        1
-    );
-    assert_eq!(
-        count_rows(&fx.dir.path().join("orders.db"), "notifications"),
-        1
-    );
+    assert_eq!(fx.rows("notifications", &o), 1);
+    assert_eq!(fx.all_rows("notifications"), 1);
 }
 
 #[tokio::test]
 async fn issue_voucher_twice_issues_one_voucher() {
-    let fx = Fx::new();
-    let o = fx.order(20_000).await;
+    let (fx, o) = Fx::with_order(20_000).await;
     let (a, b) = fx.twice("IssueVoucher", &o).await;
     let code = a["voucherCode"].as_str().expect("a code");
     assert_eq!(b["voucherCode"], code);
     let vouchers = fx
+        .db
         .store
         .list_vouchers(&CustomerId::parse("cust-steps").unwrap())
         .await
@@ -215,24 +210,22 @@ async fn issue_voucher_twice_issues_one_voucher() {
     let o = fx.order(10_000).await;
     let (a, _) = fx.twice("IssueVoucher", &o).await;
     assert_eq!(a, json!({"voucherCode": null}));
-    assert_eq!(count_rows(&fx.dir.path().join("orders.db"), "vouchers"), 1);
+    assert_eq!(fx.all_rows("vouchers"), 1);
 }
 
 #[tokio::test]
 async fn mark_completed_twice_bumps_the_version_once() {
-    let fx = Fx::new();
-    let o = fx.order(129_999).await;
+    let (fx, o) = Fx::with_order(129_999).await;
     fx.ok("ReserveInventory", &o).await;
     fx.ok("ProcessPayment", &o).await;
     assert_eq!(fx.status(&o).await.1, 3);
     fx.twice("MarkCompleted", &o).await;
-    assert_eq!(fx.status(&o).await, (OrderStatus::Completed, 4, None));
+    fx.assert_status(&o, OrderStatus::Completed, 4, None).await;
 }
 
 #[tokio::test]
 async fn refund_payment_twice_refunds_once() {
-    let fx = Fx::new();
-    let o = fx.order(129_999).await;
+    let (fx, o) = Fx::with_order(129_999).await;
     fx.ok("ReserveInventory", &o).await;
     fx.ok("ProcessPayment", &o).await;
     let (a, b) = fx.twice("RefundPayment", &o).await;
@@ -245,13 +238,12 @@ async fn refund_payment_twice_refunds_once() {
         ),
         1
     );
-    assert_eq!(count_rows(&fx.dir.path().join("orders.db"), "payments"), 1);
+    assert_eq!(fx.all_rows("payments"), 1);
 }
 
 #[tokio::test]
 async fn release_inventory_twice_restores_stock_once() {
-    let fx = Fx::new();
-    let o = fx.order(129_999).await;
+    let (fx, o) = Fx::with_order(129_999).await;
     let before = fx.stock("laptop").await;
     fx.ok("ReserveInventory", &o).await;
     assert_eq!(fx.stock("laptop").await, before - 1);
@@ -270,7 +262,7 @@ async fn release_inventory_twice_restores_stock_once() {
 
 #[tokio::test]
 async fn restore_voucher_twice_makes_it_ready_once() {
-    let fx = Fx::new();
+    let fx = Fx::new().await;
     let earner = fx.order(20_000).await;
     let code = fx.ok("IssueVoucher", &earner).await["voucherCode"]
         .as_str()
@@ -284,11 +276,7 @@ async fn restore_voucher_twice_makes_it_ready_once() {
     cmd.order.total = Cents(500);
     cmd.event.data.voucher_code = Some(voucher);
     cmd.event.data.total_cents = Cents(500);
-    let o = Order {
-        id: cmd.order.id,
-        input: serde_json::to_value(&cmd.event.data).unwrap(),
-    };
-    fx.store.create_order(cmd).await.unwrap();
+    let o = fx.create(cmd).await;
     let status = |fx: &Fx| {
         fx.conn()
             .query_row(
@@ -312,29 +300,24 @@ async fn restore_voucher_twice_makes_it_ready_once() {
 
 #[tokio::test]
 async fn begin_compensation_and_mark_failed_change_status_once_each() {
-    let fx = Fx::new();
-    let mut o = fx.order(129_999).await;
+    let (fx, mut o) = Fx::with_order(129_999).await;
     fx.ok("ReserveInventory", &o).await;
     o.input["error"] = out_of_stock();
     let (a, b) = fx.twice("BeginCompensation", &o).await;
     let reason = "OutOfStock: product laptop: 1 requested, 0 available";
     assert_eq!(a, json!({"reason": reason}));
     assert_eq!(b, a);
-    assert_eq!(
-        fx.status(&o).await,
-        (OrderStatus::Compensating, 3, Some(reason.to_owned()))
-    );
+    fx.assert_status(&o, OrderStatus::Compensating, 3, Some(reason))
+        .await;
     fx.twice("MarkFailed", &o).await;
-    assert_eq!(
-        fx.status(&o).await,
-        (OrderStatus::Failed, 4, Some(reason.to_owned()))
-    );
+    fx.assert_status(&o, OrderStatus::Failed, 4, Some(reason))
+        .await;
 }
 
 #[tokio::test]
 async fn reserve_of_several_items_is_all_or_none() {
-    let fx = Fx::new();
-    fx.set_stock("widget", 1).await;
+    let fx = Fx::new().await;
+    fx.db.set_stock("widget", 1).await;
     let laptops = fx.stock("laptop").await;
     for items in [
         json!([{"productId": "laptop", "quantity": 1}, {"productId": "widget", "quantity": 2}]),
@@ -349,19 +332,10 @@ async fn reserve_of_several_items_is_all_or_none() {
         assert_eq!(err.to_string(), "product widget: 2 requested, 1 available");
         assert_eq!(fx.stock("laptop").await, laptops, "nothing taken");
         assert_eq!(fx.stock("widget").await, 1, "nothing taken");
-        assert_eq!(
-            fx.count("SELECT COUNT(*) FROM reservations WHERE order_id = ?1", &o),
-            0
-        );
-        assert_eq!(fx.status(&o).await, (OrderStatus::Pending, 1, None));
-        assert_eq!(
-            fx.text(
-                "SELECT status FROM saga_steps WHERE order_id = ?1 AND step = ?2",
-                &o,
-                "ReserveInventory"
-            ),
-            "FAILED"
-        );
+        assert_eq!(fx.rows("reservations", &o), 0);
+        fx.assert_status(&o, OrderStatus::Pending, 1, None).await;
+        let status: String = fx.step_field("ReserveInventory", &o, "status");
+        assert_eq!(status, "FAILED");
     }
     let mut o = fx.order(129_999).await;
     o.input["items"] =
@@ -373,8 +347,7 @@ async fn reserve_of_several_items_is_all_or_none() {
 
 #[tokio::test]
 async fn a_failed_order_refuses_to_move_forward() {
-    let fx = Fx::new();
-    let mut o = fx.order(129_999).await;
+    let (fx, mut o) = Fx::with_order(129_999).await;
     o.input["error"] = out_of_stock();
     fx.ok("BeginCompensation", &o).await;
     fx.ok("MarkFailed", &o).await;
@@ -386,10 +359,6 @@ async fn a_failed_order_refuses_to_move_forward() {
     }
     assert_eq!(fx.status(&o).await, before);
     assert_eq!(fx.attempts("MarkCompleted", &o), 2);
-    let recorded = fx.text(
-        "SELECT error FROM saga_steps WHERE order_id = ?1 AND step = ?2",
-        &o,
-        "MarkCompleted",
-    );
+    let recorded: String = fx.step_field("MarkCompleted", &o, "error");
     assert!(recorded.starts_with("InvalidTransition"), "{recorded}");
 }

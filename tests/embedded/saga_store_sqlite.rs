@@ -1,5 +1,7 @@
-//! The saga store contract suite against the SQLite store.
+//! The saga store contract suite against the SQLite store. Its fixture is also the store the
+//! step handler tests (`saga_steps`) run on, so both look at the data the same way.
 
+use orders_domain::store::StockLevel;
 use orders_test_support as common;
 use orders_test_support::saga_contract;
 
@@ -16,18 +18,18 @@ use saga_contract::{SagaFixture, StepView, VoucherView};
 use std::sync::Arc;
 use tempfile::TempDir;
 
-struct Sqlite {
-    store: Arc<SqliteStore>,
-    dir: TempDir,
+pub(crate) struct Sqlite {
+    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) dir: TempDir,
 }
 
 impl Sqlite {
-    fn conn(&self) -> rusqlite::Connection {
+    pub(crate) fn conn(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.dir.path().join("orders.db")).expect("open db")
     }
 }
 
-async fn sqlite() -> Sqlite {
+pub(crate) async fn sqlite() -> Sqlite {
     let (store, dir) = common::temp_store();
     Sqlite { store, dir }
 }
@@ -46,9 +48,13 @@ impl SagaFixture for Sqlite {
     }
 
     async fn set_stock(&self, product: &str, available: i64) {
-        let p = ProductId::parse(product).unwrap();
+        let product = ProductId::parse(product).unwrap();
         self.store
-            .set_inventory(&p, available, Utc::now())
+            .set_inventory(StockLevel {
+                product,
+                available,
+                at: Utc::now(),
+            })
             .await
             .expect("set stock");
     }

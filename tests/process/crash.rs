@@ -9,7 +9,7 @@
 use orders_test_support as common;
 
 use common::invariants::{self, Acked};
-use common::process::{Posted, Server, free_port, http_client, pick, post_keyed};
+use common::process::{Posted, Workdir, http_client, pick, post_keyed, put_stock};
 use reqwest::Client;
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -74,20 +74,14 @@ struct Outcomes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_dash_nine_loses_nothing_acknowledged() {
     let kills = kills();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
-    let port = free_port();
+    let work = Workdir::new("crash.db");
+    let db = &work.db;
     let client = http_client();
     let args = ["--retry-delay-scale", "0.01"];
     let env = [("ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", "0.2")];
-    let mut server = Server::start(&db, port, &args, &env).await;
+    let mut server = work.start(&args, &env).await;
     for p in PRODUCTS {
-        let r = client
-            .put(format!("{}/inventory/{p}", server.base))
-            .json(&json!({"available": START_STOCK}))
-            .send()
-            .await;
-        assert_eq!(r.unwrap().status().as_u16(), 200);
+        put_stock(&client, &server.base, p, START_STOCK).await;
     }
 
     let out: Arc<Mutex<Outcomes>> = Arc::default();
@@ -144,7 +138,7 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         if last {
             break;
         }
-        let conn = Connection::open(&db).unwrap();
+        let conn = Connection::open(db).unwrap();
         let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         at_kills.push((
             count("SELECT COUNT(*) FROM executions WHERE status = 'RUNNING'"),
@@ -152,7 +146,7 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
             out.lock().unwrap().lost.len() - lost_before,
         ));
         drop(conn);
-        server = Server::start(&db, port, &args, &env).await;
+        server = work.start(&args, &env).await;
     }
 
     // Clients retry what was never answered, with the same key: a committed order replays,
@@ -173,10 +167,10 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
     assert_eq!(unanswered, 0, "retries after the restart are answered");
     let out = std::mem::take(&mut *out.lock().unwrap());
 
-    invariants::wait_all_terminal(&db, Duration::from_secs(120)).await;
+    invariants::wait_all_terminal(db, Duration::from_secs(120)).await;
     let settle = started.elapsed();
     let stock: Vec<(&str, i64)> = PRODUCTS.iter().map(|p| (*p, START_STOCK)).collect();
-    let report = invariants::check(&db, &client, &server.base, &out.acked, &stock).await;
+    let report = invariants::check(db, &client, &server.base, &out.acked, &stock).await;
     println!(
         "crash loop: kills={kills} acknowledged={} (retried after a kill: {}) refused={:?} \
          orders={} completed={} failed={} outbox_events={} executions={} payments={} refunds={} \

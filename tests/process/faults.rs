@@ -12,8 +12,8 @@
 use orders_test_support as common;
 
 use common::invariants::{self, Acked};
-use common::process::{Posted, Server, free_port, http_client, post_keyed};
-use common::stack::step;
+use common::process::{Posted, Workdir, get_json, http_client, post_keyed, put_stock};
+use common::stack::{assert_step, step};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -45,9 +45,8 @@ fn parked_events(db: &std::path::Path) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn injected_faults_end_terminal_retried_and_compensated() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("faults.db");
-    let port = free_port();
+    let work = Workdir::new("faults.db");
+    let db = &work.db;
     let client = http_client();
     let args = ["--retry-delay-scale", "0.01"];
     let env = [
@@ -57,25 +56,19 @@ async fn injected_faults_end_terminal_retried_and_compensated() {
 
     // A poison event first in the queue: planted while the service is stopped, so the
     // relay meets it before every order of this test.
-    let mut server = Server::start(&db, port, &args, &env).await;
+    let mut server = work.start(&args, &env).await;
     server.terminate(Duration::from_secs(20));
     let poison = uuid::Uuid::new_v4().to_string();
-    rusqlite::Connection::open(&db)
+    rusqlite::Connection::open(db)
         .unwrap()
         .execute(
             "INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES (?1, ?2, 'not json', '2026-01-01T00:00:00.000Z')",
             [&poison, &uuid::Uuid::new_v4().to_string()],
         )
         .unwrap();
-    let server = Server::start(&db, port, &args, &env).await;
+    let server = work.start(&args, &env).await;
     let base = server.base.clone();
-    let put = client
-        .put(format!("{base}/inventory/{PRODUCT}"))
-        .json(&json!({"available": STOCK}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 200);
+    put_stock(&client, &base, PRODUCT, STOCK).await;
 
     let mut acked = Vec::new();
     let mut post = async |key: String, b: Value| -> String {
@@ -105,21 +98,14 @@ async fn injected_faults_end_terminal_retried_and_compensated() {
         )
         .await;
     }
-    assert!(invariants::wait_all_terminal(&db, Duration::from_secs(60)).await);
+    assert!(invariants::wait_all_terminal(db, Duration::from_secs(60)).await);
 
     // Round 2: every READY voucher is redeemed by an order that is then declined: its
     // compensation must put the voucher back to READY.
     let mut redeemed = Vec::new();
     for c in 0..8 {
         let customer = format!("fault-c{c}");
-        let v: Value = client
-            .get(format!("{base}/customers/{customer}/vouchers"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(&client, &base, &format!("/customers/{customer}/vouchers")).await;
         for voucher in v["vouchers"].as_array().unwrap() {
             if voucher["status"] == "READY" {
                 let code = voucher["voucherCode"].as_str().unwrap().to_owned();
@@ -130,18 +116,11 @@ async fn injected_faults_end_terminal_retried_and_compensated() {
         }
     }
     assert!(!redeemed.is_empty(), "round 1 earned no voucher");
-    assert!(invariants::wait_all_terminal(&db, Duration::from_secs(60)).await);
+    assert!(invariants::wait_all_terminal(db, Duration::from_secs(60)).await);
 
     let (mut pay_retried, mut notify_retried, mut notify_gave_up) = (0, 0, 0);
     for a in &acked {
-        let o: Value = client
-            .get(format!("{base}/orders/{}", a.order_id))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let o = get_json(&client, &base, &format!("/orders/{}", a.order_id)).await;
         let attempts = |name: &str| step(&o, name).map_or(0, |s| s["attempts"].as_i64().unwrap());
         pay_retried += i64::from(attempts("ProcessPayment") > 1);
         notify_retried += i64::from(attempts("SendNotification") > 1);
@@ -156,8 +135,7 @@ async fn injected_faults_end_terminal_retried_and_compensated() {
         }
         if o["status"] == "FAILED" {
             for s in ["ReleaseInventory", "MarkFailed"] {
-                let s = step(&o, s).unwrap_or_else(|| panic!("no {s} in {o}"));
-                assert_eq!(s["status"], "SUCCEEDED", "{o}");
+                assert_step(&o, s, "SUCCEEDED");
             }
         }
     }
@@ -165,14 +143,7 @@ async fn injected_faults_end_terminal_retried_and_compensated() {
     assert!(notify_retried > 0, "no notification retry in the history");
 
     for (customer, code) in &redeemed {
-        let v: Value = client
-            .get(format!("{base}/customers/{customer}/vouchers"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(&client, &base, &format!("/customers/{customer}/vouchers")).await;
         let found = v["vouchers"]
             .as_array()
             .unwrap()
@@ -188,14 +159,14 @@ async fn injected_faults_end_terminal_retried_and_compensated() {
 
     // The dead letter: listed with its reason, and it held back nothing (every order above
     // was committed after it and is terminal).
-    let parked = parked_events(&db);
+    let parked = parked_events(db);
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["eventId"], poison.as_str());
     let reason = parked[0]["reason"].as_str().unwrap();
     assert!(reason.contains("not a valid event"), "{reason}");
     assert!(parked[0]["parkedAt"].is_string());
 
-    let report = invariants::check(&db, &client, &base, &acked, &[(PRODUCT, STOCK)]).await;
+    let report = invariants::check(db, &client, &base, &acked, &[(PRODUCT, STOCK)]).await;
     println!(
         "faults: orders={} completed={} failed={} payment_retried={pay_retried} \
          notification_retried={notify_retried} notification_gave_up={notify_gave_up} \

@@ -6,18 +6,16 @@
 
 use orders_test_support as common;
 
-use common::process::{Server, free_port, http_client};
+use common::process::{Workdir, http_client, post_raw};
 use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_hold_no_bodies_keys_or_payment_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("h.db");
-    let log = dir.path().join("server.log");
-    let port = free_port();
+    let work = Workdir::new("h.db");
+    let log = work.dir.path().join("server.log");
     let env = [("RUST_LOG", "debug")];
-    let mut server = Server::start_logging(&db, port, &[], &env, Some(&log)).await;
+    let mut server = work.start_logging(&[], &env, &log).await;
     let client = http_client();
     let key = "idem-key-SECRET-7f3a";
     let token = "pm_card_SECRETTOKEN";
@@ -39,14 +37,7 @@ async fn logs_hold_no_bodies_keys_or_payment_tokens() {
         r#"{"customerId": "BODYMARKER-1", "items": "nope"}"#,
         r#"{"customerId": "BODYMARKER-2", "#,
     ] {
-        let r = client
-            .post(format!("{}/orders", server.base))
-            .header("content-type", "application/json")
-            .header("x-idempotency-key", "idem-key-SECRET-other")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_raw(&client, &server.base, body, Some("idem-key-SECRET-other")).await;
         assert_eq!(r.status().as_u16(), 400);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

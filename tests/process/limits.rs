@@ -5,7 +5,7 @@
 
 use orders_test_support as common;
 
-use common::process::{Server, free_port, http_client};
+use common::process::{Server, Workdir, http_client, post_raw};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -35,6 +35,12 @@ fn read_all(s: &mut TcpStream, within: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// GET /health: the cheapest request, so its answer shows only whether a slot is free.
+async fn health(server: &Server) -> reqwest::Response {
+    let url = format!("{}/health", server.base);
+    http_client().get(url).send().await.expect("GET /health")
+}
+
 fn problem_type(raw_response: &str) -> String {
     let body = raw_response.split("\r\n\r\n").nth(1).unwrap_or("");
     serde_json::from_str::<Value>(body).map_or(String::new(), |v| {
@@ -44,18 +50,13 @@ fn problem_type(raw_response: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_cap_sheds_and_stalled_requests_time_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let work = Workdir::new("l.db");
     let args = ["--max-in-flight", "2", "--request-timeout-secs", "2"];
-    let server = Server::start(&dir.path().join("l.db"), port, &args, &[]).await;
-    let mut stalled = vec![stalled_post(port), stalled_post(port)];
+    let server = work.start(&args, &[]).await;
+    let mut stalled = vec![stalled_post(work.port), stalled_post(work.port)];
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let shed = http_client()
-        .get(format!("{}/health", server.base))
-        .send()
-        .await
-        .unwrap();
+    let shed = health(&server).await;
     assert_eq!(shed.status().as_u16(), 503);
     assert_eq!(shed.headers()["retry-after"], "1");
     assert_eq!(shed.headers()["content-type"], "application/problem+json");
@@ -71,18 +72,13 @@ async fn in_flight_cap_sheds_and_stalled_requests_time_out() {
     }
     assert!(started.elapsed() < Duration::from_secs(4));
     // Slots are free again.
-    let ok = http_client()
-        .get(format!("{}/health", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(health(&server).await.status().as_u16(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_closed_and_capped() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let work = Workdir::new("l.db");
+    let port = work.port;
     let args = [
         "--max-connections",
         "2",
@@ -91,7 +87,7 @@ async fn silent_connections_are_closed_and_capped() {
         "--request-timeout-secs",
         "1",
     ];
-    let _server = Server::start(&dir.path().join("l.db"), port, &args, &[]).await;
+    let _server = work.start(&args, &[]).await;
     // Server::start's own probe connection may still be closing: let it go.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
 
@@ -123,26 +119,9 @@ async fn silent_connections_are_closed_and_capped() {
 
 #[tokio::test]
 async fn duplicate_keys_and_oversized_input_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let server = Server::start(
-        &dir.path().join("l.db"),
-        port,
-        &["--body-limit", "2048"],
-        &[],
-    )
-    .await;
+    let limited = Workdir::new("l.db");
+    let server = limited.start(&["--body-limit", "2048"], &[]).await;
     let client = http_client();
-    let post = |body: String, key: Option<String>| {
-        let mut r = client
-            .post(format!("{}/orders", server.base))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(k) = key {
-            r = r.header("x-idempotency-key", k);
-        }
-        r.send()
-    };
     let item = r#"{"productId":"laptop","quantity":1,"price":1}"#;
     let cases = [
         (
@@ -175,7 +154,7 @@ async fn duplicate_keys_and_oversized_input_are_refused() {
         ),
     ];
     for (body, key, status, kind) in cases {
-        let res = post(body, key).await.unwrap();
+        let res = post_raw(&client, &server.base, body, key.as_deref()).await;
         assert_eq!(res.status().as_u16(), status);
         assert_eq!(res.headers()["content-type"], "application/problem+json");
         let p: Value = res.json().await.unwrap();
@@ -186,20 +165,14 @@ async fn duplicate_keys_and_oversized_input_are_refused() {
         vec![r#"{"productId":"p","quantity":1,"price":1}"#; 101].join(",")
     );
     assert!(items_101.len() < 8_000);
-    let dir2 = tempfile::tempdir().unwrap();
-    let big = Server::start(&dir2.path().join("l.db"), free_port(), &[], &[]).await;
-    let res = client
-        .post(format!("{}/orders", big.base))
-        .header("content-type", "application/json")
-        .body(items_101)
-        .send()
-        .await
-        .unwrap();
+    let default = Workdir::new("l.db");
+    let big = default.start(&[], &[]).await;
+    let res = post_raw(&client, &big.base, items_101, None).await;
     assert_eq!(res.status().as_u16(), 400);
     let p: Value = res.json().await.unwrap();
     assert_eq!(p["errors"][0]["field"], "items", "{p}");
-    assert_eq!(common::count_rows(&dir.path().join("l.db"), "orders"), 0);
-    assert_eq!(common::count_rows(&dir2.path().join("l.db"), "orders"), 0);
+    assert_eq!(common::count_rows(&limited.db, "orders"), 0);
+    assert_eq!(common::count_rows(&default.db, "orders"), 0);
 }
 
 #[test]

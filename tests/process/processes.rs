@@ -3,52 +3,11 @@
 
 use orders_test_support as common;
 
+use common::process::{Server, free_port};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_orders");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start(db: &Path, port: u16) -> Server {
-    let child = Command::new(BIN)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--database"])
-        .arg(db)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn orders");
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("http://127.0.0.1:{port}/health"))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "server on {port} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server
-}
 
 #[test]
 fn help_lists_every_setting_with_its_env_var() {
@@ -104,8 +63,8 @@ async fn two_processes_on_one_database_agree_on_a_key() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shared.db");
     let ports = [free_port(), free_port()];
-    let _a = start(&db, ports[0]).await;
-    let _b = start(&db, ports[1]).await;
+    let _a = Server::start(&db, ports[0], &[], &[]).await;
+    let _b = Server::start(&db, ports[1], &[], &[]).await;
     let client = reqwest::Client::new();
     let tasks: Vec<_> = (0..40)
         .map(|i| {

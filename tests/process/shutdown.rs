@@ -6,7 +6,7 @@
 use orders_test_support as common;
 
 use common::invariants::{self, Acked};
-use common::process::{Posted, Server, free_port, http_client, post_keyed};
+use common::process::{Posted, Workdir, http_client, post_keyed, put_stock};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,19 +17,11 @@ const STOCK: i64 = 1_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shutdown.db");
-    let port = free_port();
+    let work = Workdir::new("shutdown.db");
     let client = http_client();
     let args = ["--retry-delay-scale", "0.01", "--shutdown-grace-secs", "5"];
-    let mut server = Server::start(&db, port, &args, &[]).await;
-    let put = client
-        .put(format!("{}/inventory/{PRODUCT}", server.base))
-        .json(&json!({"available": STOCK}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 200);
+    let mut server = work.start(&args, &[]).await;
+    put_stock(&client, &server.base, PRODUCT, STOCK).await;
 
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let lost: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
@@ -71,7 +63,7 @@ async fn sigterm_under_load_loses_nothing_acknowledged() {
         w.await.unwrap();
     }
 
-    let server = Server::start(&db, port, &args, &[]).await;
+    let server = work.start(&args, &[]).await;
     let lost = std::mem::take(&mut *lost.lock().unwrap());
     for (key, body) in &lost {
         match post_keyed(&client, &server.base, key, body).await {
@@ -84,8 +76,9 @@ async fn sigterm_under_load_loses_nothing_acknowledged() {
         }
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    invariants::wait_all_terminal(&db, Duration::from_secs(60)).await;
-    let report = invariants::check(&db, &client, &server.base, &acked, &[(PRODUCT, STOCK)]).await;
+    invariants::wait_all_terminal(&work.db, Duration::from_secs(60)).await;
+    let report =
+        invariants::check(&work.db, &client, &server.base, &acked, &[(PRODUCT, STOCK)]).await;
     println!(
         "shutdown: acknowledged before SIGTERM {acked_before_term}, in all {} (retried {}), \
          orders={} completed={} violations={}",

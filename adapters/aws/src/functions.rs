@@ -25,6 +25,11 @@ pub struct FunctionSpec {
     pub states_actions: &'static [&'static str],
 }
 
+/// The API settings the template sets; `orders --help` lists them under these names.
+pub const IDEMPOTENCY_TTL_ENV: &str = "ORDERS_IDEMPOTENCY_TTL_SECS";
+pub const REQUIRE_IDEMPOTENCY_KEY_ENV: &str = "ORDERS_REQUIRE_IDEMPOTENCY_KEY";
+pub const BODY_LIMIT_ENV: &str = "ORDERS_BODY_LIMIT";
+
 /// The HTTP API (the `orders` binary under `lambda_http`).
 pub const API: FunctionSpec = FunctionSpec {
     logical: "ApiFunction",
@@ -32,9 +37,9 @@ pub const API: FunctionSpec = FunctionSpec {
     tables: &[ORDERS, OUTBOX, IDEMPOTENCY, INVENTORY, VOUCHERS],
     dynamodb_actions: &["GetItem", "PutItem", "UpdateItem", "Query"],
     env: &[
-        "ORDERS_IDEMPOTENCY_TTL_SECS",
-        "ORDERS_REQUIRE_IDEMPOTENCY_KEY",
-        "ORDERS_BODY_LIMIT",
+        IDEMPOTENCY_TTL_ENV,
+        REQUIRE_IDEMPOTENCY_KEY_ENV,
+        BODY_LIMIT_ENV,
     ],
     states_actions: &[],
 };

@@ -66,3 +66,24 @@ where
         _ => false,
     }
 }
+
+/// What a write guarded by a condition came to: `Some` when it was made, `None` when its own
+/// condition refused it (what it guards against was already there). Any other failure is
+/// returned as it came.
+pub fn conditional<T, E, R>(sent: Result<T, SdkError<E, R>>) -> Result<Option<T>, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata,
+{
+    match sent {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some(CONDITION_FAILED) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+const CONDITION_FAILED: &str = "ConditionalCheckFailedException";

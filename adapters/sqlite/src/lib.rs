@@ -33,7 +33,6 @@ mod writer;
 
 pub use outbox::ParkedEvent;
 pub use step_jobs::StepInOneJob;
-pub use writer::Priority;
 
 use orders_domain::store::StoreError;
 use orders_domain::time::format_millis as format_ts;
@@ -43,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use writer::{TxConn, Writer};
+use writer::{Priority, TxConn, Writer};
 
 /// How long a write waits for another process's write lock before answering 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -174,7 +173,7 @@ impl SqliteStore {
         self.outbox_signal.clone()
     }
 
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -183,7 +182,7 @@ impl SqliteStore {
     }
 
     /// [`SqliteStore::write`] for the relay and the saga: client writes go first.
-    pub async fn write_background<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn write_background<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -194,7 +193,7 @@ impl SqliteStore {
     }
 
     /// A write job that needs an owned handle on the transaction (see [`TxConn`]).
-    pub async fn write_tx<T, F>(&self, priority: Priority, f: F) -> Result<T, StoreError>
+    pub(crate) async fn write_tx<T, F>(&self, priority: Priority, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&TxConn) -> Result<T, StoreError> + Send + 'static,
@@ -202,7 +201,7 @@ impl SqliteStore {
         self.writer.write_tx(priority, f).await
     }
 
-    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -237,6 +236,16 @@ pub(crate) fn one<T>(
     f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// Every row of a query from the statement cache (see [`exec`]), each mapped by `f`.
+pub(crate) fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    conn.prepare_cached(sql)?.query_map(params, f)?.collect()
 }
 
 /// Maps SQLite errors onto the store's: lock contention is `Busy` (503, retry later),

@@ -1,31 +1,19 @@
 //! `OrderStore` on SQLite: the create-order transaction and the reads behind the API.
 
-use super::{SqliteStore, sqlite_err};
+use super::{SqliteStore, all, sqlite_err};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orders_domain::idempotency::StoredResponse;
-use orders_domain::money::as_cents;
 use orders_domain::store::{
-    CreateOrder, CreateOutcome, IdempotencyRecord, ListCursor, OrderPage, OrderRecord, OrderStore,
-    StepRecord, StoreError, VoucherRecord, VoucherRefusal,
+    CreateOrder, CreateOutcome, IdempotencyRecord, ListCursor, ListOrders, NewOrder, OrderPage,
+    OrderRecord, OrderStore, StepRecord, StockLevel, StoreError, VoucherRecord, VoucherRefusal,
+    items_from_text, items_to_text,
 };
 use orders_domain::time::{format_millis as format_ts, parse_ts};
 use orders_domain::{
-    Cents, CustomerId, OrderId, OrderItem, OrderStatus, PaymentMethod, ProductId, VoucherCode,
-    VoucherStatus,
+    Cents, CustomerId, OrderId, OrderStatus, PaymentMethod, ProductId, VoucherCode, VoucherStatus,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::{Deserialize, Serialize};
-
-/// How an item is kept in the `orders.items` JSON column: cents, not EUR numbers.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StoredItem {
-    product_id: String,
-    quantity: u32,
-    #[serde(with = "as_cents")]
-    price_cents: Cents,
-}
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("unreadable {what} in the database"))
@@ -120,16 +108,7 @@ fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, S
     if let Some(code) = &o.voucher_code {
         redeem_voucher(conn, code.as_str(), o.customer_id.as_str(), &id, &created)?;
     }
-    let items: Vec<StoredItem> = o
-        .items
-        .iter()
-        .map(|i| StoredItem {
-            product_id: i.product_id.to_string(),
-            quantity: i.quantity,
-            price_cents: i.price,
-        })
-        .collect();
-    let items = serde_json::to_string(&items).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let items = items_to_text(&o.items);
     let run = || -> rusqlite::Result<()> {
         conn.prepare_cached(
             "INSERT INTO orders (order_id, customer_id, status, version, items, subtotal_cents, discount_cents,
@@ -202,30 +181,25 @@ fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Result<OrderRecord, StoreErro
     let (pm, voucher, failure): (String, Option<String>, Option<String>) =
         (r.get(8)?, r.get(9)?, r.get(10)?);
     Ok((|| {
-        let items: Vec<StoredItem> =
-            serde_json::from_str(&items).map_err(|_| corrupt("order items"))?;
-        Ok(OrderRecord {
+        let items = items_from_text(&items).ok_or_else(|| corrupt("order items"))?;
+        let order = NewOrder {
             id: id.parse().map_err(|_| corrupt("order id"))?,
             customer_id: CustomerId::from_trusted(customer),
-            items: items
-                .into_iter()
-                .map(|i| OrderItem {
-                    product_id: ProductId::from_trusted(i.product_id),
-                    quantity: i.quantity,
-                    price: i.price_cents,
-                })
-                .collect(),
+            items,
             subtotal: Cents(sub),
             discount: Cents(disc),
             total: Cents(total),
             payment_method: PaymentMethod::from_trusted(pm),
             voucher_code: voucher.map(VoucherCode::from_trusted),
+            created_at: parse_ts(&created).ok_or_else(|| corrupt("timestamp"))?,
+        };
+        Ok(OrderRecord {
+            order,
             status: status
                 .parse::<OrderStatus>()
                 .map_err(|_| corrupt("order status"))?,
             version,
             failure_reason: failure,
-            created_at: parse_ts(&created).ok_or_else(|| corrupt("timestamp"))?,
             updated_at: parse_ts(&updated).ok_or_else(|| corrupt("timestamp"))?,
             voucher_issued: None,
             steps: Vec::new(),
@@ -263,32 +237,31 @@ fn read_order(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, StoreE
 
 /// Adds what the saga produced for an order: the voucher it earned and its step history.
 fn with_saga_details(conn: &Connection, order: OrderRecord) -> Result<OrderRecord, StoreError> {
-    let id = order.id.to_string();
+    let id = order.order.id.to_string();
     let sql = format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE issued_for_order = ?1");
     let voucher_issued = conn
         .prepare_cached(&sql)
         .and_then(|mut st| st.query_row([&id], voucher_from_row).optional())
         .map_err(sqlite_err)?
         .transpose()?;
-    let steps = conn
-        .prepare_cached(
-            "SELECT step, status, attempts, started_at, finished_at, error FROM saga_steps
-             WHERE order_id = ?1 ORDER BY started_at, rowid",
-        )
-        .and_then(|mut st| {
-            st.query_map([&id], |r| {
-                Ok(StepRecord {
-                    step: r.get(0)?,
-                    status: r.get(1)?,
-                    attempts: r.get(2)?,
-                    started_at: r.get(3)?,
-                    finished_at: r.get(4)?,
-                    error: r.get(5)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
+    let step = |r: &rusqlite::Row<'_>| {
+        Ok(StepRecord {
+            step: r.get(0)?,
+            status: r.get(1)?,
+            attempts: r.get(2)?,
+            started_at: r.get(3)?,
+            finished_at: r.get(4)?,
+            error: r.get(5)?,
         })
-        .map_err(sqlite_err)?;
+    };
+    let steps = all(
+        conn,
+        "SELECT step, status, attempts, started_at, finished_at, error FROM saga_steps
+         WHERE order_id = ?1 ORDER BY started_at, rowid",
+        [&id],
+        step,
+    )
+    .map_err(sqlite_err)?;
     Ok(OrderRecord {
         voucher_issued,
         steps,
@@ -340,13 +313,9 @@ impl OrderStore for SqliteStore {
             .await
     }
 
-    async fn list_orders(
-        &self,
-        customer: &CustomerId,
-        limit: u32,
-        after: Option<ListCursor>,
-    ) -> Result<OrderPage, StoreError> {
-        let customer = customer.as_str().to_owned();
+    async fn list_orders(&self, query: &ListOrders) -> Result<OrderPage, StoreError> {
+        let (limit, after) = (query.limit, query.after.clone());
+        let customer = query.customer.as_str().to_owned();
         self.read(move |conn| {
             // One row more than asked says whether there is a next page.
             let (after_t, after_id) = after
@@ -367,8 +336,8 @@ impl OrderStore for SqliteStore {
             let next = if orders.len() > limit as usize {
                 orders.truncate(limit as usize);
                 orders.last().map(|o| ListCursor {
-                    created_at: format_ts(o.created_at),
-                    order_id: o.id,
+                    created_at: format_ts(o.order.created_at),
+                    order_id: o.order.id,
                 })
             } else {
                 None
@@ -392,13 +361,8 @@ impl OrderStore for SqliteStore {
         .await
     }
 
-    async fn set_inventory(
-        &self,
-        product: &ProductId,
-        available: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let product = product.as_str().to_owned();
+    async fn set_inventory(&self, level: StockLevel) -> Result<(), StoreError> {
+        let (product, available, now) = (level.product.to_string(), level.available, level.at);
         self.write(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO inventory (product_id, available, updated_at) VALUES (?1, ?2, ?3)

@@ -1,7 +1,7 @@
 //! The outbox table as the local relay's queue: `seq` gives commit order, `published_at`
 //! marks what has a saga, `dead_at` parks what never can.
 
-use super::{SqliteStore, exec, sqlite_err};
+use super::{SqliteStore, all, exec, sqlite_err};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orders_domain::time::format_millis as format_ts;
@@ -23,54 +23,63 @@ pub struct ParkedEvent {
 }
 
 impl SqliteStore {
-    pub async fn parked_events(
+    /// Counts a failed attempt of event `seq` with its error; with `dead_at`, also parks it.
+    async fn failed(
         &self,
-    ) -> Result<Vec<ParkedEvent>, orders_domain::store::StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT seq, event_id, order_id, COALESCE(last_error, ''), dead_at FROM outbox
-                 WHERE dead_at IS NOT NULL ORDER BY seq",
+        seq: i64,
+        error: &str,
+        dead_at: Option<String>,
+    ) -> Result<(), OutboxError> {
+        let error = error.to_owned();
+        self.write_background(move |conn| {
+            exec(
+                conn,
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_at = COALESCE(?3, dead_at)
+                 WHERE seq = ?1",
+                params![seq, error, dead_at],
             )
-            .and_then(|mut st| {
-                st.query_map([], |r| {
-                    Ok(ParkedEvent {
-                        seq: r.get(0)?,
-                        event_id: r.get(1)?,
-                        order_id: r.get(2)?,
-                        reason: r.get(3)?,
-                        parked_at: r.get(4)?,
-                    })
-                })?
-                .collect()
-            })
+            .map(|_| ())
             .map_err(sqlite_err)
         })
         .await
+        .map_err(outbox_err)
+    }
+
+    pub async fn parked_events(
+        &self,
+    ) -> Result<Vec<ParkedEvent>, orders_domain::store::StoreError> {
+        const SQL: &str = "SELECT seq, event_id, order_id, COALESCE(last_error, ''), dead_at
+                           FROM outbox WHERE dead_at IS NOT NULL ORDER BY seq";
+        let parked = |r: &rusqlite::Row<'_>| {
+            Ok(ParkedEvent {
+                seq: r.get(0)?,
+                event_id: r.get(1)?,
+                order_id: r.get(2)?,
+                reason: r.get(3)?,
+                parked_at: r.get(4)?,
+            })
+        };
+        self.read(move |conn| all(conn, SQL, [], parked).map_err(sqlite_err))
+            .await
     }
 }
 
 #[async_trait]
 impl OutboxSource for SqliteStore {
     async fn pending(&self, limit: usize) -> Result<Vec<PendingEvent>, OutboxError> {
-        self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT seq, payload, attempts FROM outbox
-                 WHERE published_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT ?1",
-            )
-            .and_then(|mut st| {
-                st.query_map([limit as i64], |r| {
-                    Ok(PendingEvent {
-                        seq: r.get(0)?,
-                        payload: r.get(1)?,
-                        attempts: r.get(2)?,
-                    })
-                })?
-                .collect()
+        const SQL: &str = "SELECT seq, payload, attempts FROM outbox
+                           WHERE published_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT ?1";
+        let pending = |r: &rusqlite::Row<'_>| {
+            let (seq, payload, attempts) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok(PendingEvent {
+                seq,
+                payload,
+                attempts,
             })
-            .map_err(sqlite_err)
-        })
-        .await
-        .map_err(outbox_err)
+        };
+        self.read(move |conn| all(conn, SQL, [limit as i64], pending).map_err(sqlite_err))
+            .await
+            .map_err(outbox_err)
     }
 
     async fn mark_published(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<(), OutboxError> {
@@ -92,32 +101,10 @@ impl OutboxSource for SqliteStore {
     }
 
     async fn record_failure(&self, seq: i64, error: &str) -> Result<(), OutboxError> {
-        let error = error.to_owned();
-        self.write_background(move |conn| {
-            exec(
-                conn,
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1",
-                params![seq, error],
-            )
-            .map(|_| ())
-            .map_err(sqlite_err)
-        })
-        .await
-        .map_err(outbox_err)
+        self.failed(seq, error, None).await
     }
 
     async fn park(&self, seq: i64, reason: &str, now: DateTime<Utc>) -> Result<(), OutboxError> {
-        let reason = reason.to_owned();
-        self.write_background(move |conn| {
-            exec(
-                conn,
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_at = ?3 WHERE seq = ?1",
-                params![seq, reason, format_ts(now)],
-            )
-            .map(|_| ())
-            .map_err(sqlite_err)
-        })
-        .await
-        .map_err(outbox_err)
+        self.failed(seq, reason, Some(format_ts(now))).await
     }
 }

@@ -14,20 +14,20 @@ use std::sync::{Arc, Mutex};
 const KEEP_IDLE: usize = 8;
 
 #[derive(Clone)]
-pub struct Readers {
+pub(crate) struct Readers {
     path: Arc<PathBuf>,
     idle: Arc<Mutex<Vec<Connection>>>,
 }
 
 impl Readers {
-    pub fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path: Arc::new(path),
             idle: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
-    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -40,7 +40,7 @@ impl Readers {
 
     /// Runs `f` on the calling thread. For single index probes only (a few microseconds on
     /// hot pages): handing those to the blocking pool cost more than the probe itself.
-    pub fn read_now<T>(
+    pub(crate) fn read_now<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {

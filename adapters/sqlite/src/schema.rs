@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// Starting stock: the shared catalogue (README.md documents it).
-pub use orders_domain::CATALOGUE;
+pub(crate) use orders_domain::CATALOGUE;
 
 const V1: &str = r#"
 CREATE TABLE orders (
@@ -147,7 +147,7 @@ CREATE INDEX orders_by_customer ON orders (customer_id, created_at, order_id);
 
 const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
-pub fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
+pub(crate) fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

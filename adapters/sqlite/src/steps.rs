@@ -10,11 +10,11 @@
 use super::writer::TxConn;
 use super::{exec, one, sqlite_err};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use orders_domain::store::StoreError;
 use orders_domain::time::format_millis as format_ts;
-use orders_domain::{Cents, CustomerId, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode};
+use orders_domain::{Cents, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode};
 use orders_workflow::steps::store::{Charge, Reservation, StatusChange};
+use orders_workflow::steps::store::{NewVoucher, Notice, OrderAt, StatusMove, StepResult};
 use orders_workflow::steps::{
     Notifications, Payments, Progress, Step, StepStoreError, Stock, Vouchers,
 };
@@ -57,21 +57,26 @@ fn totals(items: &[SagaItem]) -> BTreeMap<String, i64> {
     m
 }
 
+/// The text column `sql` selects for the order, if it has such a row.
+fn text_of(conn: &Connection, sql: &str, order: &str) -> Result<Option<String>, StoreError> {
+    one(conn, sql, [order], |r| r.get(0))
+        .optional()
+        .map_err(sqlite_err)
+}
+
 fn reserve_stock(
     conn: &Connection,
     order: &str,
     items: &[SagaItem],
     now: &str,
 ) -> Result<Reservation, StoreError> {
-    let held: Option<String> = one(
+    if text_of(
         conn,
         "SELECT status FROM reservations WHERE order_id = ?1",
-        [order],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(sqlite_err)?;
-    if held.is_some() {
+        order,
+    )?
+    .is_some()
+    {
         return Ok(Reservation::Reserved);
     }
     let wanted = totals(items);
@@ -114,15 +119,10 @@ fn reserve_stock(
 }
 
 fn release_stock(conn: &Connection, order: &str, now: &str) -> Result<bool, StoreError> {
-    let items: Option<String> = one(
-        conn,
-        "SELECT items FROM reservations WHERE order_id = ?1 AND status = 'RESERVED'",
-        [order],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(sqlite_err)?;
-    let Some(items) = items else { return Ok(false) };
+    const HELD: &str = "SELECT items FROM reservations WHERE order_id = ?1 AND status = 'RESERVED'";
+    let Some(items) = text_of(conn, HELD, order)? else {
+        return Ok(false);
+    };
     let items: BTreeMap<String, i64> = serde_json::from_str(&items)
         .map_err(|e| StoreError::Backend(format!("unreadable reservation: {e}")))?;
     for (product, qty) in items {
@@ -205,6 +205,17 @@ impl TxStepStore {
         TxStepStore(tx)
     }
 
+    /// Runs one guarded statement: `true` if it changed the row, `false` if its guard (the
+    /// effect already there, or not to undo) left it alone.
+    fn changed_one(&self, sql: &str, params: impl rusqlite::Params) -> StepResult<bool> {
+        self.run(|conn| exec(conn, sql, params).map(|n| n == 1).map_err(sqlite_err))
+    }
+
+    /// [`TxStepStore::changed_one`] for a statement of the order `?1` at the time `?2`.
+    fn changed_at(&self, at: OrderAt, sql: &str) -> StepResult<bool> {
+        self.changed_one(sql, params![at.order.to_string(), format_ts(at.now)])
+    }
+
     fn run<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -215,12 +226,8 @@ impl TxStepStore {
 
 #[async_trait]
 impl Progress for TxStepStore {
-    async fn step_attempt(
-        &self,
-        order: OrderId,
-        step: Step,
-        now: DateTime<Utc>,
-    ) -> Result<(), StepStoreError> {
+    async fn step_attempt(&self, at: OrderAt, step: Step) -> StepResult<()> {
+        let OrderAt { order, now } = at;
         self.run(|conn| {
             conn.prepare_cached(
                 "INSERT INTO saga_steps (order_id, step, status, attempts, started_at) VALUES (?1, ?2, 'RUNNING', 1, ?3)
@@ -232,13 +239,8 @@ impl Progress for TxStepStore {
         })
     }
 
-    async fn step_result(
-        &self,
-        order: OrderId,
-        step: Step,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StepStoreError> {
+    async fn step_result(&self, at: OrderAt, step: Step, error: Option<&str>) -> StepResult<()> {
+        let OrderAt { order, now } = at;
         self.run(|conn| {
             let status = if error.is_some() { "FAILED" } else { "SUCCEEDED" };
             conn.prepare_cached("UPDATE saga_steps SET status = ?3, finished_at = ?4, error = ?5 WHERE order_id = ?1 AND step = ?2")
@@ -248,14 +250,9 @@ impl Progress for TxStepStore {
         })
     }
 
-    async fn set_status(
-        &self,
-        order: OrderId,
-        step: Step,
-        to: OrderStatus,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<StatusChange, StepStoreError> {
+    async fn set_status(&self, at: OrderAt, change: StatusMove<'_>) -> StepResult<StatusChange> {
+        let OrderAt { order, now } = at;
+        let StatusMove { step, to, reason } = change;
         // A refusal (unknown order, forbidden move) is an answer, not a storage failure: it
         // travels inside `Ok`, so the (empty) savepoint is kept.
         self.run(|conn| move_status(conn, &order.to_string(), step, to, reason, &format_ts(now)))?
@@ -264,23 +261,20 @@ impl Progress for TxStepStore {
 
 #[async_trait]
 impl Stock for TxStepStore {
-    async fn reserve(
-        &self,
-        order: OrderId,
-        items: &[SagaItem],
-        now: DateTime<Utc>,
-    ) -> Result<Reservation, StepStoreError> {
+    async fn reserve(&self, at: OrderAt, items: &[SagaItem]) -> StepResult<Reservation> {
+        let OrderAt { order, now } = at;
         self.run(|conn| reserve_stock(conn, &order.to_string(), items, &format_ts(now)))
     }
 
-    async fn release(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, StepStoreError> {
+    async fn release(&self, at: OrderAt) -> StepResult<bool> {
+        let OrderAt { order, now } = at;
         self.run(|conn| release_stock(conn, &order.to_string(), &format_ts(now)))
     }
 }
 
 #[async_trait]
 impl Payments for TxStepStore {
-    async fn charge(&self, order: OrderId) -> Result<Option<Charge>, StepStoreError> {
+    async fn charge(&self, order: OrderId) -> StepResult<Option<Charge>> {
         self.run(|conn| {
             conn.prepare_cached(
                 "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1",
@@ -299,20 +293,15 @@ impl Payments for TxStepStore {
         })
     }
 
-    async fn record_charge(
-        &self,
-        order: OrderId,
-        charge: &Charge,
-        method: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Charge, StepStoreError> {
+    async fn record_charge(&self, at: OrderAt, charge: &Charge, via: &str) -> StepResult<Charge> {
+        let OrderAt { order, now } = at;
         self.run(|conn| {
             let id = order.to_string();
             exec(
                 conn,
                 "INSERT INTO payments (order_id, amount_cents, payment_method, status, charge_id, created_at, updated_at)
                  VALUES (?1, ?2, ?3, 'CHARGED', ?4, ?5, ?5) ON CONFLICT (order_id) DO NOTHING",
-                params![id, charge.amount.0, method, charge.charge_id, format_ts(now)],
+                params![id, charge.amount.0, via, charge.charge_id, format_ts(now)],
             )
             .map_err(sqlite_err)?;
             one(conn, "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1", [id], |r| {
@@ -322,52 +311,29 @@ impl Payments for TxStepStore {
         })
     }
 
-    async fn refund(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, StepStoreError> {
-        self.run(|conn| {
-            exec(
-                conn,
-                "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1 AND status = 'CHARGED'",
-                params![order.to_string(), format_ts(now)],
-            )
-            .map(|n| n == 1)
-            .map_err(sqlite_err)
-        })
+    async fn refund(&self, at: OrderAt) -> StepResult<bool> {
+        self.changed_at(at, "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1 AND status = 'CHARGED'")
     }
 }
 
 #[async_trait]
 impl Notifications for TxStepStore {
-    async fn notify(
-        &self,
-        order: OrderId,
-        customer: &CustomerId,
-        kind: &str,
-        message: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError> {
-        self.run(|conn| {
-            exec(
-                conn,
-                "INSERT INTO notifications (order_id, kind, customer_id, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (order_id, kind) DO NOTHING",
-                params![order.to_string(), kind, customer.to_string(), message, format_ts(now)],
-            )
-            .map(|n| n == 1)
-            .map_err(sqlite_err)
-        })
+    async fn notify(&self, at: OrderAt, notice: &Notice<'_>) -> StepResult<bool> {
+        let OrderAt { order, now } = at;
+        let (customer, kind, message) = (notice.customer, notice.kind, notice.message);
+        self.changed_one(
+            "INSERT INTO notifications (order_id, kind, customer_id, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (order_id, kind) DO NOTHING",
+            params![order.to_string(), kind, customer.to_string(), message, format_ts(now)],
+        )
     }
 }
 
 #[async_trait]
 impl Vouchers for TxStepStore {
-    async fn issue_voucher(
-        &self,
-        order: OrderId,
-        customer: &CustomerId,
-        code: &VoucherCode,
-        discount: Cents,
-        now: DateTime<Utc>,
-    ) -> Result<VoucherCode, StepStoreError> {
+    async fn issue_voucher(&self, at: OrderAt, new: &NewVoucher<'_>) -> StepResult<VoucherCode> {
+        let OrderAt { order, now } = at;
+        let (customer, code, discount) = (new.customer, new.code, new.discount);
         self.run(|conn| {
             let id = order.to_string();
             exec(
@@ -383,37 +349,16 @@ impl Vouchers for TxStepStore {
         })
     }
 
-    async fn withdraw_voucher(
-        &self,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError> {
-        self.run(|conn| {
-            exec(
-                conn,
-                "UPDATE vouchers SET status = 'DISABLED', updated_at = ?2 WHERE issued_for_order = ?1 AND status = 'READY'",
-                params![order.to_string(), format_ts(now)],
-            )
-            .map(|n| n == 1)
-            .map_err(sqlite_err)
-        })
+    async fn withdraw_voucher(&self, at: OrderAt) -> StepResult<bool> {
+        self.changed_at(at, "UPDATE vouchers SET status = 'DISABLED', updated_at = ?2 WHERE issued_for_order = ?1 AND status = 'READY'")
     }
 
-    async fn restore_voucher(
-        &self,
-        code: &VoucherCode,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError> {
-        self.run(|conn| {
-            exec(
-                conn,
-                "UPDATE vouchers SET status = 'READY', redeemed_by_order = NULL, updated_at = ?3
-                 WHERE code = ?1 AND redeemed_by_order = ?2 AND status = 'USED'",
-                params![code.as_str(), order.to_string(), format_ts(now)],
-            )
-            .map(|n| n == 1)
-            .map_err(sqlite_err)
-        })
+    async fn restore_voucher(&self, at: OrderAt, code: &VoucherCode) -> StepResult<bool> {
+        let OrderAt { order, now } = at;
+        self.changed_one(
+            "UPDATE vouchers SET status = 'READY', redeemed_by_order = NULL, updated_at = ?3
+             WHERE code = ?1 AND redeemed_by_order = ?2 AND status = 'USED'",
+            params![code.as_str(), order.to_string(), format_ts(now)],
+        )
     }
 }

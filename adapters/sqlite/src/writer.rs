@@ -35,7 +35,7 @@ const MIN_BACKGROUND: usize = 8;
 
 /// Who waits for a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
+pub(crate) enum Priority {
     /// A client, on the other end of a request.
     Client,
     /// The relay or the saga: nobody is on the line.
@@ -50,24 +50,24 @@ type Job = Box<dyn FnOnce(Result<&TxConn, StoreError>) -> (bool, Reply) + Send>;
 /// The writer's connection, lent to a job while its group transaction is open. Cloning it
 /// does not extend that: whatever a job builds on it must be finished when the job returns.
 #[derive(Clone)]
-pub struct TxConn(Arc<Mutex<Connection>>);
+pub(crate) struct TxConn(Arc<Mutex<Connection>>);
 
 impl TxConn {
     /// Runs `f` on the connection. Calls nest only by mistake (it would deadlock), so the
     /// callers are the writer itself and stores built for one job, one statement group each.
-    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
         // A panicking job is rolled back to its savepoint; the connection itself stays usable.
         f(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
-pub struct Writer {
+pub(crate) struct Writer {
     tx: Option<mpsc::Sender<(Priority, Job)>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
-    pub fn spawn(conn: Connection) -> std::io::Result<Self> {
+    pub(crate) fn spawn(conn: Connection) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<(Priority, Job)>();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -80,7 +80,7 @@ impl Writer {
 
     /// Runs `f` inside the next group transaction; resolves after that transaction commits.
     /// An `Err` from `f` undoes everything `f` wrote and is returned as is.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -90,7 +90,7 @@ impl Writer {
     }
 
     /// [`Writer::write`] for a job that passes the connection on (see [`TxConn`]).
-    pub async fn write_tx<T, F>(&self, priority: Priority, f: F) -> Result<T, StoreError>
+    pub(crate) async fn write_tx<T, F>(&self, priority: Priority, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&TxConn) -> Result<T, StoreError> + Send + 'static,

@@ -120,15 +120,13 @@ fn check_table(t: &Template, spec: &TableSpec, problems: &mut Vec<String>) {
         add(ix.partition_key);
         ix.sort_key.map(&mut add);
     }
-    let got_attrs: BTreeSet<(String, String)> = prop(table, "AttributeDefinitions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            let field = |k| str_of(a.get(k)).unwrap_or("?").to_owned();
-            (field("AttributeName"), field("AttributeType"))
-        })
-        .collect();
+    let got_attrs: BTreeSet<(String, String)> = field_pairs(
+        prop(table, "AttributeDefinitions"),
+        "AttributeName",
+        "AttributeType",
+    )
+    .into_iter()
+    .collect();
     differs(
         "AttributeDefinitions",
         format!("{want_attrs:?}"),
@@ -185,13 +183,16 @@ fn key_schema(pk: &str, sk: Option<&str>) -> Vec<(String, String)> {
 }
 
 fn template_key_schema(value: Option<&Value>) -> Vec<(String, String)> {
-    value
-        .and_then(Value::as_array)
+    field_pairs(value, "AttributeName", "KeyType")
+}
+
+/// Two string fields of each object in a template list, in the list's order; `?` stands for
+/// a field that is missing, so the difference shows in the report instead of vanishing.
+fn field_pairs(list: Option<&Value>, first: &str, second: &str) -> Vec<(String, String)> {
+    let field = |entry: &Value, key: &str| str_of(entry.get(key)).unwrap_or("?").to_owned();
+    list.and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .map(|k| {
-            let field = |f| str_of(k.get(f)).unwrap_or("?").to_owned();
-            (field("AttributeName"), field("KeyType"))
-        })
+        .map(|entry| (field(entry, first), field(entry, second)))
         .collect()
 }

@@ -25,22 +25,10 @@ fn code_change_reports(change: impl FnOnce(&mut Code), needles: &[&str]) {
     assert_reports(&check(&baseline(), &c), needles);
 }
 
-fn replace_function(c: &mut Code, f: FunctionSpec) {
-    let slot = c
-        .functions
-        .iter_mut()
-        .find(|g| g.logical == f.logical)
-        .expect("a function");
-    *slot = f;
-}
-
-fn replace_table(c: &mut Code, t: TableSpec) {
-    let slot = c
-        .tables
-        .iter_mut()
-        .find(|s| s.logical == t.logical)
-        .expect("a table");
-    *slot = t;
+/// Puts `new` in the place of the spec in `specs` with the same logical name.
+fn replace<T>(specs: &mut [T], new: T, logical: impl Fn(&T) -> &str) {
+    let slot = specs.iter_mut().find(|old| logical(old) == logical(&new));
+    *slot.expect("a spec of that name in the code") = new;
 }
 
 fn assert_reports(problems: &[String], needles: &[&str]) {
@@ -60,6 +48,35 @@ fn at<'a>(t: &'a mut Value, pointer: &str) -> &'a mut Value {
 
 const RES: &str = "/Resources";
 
+/// The change that replaces what `pointer` (below `/Resources`) addresses, which must be
+/// there, with `value`.
+fn set(pointer: &str, value: Value) -> impl FnOnce(&mut Value) + '_ {
+    move |t| *at(t, &format!("{RES}/{pointer}")) = value
+}
+
+/// The change that appends `value` to the list `pointer` (below `/Resources`) addresses.
+fn push(pointer: &str, value: Value) -> impl FnOnce(&mut Value) + '_ {
+    move |t| {
+        let list = at(t, &format!("{RES}/{pointer}")).as_array_mut();
+        list.unwrap_or_else(|| panic!("{pointer} is not a list"))
+            .push(value)
+    }
+}
+
+/// The change that deletes the key `pointer` (below `/Resources`) ends with; a key that is
+/// not there fails the test, since removing nothing would prove nothing.
+fn remove(pointer: &str) -> impl FnOnce(&mut Value) + '_ {
+    move |t| {
+        let (parent, key) = match pointer.rsplit_once('/') {
+            Some((parent, key)) => (format!("{RES}/{parent}"), key),
+            None => (RES.to_owned(), pointer),
+        };
+        let object = at(t, &parent).as_object_mut();
+        let removed = object.and_then(|o| o.remove(key));
+        assert!(removed.is_some(), "{pointer} not in the template");
+    }
+}
+
 #[test]
 fn renaming_a_table_in_the_template_text_fails() {
     let text = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
@@ -74,54 +91,33 @@ fn renaming_a_table_in_the_template_text_fails() {
 #[test]
 fn a_key_an_index_a_stream_or_a_ttl_that_differs_fails() {
     reports_after(
-        |t| {
-            *at(
-                t,
-                &format!("{RES}/SagaTable/Properties/KeySchema/1/AttributeName"),
-            ) = json!("kind")
-        },
+        set(
+            "SagaTable/Properties/KeySchema/1/AttributeName",
+            json!("kind"),
+        ),
         &["SagaTable", "KeySchema"],
     );
+    let attribute_type = "VouchersTable/Properties/AttributeDefinitions/0/AttributeType";
     reports_after(
-        |t| {
-            *at(
-                t,
-                &format!("{RES}/VouchersTable/Properties/AttributeDefinitions/0/AttributeType"),
-            ) = json!("N")
-        },
+        set(attribute_type, json!("N")),
         &["VouchersTable", "AttributeDefinitions"],
     );
     reports_after(
-        |t| {
-            at(t, &format!("{RES}/OrdersTable/Properties"))
-                .as_object_mut()
-                .unwrap()
-                .remove("GlobalSecondaryIndexes")
-                .map(drop)
-                .unwrap()
-        },
+        remove("OrdersTable/Properties/GlobalSecondaryIndexes"),
         &["OrdersTable", "GlobalSecondaryIndexes"],
     );
+    let view_type = "OutboxTable/Properties/StreamSpecification/StreamViewType";
     reports_after(
-        |t| {
-            *at(
-                t,
-                &format!("{RES}/OutboxTable/Properties/StreamSpecification/StreamViewType"),
-            ) = json!("NEW_AND_OLD_IMAGES")
-        },
+        set(view_type, json!("NEW_AND_OLD_IMAGES")),
         &["OutboxTable", "stream view type"],
     );
+    let ttl = "IdempotencyTable/Properties/TimeToLiveSpecification/AttributeName";
+    reports_after(set(ttl, json!("ttl")), &["IdempotencyTable", "TTL"]);
     reports_after(
-        |t| {
-            *at(
-                t,
-                &format!("{RES}/IdempotencyTable/Properties/TimeToLiveSpecification/AttributeName"),
-            ) = json!("ttl")
-        },
-        &["IdempotencyTable", "TTL"],
-    );
-    reports_after(
-        |t| *at(t, &format!("{RES}/InventoryTable/Properties/BillingMode")) = json!("PROVISIONED"),
+        set(
+            "InventoryTable/Properties/BillingMode",
+            json!("PROVISIONED"),
+        ),
         &["InventoryTable", "BillingMode"],
     );
 }
@@ -143,70 +139,55 @@ fn an_environment_that_differs_fails() {
         },
         &["StepsFunction", "environment"],
     );
+    let api_env = "ApiFunction/Properties/Environment/Variables";
     reports_after(
-        |t| {
-            *at(
-                t,
-                &format!("{RES}/ApiFunction/Properties/Environment/Variables/ORDERS_TABLE_OUTBOX"),
-            ) = json!({"Ref": "OrdersTable"})
-        },
+        set(
+            &format!("{api_env}/ORDERS_TABLE_OUTBOX"),
+            json!({"Ref": "OrdersTable"}),
+        ),
         &["ApiFunction", "ORDERS_TABLE_OUTBOX", "${OutboxTable}"],
     );
+    let machine = "ProcessorFunction/Properties/Environment/Variables/ORDERS_STATE_MACHINE_ARN";
     reports_after(
-        |t| {
-            *at(
-                t,
-                &format!(
-                    "{RES}/ProcessorFunction/Properties/Environment/Variables/ORDERS_STATE_MACHINE_ARN"
-                ),
-            ) = json!("arn:aws:states:us-east-1:1:stateMachine:x")
-        },
+        set(machine, json!("arn:aws:states:us-east-1:1:stateMachine:x")),
         &["ProcessorFunction", "ORDERS_STATE_MACHINE_ARN"],
     );
     reports_after(
-        |t| {
-            *at(t, &format!("{RES}/ProcessorFunction/Properties/CodeUri")) =
-                json!("../target/lambda/orders/")
-        },
+        set(
+            "ProcessorFunction/Properties/CodeUri",
+            json!("../target/lambda/orders/"),
+        ),
         &["ProcessorFunction", "CodeUri"],
     );
 }
 
 #[test]
 fn a_grant_beyond_or_short_of_the_code_fails() {
-    let api_tables =
-        format!("{RES}/ApiFunctionRole/Properties/Policies/1/PolicyDocument/Statement/0");
+    let api_tables = "ApiFunctionRole/Properties/Policies/1/PolicyDocument/Statement/0";
     reports_after(
-        |t| {
-            at(t, &format!("{api_tables}/Action"))
-                .as_array_mut()
-                .unwrap()
-                .push(json!("dynamodb:DeleteItem"))
-        },
+        push(
+            &format!("{api_tables}/Action"),
+            json!("dynamodb:DeleteItem"),
+        ),
         &["ApiFunction", "granted dynamodb:DeleteItem"],
     );
     reports_after(
-        |t| {
-            at(t, &format!("{api_tables}/Resource"))
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"Fn::GetAtt": ["SagaTable", "Arn"]}))
-        },
+        push(
+            &format!("{api_tables}/Resource"),
+            json!({"Fn::GetAtt": ["SagaTable", "Arn"]}),
+        ),
         &["ApiFunction", "${SagaTable.Arn}", "does not use"],
     );
     reports_after(
-        |t| *at(t, &format!("{api_tables}/Resource")) = json!("*"),
+        set(&format!("{api_tables}/Resource"), json!("*")),
         &["ApiFunction", "on *"],
     );
+    let processor = "ProcessorFunctionRole/Properties/Policies/1/PolicyDocument/Statement/0";
     reports_after(
-        |t| {
-            *at(
-                t,
-                &format!(
-                    "{RES}/ProcessorFunctionRole/Properties/Policies/1/PolicyDocument/Statement/0/Action"
-                ),
-            ) = json!("states:StartSyncExecution")
-        },
+        set(
+            &format!("{processor}/Action"),
+            json!("states:StartSyncExecution"),
+        ),
         &["ProcessorFunction", "lacks states:StartExecution"],
     );
     reports_after(
@@ -216,15 +197,9 @@ fn a_grant_beyond_or_short_of_the_code_fails() {
         },
         &["ManagedPolicyArns"],
     );
+    let saga = "OrderSagaRole/Properties/Policies/0/PolicyDocument/Statement/0/Resource";
     reports_after(
-        |t| {
-            *at(
-                t,
-                &format!(
-                    "{RES}/OrderSagaRole/Properties/Policies/0/PolicyDocument/Statement/0/Resource"
-                ),
-            ) = json!({"Fn::GetAtt": ["ApiFunction", "Arn"]})
-        },
+        set(saga, json!({"Fn::GetAtt": ["ApiFunction", "Arn"]})),
         &["state machine role OrderSagaRole"],
     );
 }
@@ -232,85 +207,43 @@ fn a_grant_beyond_or_short_of_the_code_fails() {
 #[test]
 fn the_saga_and_the_stream_mapping_are_checked() {
     reports_after(
-        |t| {
-            at(
-                t,
-                &format!("{RES}/OrderSaga/Properties/DefinitionSubstitutions"),
-            )
-            .as_object_mut()
-            .unwrap()
-            .remove("RestoreVoucherFunctionArn")
-            .map(drop)
-            .unwrap()
-        },
+        remove("OrderSaga/Properties/DefinitionSubstitutions/RestoreVoucherFunctionArn"),
         &["${RestoreVoucherFunctionArn} has no DefinitionSubstitution"],
     );
     reports_after(
-        |t| *at(t, &format!("{RES}/OrderSaga/Properties/Type")) = json!("EXPRESS"),
+        set("OrderSaga/Properties/Type", json!("EXPRESS")),
         &["STANDARD"],
     );
-    let mapping = format!("{RES}/ProcessorFunction/Properties/Events/Outbox/Properties");
+    let mapping = "ProcessorFunction/Properties/Events/Outbox/Properties";
     reports_after(
-        |t| *at(t, &format!("{mapping}/MaximumRetryAttempts")) = json!(-1),
+        set(&format!("{mapping}/MaximumRetryAttempts"), json!(-1)),
         &["MaximumRetryAttempts"],
     );
     reports_after(
-        |t| *at(t, &format!("{mapping}/BisectBatchOnFunctionError")) = json!(false),
+        set(
+            &format!("{mapping}/BisectBatchOnFunctionError"),
+            json!(false),
+        ),
         &["Bisect"],
     );
     reports_after(
-        |t| {
-            *at(t, &format!("{mapping}/FilterCriteria/Filters/0/Pattern")) =
-                json!(r#"{"eventName":["INSERT","MODIFY"]}"#)
-        },
+        set(
+            &format!("{mapping}/FilterCriteria/Filters/0/Pattern"),
+            json!(r#"{"eventName":["INSERT","MODIFY"]}"#),
+        ),
         &["FilterCriteria"],
     );
     reports_after(
-        |t| {
-            at(t, &format!("{RES}/ApiFunction/Properties/Events"))
-                .as_object_mut()
-                .unwrap()
-                .remove("GetOrder")
-                .map(drop)
-                .unwrap()
-        },
+        remove("ApiFunction/Properties/Events/GetOrder"),
         &["ApiFunction", "no route", "/orders/{}"],
     );
     reports_after(
-        |t| {
-            let health = at(
-                t,
-                &format!("{RES}/ApiFunction/Properties/Events/Health/Properties"),
-            );
-            health
-                .as_object_mut()
-                .unwrap()
-                .remove("ApiId")
-                .map(drop)
-                .unwrap()
-        },
+        remove("ApiFunction/Properties/Events/Health/Properties/ApiId"),
         &["event Health is not on the stack's HttpApi"],
     );
+    reports_after(remove("ProcessorDlqDepthAlarm"), &["no alarm on the depth"]);
     reports_after(
-        |t| {
-            at(t, RES)
-                .as_object_mut()
-                .unwrap()
-                .remove("ProcessorDlqDepthAlarm")
-                .map(drop)
-                .unwrap()
-        },
-        &["no alarm on the depth"],
-    );
-    reports_after(
-        |t| {
-            at(t, &format!("{RES}/StepsLogGroup/Properties"))
-                .as_object_mut()
-                .unwrap()
-                .remove("RetentionInDays")
-                .map(drop)
-                .unwrap()
-        },
+        remove("StepsLogGroup/Properties/RetentionInDays"),
         &["StepsLogGroup", "RetentionInDays"],
     );
 }
@@ -326,7 +259,7 @@ fn a_change_on_the_code_side_fails_too() {
         ..ORDERS
     };
     code_change_reports(
-        |c| replace_table(c, WITH_INDEX),
+        |c| replace(&mut c.tables, WITH_INDEX, |t| t.logical),
         &["OrdersTable", "GlobalSecondaryIndexes"],
     );
     const STEPS_MORE_ENV: FunctionSpec = FunctionSpec {
@@ -334,7 +267,7 @@ fn a_change_on_the_code_side_fails_too() {
         ..STEPS
     };
     code_change_reports(
-        |c| replace_function(c, STEPS_MORE_ENV),
+        |c| replace(&mut c.functions, STEPS_MORE_ENV, |f| f.logical),
         &["StepsFunction", "environment"],
     );
     const API_DELETES: FunctionSpec = FunctionSpec {
@@ -342,7 +275,7 @@ fn a_change_on_the_code_side_fails_too() {
         ..API
     };
     code_change_reports(
-        |c| replace_function(c, API_DELETES),
+        |c| replace(&mut c.functions, API_DELETES, |f| f.logical),
         &["ApiFunction", "lacks dynamodb:DeleteItem"],
     );
     code_change_reports(

@@ -2,7 +2,6 @@
 //! catalogue seeded, its requests handed to the emulator one at a time.
 //!
 //! `orders_aws::moto` explains why the emulator gets its requests one at a time.
-#![allow(dead_code)]
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::Builder;
@@ -13,6 +12,9 @@ use std::sync::Arc;
 
 pub struct Stack {
     pub store: Arc<DynamoStore>,
+    /// The client the store is built on, for another store that must go through the same
+    /// interceptors (the steps' store of a test counting requests, say).
+    pub client: Client,
     /// A client of the same emulator for looking at the tables directly.
     pub raw: Client,
     pub names: TableNames,
@@ -32,10 +34,11 @@ pub async fn stack(
         .await
         .unwrap();
     let client = Client::from_conf(configure(Builder::from(&sdk)).build());
-    let store = DynamoStore::new(client, names.clone());
+    let store = DynamoStore::new(client.clone(), names.clone());
     store.seed_catalogue(chrono::Utc::now()).await.unwrap();
     Stack {
         store: Arc::new(store),
+        client,
         raw,
         names,
     }

@@ -7,6 +7,7 @@
 pub mod contract;
 pub mod dynamodb;
 pub mod invariants;
+pub mod moto_stack;
 pub mod process;
 pub mod requests;
 pub mod saga_contract;

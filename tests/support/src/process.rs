@@ -1,13 +1,15 @@
 //! The real release binary as a child process on 127.0.0.1: start (waiting for /health),
-//! `kill -9`, SIGTERM, and keyed order requests. Used by the crash loop, the fault-injection
-//! and the shutdown tests, which must exercise what an operator runs, not the router alone.
+//! `kill -9`, SIGTERM, and the requests the tests make of it (keyed orders, raw bodies,
+//! stock, JSON reads). Used by the `tests/process` suite, which must exercise what an
+//! operator runs, not the router alone.
 
 use reqwest::Client;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 /// The service binary cargo built for these tests: `target/<profile>/orders`, beside the
 /// `deps/` folder the test binary runs from.
@@ -36,6 +38,37 @@ pub fn pick(n: u64) -> u64 {
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
     x % n
+}
+
+/// A temp dir holding the database and the port to listen on, kept together so that a test
+/// can stop the service and start it again on the same data and address.
+pub struct Workdir {
+    pub dir: TempDir,
+    pub db: PathBuf,
+    pub port: u16,
+}
+
+impl Workdir {
+    /// A fresh dir with no database yet (the service creates `db_file` at its first start).
+    pub fn new(db_file: &str) -> Workdir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join(db_file);
+        Workdir {
+            dir,
+            db,
+            port: free_port(),
+        }
+    }
+
+    /// [`Server::start`] on this dir's database and port.
+    pub async fn start(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start(&self.db, self.port, args, env).await
+    }
+
+    /// [`Server::start_logging`] on this dir's database and port.
+    pub async fn start_logging(&self, args: &[&str], env: &[(&str, &str)], log: &Path) -> Server {
+        Server::start_logging(&self.db, self.port, args, env, Some(log)).await
+    }
 }
 
 pub struct Server {
@@ -162,6 +195,44 @@ pub async fn post_keyed(client: &Client, base: &str, key: &str, body: &Value) ->
         // The body was cut by the kill: the client cannot know the order id.
         Err(_) => Posted::Lost,
     }
+}
+
+/// POST /orders with `body` sent as it is (malformed, oversized: whatever the test needs the
+/// service to refuse), under the idempotency key if there is one.
+pub async fn post_raw(
+    client: &Client,
+    base: &str,
+    body: impl Into<reqwest::Body>,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client
+        .post(format!("{base}/orders"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(k) = key {
+        req = req.header("x-idempotency-key", k);
+    }
+    req.send().await.expect("POST /orders answered")
+}
+
+/// Sets a product's stock over the API, as an operator stocks a new deployment.
+pub async fn put_stock(client: &Client, base: &str, product: &str, available: i64) {
+    let res = client
+        .put(format!("{base}/inventory/{product}"))
+        .json(&json!({ "available": available }))
+        .send()
+        .await
+        .expect("PUT inventory answered");
+    assert_eq!(res.status().as_u16(), 200, "PUT inventory of {product}");
+}
+
+/// The JSON body of a GET on `base` + `path`.
+pub async fn get_json(client: &Client, base: &str, path: &str) -> Value {
+    let res = client.get(format!("{base}{path}")).send().await;
+    let res = res.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    res.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
 }
 
 pub fn http_client() -> Client {

@@ -8,10 +8,10 @@
 //! task, a resumed saga) and checks the effect happened once.
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use orders_domain::{Cents, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode, VoucherStatus};
 use orders_sqlite::SqliteStore;
-use orders_workflow::steps::store::{Charge, Reservation};
+use orders_workflow::steps::store::{Charge, NewVoucher, Notice, OrderAt, Reservation};
 use orders_workflow::steps::{Step, StepStore, StepStoreError};
 use std::future::Future;
 use std::sync::Arc;
@@ -87,6 +87,18 @@ pub trait SagaFixture: Send + Sync {
     async fn redeemed_voucher(&self, code: &VoucherCode, customer: &str, by: OrderId);
 }
 
+/// The order `order`, at `now`.
+pub fn at(order: OrderId, now: DateTime<Utc>) -> OrderAt {
+    OrderAt { order, now }
+}
+
+/// Sets the stock of each product, as a case starts.
+pub async fn set_stocks(fx: &dyn SagaFixture, stock: &[(&str, i64)]) {
+    for (product, available) in stock {
+        fx.set_stock(product, *available).await;
+    }
+}
+
 pub fn item(product: &str, quantity: u32) -> SagaItem {
     SagaItem {
         product_id: ProductId::parse(product).unwrap(),
@@ -98,40 +110,47 @@ fn code(s: &str) -> VoucherCode {
     VoucherCode::from_trusted(s.to_owned())
 }
 
+/// The reserve step's store call for `items`, now.
+async fn reserve(
+    store: &Driver,
+    order: OrderId,
+    items: &[SagaItem],
+) -> Result<Reservation, StepStoreError> {
+    let items = items.to_vec();
+    step!(store, s => s.reserve(at(order, Utc::now()), &items))
+}
+
+/// What the reserve step is told when `product` has `available` of the `requested`.
+fn short(product: &str, available: i64, requested: u32) -> Reservation {
+    Reservation::Short {
+        product: ProductId::parse(product).unwrap(),
+        available,
+        requested,
+    }
+}
+
+/// The reserve step, which must hold the whole of `items` for the order afterwards.
+async fn must_reserve(store: &Driver, order: OrderId, items: &[SagaItem]) {
+    assert_eq!(
+        reserve(store, order, items).await,
+        Ok(Reservation::Reserved)
+    );
+}
+
 pub async fn reserve_is_all_or_none(fx: &dyn SagaFixture) {
     let store = fx.store();
-    fx.set_stock("p-a", 5).await;
-    fx.set_stock("p-b", 1).await;
+    set_stocks(fx, &[("p-a", 5), ("p-b", 1)]).await;
     let order = fx.new_order("c-all").await;
-    let short =
-        step!(store, s => s.reserve(order, &[item("p-a", 2), item("p-b", 2)], Utc::now())).unwrap();
-    assert_eq!(
-        short,
-        Reservation::Short {
-            product: ProductId::parse("p-b").unwrap(),
-            available: 1,
-            requested: 2
-        }
-    );
+    let too_many = reserve(&store, order, &[item("p-a", 2), item("p-b", 2)]).await;
+    assert_eq!(too_many, Ok(short("p-b", 1, 2)));
     assert_eq!(fx.stock("p-a").await, Some(5), "nothing taken");
     assert_eq!(fx.stock("p-b").await, Some(1));
-    let unknown =
-        step!(store, s => s.reserve(order, &[item("p-a", 1), item("p-ghost", 1)], Utc::now()))
-            .unwrap();
-    assert_eq!(
-        unknown,
-        Reservation::Short {
-            product: ProductId::parse("p-ghost").unwrap(),
-            available: 0,
-            requested: 1
-        }
-    );
+    let unknown = reserve(&store, order, &[item("p-a", 1), item("p-ghost", 1)]).await;
+    assert_eq!(unknown, Ok(short("p-ghost", 0, 1)));
     assert_eq!(fx.stock("p-a").await, Some(5));
     // A refused reservation holds nothing, so a later one with stock succeeds.
     fx.set_stock("p-b", 2).await;
-    let ok =
-        step!(store, s => s.reserve(order, &[item("p-a", 2), item("p-b", 2)], Utc::now())).unwrap();
-    assert_eq!(ok, Reservation::Reserved);
+    must_reserve(&store, order, &[item("p-a", 2), item("p-b", 2)]).await;
     assert_eq!(fx.stock("p-a").await, Some(3));
     assert_eq!(fx.stock("p-b").await, Some(0));
 }
@@ -142,22 +161,13 @@ pub async fn reserve_twice_takes_stock_once(fx: &dyn SagaFixture) {
     let order = fx.new_order("c-twice").await;
     // One product listed twice is one quantity of 4.
     let items = [item("p-a", 3), item("p-a", 1)];
-    assert_eq!(
-        step!(store, [items] s => s.reserve(order, &items, Utc::now())).unwrap(),
-        Reservation::Reserved
-    );
+    must_reserve(&store, order, &items).await;
     assert_eq!(fx.stock("p-a").await, Some(6));
-    assert_eq!(
-        step!(store, [items] s => s.reserve(order, &items, Utc::now())).unwrap(),
-        Reservation::Reserved
-    );
+    must_reserve(&store, order, &items).await;
     assert_eq!(fx.stock("p-a").await, Some(6), "second run took nothing");
     // The order holds its reservation even when stock has since run out.
     fx.set_stock("p-a", 0).await;
-    assert_eq!(
-        step!(store, [items] s => s.reserve(order, &items, Utc::now())).unwrap(),
-        Reservation::Reserved
-    );
+    must_reserve(&store, order, &items).await;
     assert_eq!(fx.stock("p-a").await, Some(0));
 }
 
@@ -165,15 +175,13 @@ pub async fn reserve_twice_takes_stock_once(fx: &dyn SagaFixture) {
 /// conflict (`Unavailable`, retried by the state machine), never take stock a second time.
 pub async fn concurrent_reserves_take_stock_once(fx: &dyn SagaFixture) {
     let store = fx.store();
-    fx.set_stock("p-a", 10).await;
-    fx.set_stock("p-b", 10).await;
+    set_stocks(fx, &[("p-a", 10), ("p-b", 10)]).await;
     let order = fx.new_order("c-dup").await;
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move {
-                step!(store, s => s.reserve(order, &[item("p-a", 2), item("p-b", 3)], Utc::now()))
-            })
+            let items = [item("p-a", 2), item("p-b", 3)];
+            tokio::spawn(async move { reserve(&store, order, &items).await })
         })
         .collect();
     let mut reserved = 0;
@@ -193,31 +201,24 @@ pub async fn concurrent_reserves_take_stock_once(fx: &dyn SagaFixture) {
 
 pub async fn release_twice_returns_stock_once(fx: &dyn SagaFixture) {
     let store = fx.store();
-    fx.set_stock("p-a", 10).await;
-    fx.set_stock("p-b", 4).await;
+    set_stocks(fx, &[("p-a", 10), ("p-b", 4)]).await;
     let order = fx.new_order("c-release").await;
     assert!(
-        !step!(store, s => s.release(order, Utc::now())).unwrap(),
+        !step!(store, s => s.release(at(order, Utc::now()))).unwrap(),
         "nothing held yet"
     );
     let items = [item("p-a", 3), item("p-b", 4)];
-    assert_eq!(
-        step!(store, [items] s => s.reserve(order, &items, Utc::now())).unwrap(),
-        Reservation::Reserved
-    );
+    must_reserve(&store, order, &items).await;
     assert_eq!(fx.stock("p-b").await, Some(0));
-    assert!(step!(store, s => s.release(order, Utc::now())).unwrap());
+    assert!(step!(store, s => s.release(at(order, Utc::now()))).unwrap());
     assert_eq!(fx.stock("p-a").await, Some(10));
     assert_eq!(fx.stock("p-b").await, Some(4));
-    assert!(!step!(store, s => s.release(order, Utc::now())).unwrap());
+    assert!(!step!(store, s => s.release(at(order, Utc::now()))).unwrap());
     assert_eq!(fx.stock("p-a").await, Some(10), "returned once");
     assert_eq!(fx.stock("p-b").await, Some(4));
     // A released reservation is still the order's: a late re-run of the reserve step must
     // not take stock again for an order being compensated.
-    assert_eq!(
-        step!(store, [items] s => s.reserve(order, &items, Utc::now())).unwrap(),
-        Reservation::Reserved
-    );
+    must_reserve(&store, order, &items).await;
     assert_eq!(fx.stock("p-a").await, Some(10));
 }
 
@@ -226,7 +227,7 @@ pub async fn charge_and_refund_happen_once(fx: &dyn SagaFixture) {
     let order = fx.new_order("c-charge").await;
     assert_eq!(step!(store, s => s.charge(order)).unwrap(), None);
     assert!(
-        !step!(store, s => s.refund(order, Utc::now())).unwrap(),
+        !step!(store, s => s.refund(at(order, Utc::now()))).unwrap(),
         "no charge to refund"
     );
     let first = Charge {
@@ -241,11 +242,12 @@ pub async fn charge_and_refund_happen_once(fx: &dyn SagaFixture) {
     };
     let now = Utc::now();
     assert_eq!(
-        step!(store, [first] s => s.record_charge(order, &first, "pm_card_visa", now)).unwrap(),
+        step!(store, [first] s => s.record_charge(at(order, now), &first, "pm_card_visa")).unwrap(),
         first
     );
     assert_eq!(
-        step!(store, [second] s => s.record_charge(order, &second, "pm_card_visa", now)).unwrap(),
+        step!(store, [second] s => s.record_charge(at(order, now), &second, "pm_card_visa"))
+            .unwrap(),
         first,
         "the first charge stands"
     );
@@ -253,9 +255,9 @@ pub async fn charge_and_refund_happen_once(fx: &dyn SagaFixture) {
         step!(store, s => s.charge(order)).unwrap(),
         Some(first.clone())
     );
-    assert!(step!(store, s => s.refund(order, now)).unwrap());
+    assert!(step!(store, s => s.refund(at(order, now))).unwrap());
     assert!(
-        !step!(store, s => s.refund(order, now)).unwrap(),
+        !step!(store, s => s.refund(at(order, now))).unwrap(),
         "refunded once"
     );
     let refunded = step!(store, s => s.charge(order)).unwrap().unwrap();
@@ -268,18 +270,15 @@ pub async fn notification_is_recorded_once_per_kind(fx: &dyn SagaFixture) {
     let order = fx.new_order("c-notify").await;
     let customer = orders_domain::CustomerId::parse("c-notify").unwrap();
     let now = Utc::now();
-    assert!(
-        step!(store, [customer] s => s.notify(order, &customer, "order-confirmed", "hello", now))
+    // Whether the store recorded a new notification of this kind.
+    let notify = async |kind: &'static str, message: &'static str| {
+        let customer = customer.clone();
+        step!(store, s => s.notify(at(order, now), &Notice { customer: &customer, kind, message }))
             .unwrap()
-    );
-    assert!(
-        !step!(store, [customer] s => s.notify(order, &customer, "order-confirmed", "hello", now))
-            .unwrap()
-    );
-    assert!(
-        step!(store, [customer] s => s.notify(order, &customer, "order-failed", "sorry", now))
-            .unwrap()
-    );
+    };
+    assert!(notify("order-confirmed", "hello").await);
+    assert!(!notify("order-confirmed", "hello").await);
+    assert!(notify("order-failed", "sorry").await);
 }
 
 pub async fn voucher_is_issued_once_withdrawn_and_restored(fx: &dyn SagaFixture) {
@@ -288,38 +287,47 @@ pub async fn voucher_is_issued_once_withdrawn_and_restored(fx: &dyn SagaFixture)
     let customer = orders_domain::CustomerId::parse("c-voucher").unwrap();
     let now = Utc::now();
     assert!(
-        !step!(store, s => s.withdraw_voucher(order, now)).unwrap(),
+        !step!(store, s => s.withdraw_voucher(at(order, now))).unwrap(),
         "none issued yet"
     );
-    let issued =
-        step!(store, [customer] s => s.issue_voucher(order, &customer, &code("VCH-FIRST"), Cents(500), now))
-            .unwrap();
-    assert_eq!(issued, code("VCH-FIRST"));
-    let again =
-        step!(store, [customer] s => s.issue_voucher(order, &customer, &code("VCH-SECOND"), Cents(500), now))
-            .unwrap();
-    assert_eq!(again, code("VCH-FIRST"), "one voucher per order");
+    // The code the order's voucher has once the store was asked to issue `candidate`.
+    let issue = async |candidate: &'static str| {
+        let customer = customer.clone();
+        let candidate = code(candidate);
+        let discount = Cents(500);
+        step!(store, s => s.issue_voucher(
+            at(order, now),
+            &NewVoucher { customer: &customer, code: &candidate, discount },
+        ))
+        .unwrap()
+    };
+    assert_eq!(issue("VCH-FIRST").await, code("VCH-FIRST"));
+    assert_eq!(
+        issue("VCH-SECOND").await,
+        code("VCH-FIRST"),
+        "one voucher per order"
+    );
     assert_eq!(fx.voucher(&code("VCH-SECOND")).await, None);
     assert_eq!(
         fx.voucher(&code("VCH-FIRST")).await.map(|v| v.status),
         Some(VoucherStatus::Ready)
     );
-    assert!(step!(store, s => s.withdraw_voucher(order, now)).unwrap());
+    assert!(step!(store, s => s.withdraw_voucher(at(order, now))).unwrap());
     assert_eq!(
         fx.voucher(&code("VCH-FIRST")).await.map(|v| v.status),
         Some(VoucherStatus::Disabled)
     );
-    assert!(!step!(store, s => s.withdraw_voucher(order, now)).unwrap());
+    assert!(!step!(store, s => s.withdraw_voucher(at(order, now))).unwrap());
 
     let redeemer = fx.new_order("c-voucher").await;
     let other = fx.new_order("c-voucher").await;
     fx.redeemed_voucher(&code("VCH-USED"), "c-voucher", redeemer)
         .await;
     assert!(
-        !step!(store, s => s.restore_voucher(&code("VCH-USED"), other, now)).unwrap(),
+        !step!(store, s => s.restore_voucher(at(other, now), &code("VCH-USED"))).unwrap(),
         "only the order that redeemed it may restore it"
     );
-    assert!(step!(store, s => s.restore_voucher(&code("VCH-USED"), redeemer, now)).unwrap());
+    assert!(step!(store, s => s.restore_voucher(at(redeemer, now), &code("VCH-USED"))).unwrap());
     assert_eq!(
         fx.voucher(&code("VCH-USED")).await,
         Some(VoucherView {
@@ -327,7 +335,7 @@ pub async fn voucher_is_issued_once_withdrawn_and_restored(fx: &dyn SagaFixture)
             redeemed_by: None
         })
     );
-    assert!(!step!(store, s => s.restore_voucher(&code("VCH-USED"), redeemer, now)).unwrap());
+    assert!(!step!(store, s => s.restore_voucher(at(redeemer, now), &code("VCH-USED"))).unwrap());
 }
 
 /// `saga_contract_tests!(factory)` runs every case against the stores `factory` builds; the

@@ -158,6 +158,13 @@ impl Stack {
         json["orderId"].as_str().expect("orderId").to_owned()
     }
 
+    /// POSTs an order that must be refused with `status`; returns the problem it got.
+    pub async fn refused(&self, body: &Value, status: StatusCode) -> Value {
+        let (got, problem) = self.post_order(body).await;
+        assert_eq!(got, status, "{problem}");
+        problem
+    }
+
     pub async fn get_json(&self, uri: &str) -> Value {
         let (status, json) = self
             .request(Request::get(uri).body(Body::empty()).unwrap())
@@ -301,6 +308,14 @@ pub fn step<'a>(order: &'a Value, name: &str) -> Option<&'a Value> {
         .expect("history")
         .iter()
         .find(|s| s["step"] == name)
+}
+
+/// The step of this name, which must be in the order's history with `status`; returned for
+/// the checks a test adds (attempts, error).
+pub fn assert_step<'a>(order: &'a Value, name: &str, status: &str) -> &'a Value {
+    let st = step(order, name).unwrap_or_else(|| panic!("no {name} in {order}"));
+    assert_eq!(st["status"], status, "{name}: {order}");
+    st
 }
 
 pub fn order_body(customer: &str, product: &str, quantity: u32, price: f64) -> Value {

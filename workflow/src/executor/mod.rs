@@ -16,12 +16,10 @@
 //!   running here is a no-op; across processes the store's seq check refuses interleaving.
 
 mod context;
-mod memory;
 pub mod retry;
 mod run;
 mod store;
 
-pub use memory::MemoryExecutionStore;
 pub use retry::{RetryDecision, retry_delay};
 pub use store::{
     ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, HistoryEvent,

@@ -13,43 +13,16 @@ use chrono::{DateTime, Utc};
 use orders_domain::time::rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::fmt;
-use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ExecutionStatus {
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl ExecutionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExecutionStatus::Running => "RUNNING",
-            ExecutionStatus::Succeeded => "SUCCEEDED",
-            ExecutionStatus::Failed => "FAILED",
-        }
+orders_domain::wire_names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ExecutionStatus {
+        Running = "RUNNING",
+        Succeeded = "SUCCEEDED",
+        Failed = "FAILED",
     }
-}
-
-impl fmt::Display for ExecutionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ExecutionStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "RUNNING" => Ok(ExecutionStatus::Running),
-            "SUCCEEDED" => Ok(ExecutionStatus::Succeeded),
-            "FAILED" => Ok(ExecutionStatus::Failed),
-            other => Err(format!("unknown execution status {other:?}")),
-        }
-    }
+    unknown: String = |s| format!("unknown execution status {s:?}");
 }
 
 /// Everything needed to continue an execution after a restart.
@@ -97,61 +70,20 @@ impl ExecutionSnapshot {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum HistoryEventKind {
-    ExecutionStarted,
-    StateEntered,
-    TaskSucceeded,
-    TaskFailed,
-    RetryScheduled,
-    CaughtError,
-    StateExited,
-    ExecutionSucceeded,
-    ExecutionFailed,
-}
-
-impl HistoryEventKind {
-    pub const ALL: [HistoryEventKind; 9] = [
-        HistoryEventKind::ExecutionStarted,
-        HistoryEventKind::StateEntered,
-        HistoryEventKind::TaskSucceeded,
-        HistoryEventKind::TaskFailed,
-        HistoryEventKind::RetryScheduled,
-        HistoryEventKind::CaughtError,
-        HistoryEventKind::StateExited,
-        HistoryEventKind::ExecutionSucceeded,
-        HistoryEventKind::ExecutionFailed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HistoryEventKind::ExecutionStarted => "ExecutionStarted",
-            HistoryEventKind::StateEntered => "StateEntered",
-            HistoryEventKind::TaskSucceeded => "TaskSucceeded",
-            HistoryEventKind::TaskFailed => "TaskFailed",
-            HistoryEventKind::RetryScheduled => "RetryScheduled",
-            HistoryEventKind::CaughtError => "CaughtError",
-            HistoryEventKind::StateExited => "StateExited",
-            HistoryEventKind::ExecutionSucceeded => "ExecutionSucceeded",
-            HistoryEventKind::ExecutionFailed => "ExecutionFailed",
-        }
+orders_domain::wire_names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum HistoryEventKind with ALL {
+        ExecutionStarted,
+        StateEntered,
+        TaskSucceeded,
+        TaskFailed,
+        RetryScheduled,
+        CaughtError,
+        StateExited,
+        ExecutionSucceeded,
+        ExecutionFailed,
     }
-}
-
-impl fmt::Display for HistoryEventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for HistoryEventKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        HistoryEventKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown history event kind {s:?}"))
-    }
+    unknown: String = |s| format!("unknown history event kind {s:?}");
 }
 
 /// One line of an execution's history; `seq` starts at 1 and has no gaps.
@@ -224,4 +156,41 @@ pub trait ExecutionStore: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError>;
     /// The history in seq order; empty for an unknown execution.
     async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt;
+    use std::str::FromStr;
+
+    /// A store reads back what `as_str` wrote, and the JSON history uses serde's form of the
+    /// same names, so all three must agree.
+    fn assert_names<T>(all: &[T])
+    where
+        T: Copy + PartialEq + fmt::Debug + fmt::Display + Serialize + FromStr<Err: fmt::Debug>,
+    {
+        let names: Vec<String> = all.iter().map(T::to_string).collect();
+        assert_eq!(serde_json::to_value(all).unwrap(), serde_json::json!(names));
+        let parsed: Vec<T> = names.iter().map(|n| n.parse().unwrap()).collect();
+        assert_eq!(parsed, all);
+    }
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        assert_names(&HistoryEventKind::ALL);
+        assert_names(&[
+            ExecutionStatus::Running,
+            ExecutionStatus::Succeeded,
+            ExecutionStatus::Failed,
+        ]);
+        assert_eq!(
+            "Running".parse::<ExecutionStatus>().unwrap_err(),
+            r#"unknown execution status "Running""#
+        );
+        assert_eq!(
+            "".parse::<HistoryEventKind>().unwrap_err(),
+            r#"unknown history event kind """#
+        );
+    }
 }

@@ -3,9 +3,8 @@
 //! wherever the saga failed.
 
 use super::payment::{ProviderAnswer, authorize};
-use super::store::{Charge, Reservation};
+use super::store::{Charge, NewVoucher, Notice, OrderAt, Reservation, StatusMove};
 use super::{SagaState, Step, StepError, Steps};
-use chrono::Utc;
 use orders_domain::voucher::earns_voucher;
 use orders_domain::{OrderStatus, VOUCHER_DISCOUNT, VoucherCode};
 use serde_json::{Value, json};
@@ -13,12 +12,11 @@ use serde_json::{Value, json};
 impl Steps {
     pub(super) async fn run(&self, step: Step, s: &SagaState) -> Result<Value, StepError> {
         let o = &s.order;
-        let now = Utc::now();
+        let at = OrderAt::now(o.order_id);
         match step {
-            Step::ReserveInventory => match self.store.reserve(o.order_id, &o.items, now).await? {
+            Step::ReserveInventory => match self.store.reserve(at, &o.items).await? {
                 Reservation::Reserved => {
-                    self.store
-                        .set_status(o.order_id, step, OrderStatus::InventoryReserved, None, now)
+                    self.mark(at, step, OrderStatus::InventoryReserved, None)
                         .await?;
                     Ok(json!({"reserved": o.items.len()}))
                 }
@@ -42,12 +40,11 @@ impl Steps {
                             refunded: false,
                         };
                         self.store
-                            .record_charge(o.order_id, &charge, &o.payment_method, now)
+                            .record_charge(at, &charge, &o.payment_method)
                             .await?
                     }
                 };
-                self.store
-                    .set_status(o.order_id, step, OrderStatus::PaymentProcessed, None, now)
+                self.mark(at, step, OrderStatus::PaymentProcessed, None)
                     .await?;
                 Ok(json!({"chargeId": charge.charge_id, "amountCents": charge.amount.0}))
             }
@@ -62,10 +59,12 @@ impl Steps {
                     "Your order {} of {} EUR is confirmed.",
                     o.order_id, o.total_cents
                 );
-                let sent = self
-                    .store
-                    .notify(o.order_id, &o.customer_id, "order-confirmed", &message, now)
-                    .await?;
+                let notice = Notice {
+                    customer: &o.customer_id,
+                    kind: "order-confirmed",
+                    message: &message,
+                };
+                let sent = self.store.notify(at, &notice).await?;
                 tracing::info!(customer_id = %o.customer_id, new = sent, "customer notified");
                 Ok(json!({"notified": true}))
             }
@@ -74,16 +73,16 @@ impl Steps {
                     return Ok(json!({"voucherCode": null}));
                 }
                 let code = voucher_code_for(o.order_id);
-                let code = self
-                    .store
-                    .issue_voucher(o.order_id, &o.customer_id, &code, VOUCHER_DISCOUNT, now)
-                    .await?;
+                let voucher = NewVoucher {
+                    customer: &o.customer_id,
+                    code: &code,
+                    discount: VOUCHER_DISCOUNT,
+                };
+                let code = self.store.issue_voucher(at, &voucher).await?;
                 Ok(json!({"voucherCode": code.as_str()}))
             }
             Step::MarkCompleted => {
-                self.store
-                    .set_status(o.order_id, step, OrderStatus::Completed, None, now)
-                    .await?;
+                self.mark(at, step, OrderStatus::Completed, None).await?;
                 Ok(json!({"status": OrderStatus::Completed}))
             }
             Step::BeginCompensation => {
@@ -92,38 +91,40 @@ impl Steps {
                     Some(e) => format!("{}: {}", e.error, e.cause),
                     None => "unknown failure".to_owned(),
                 };
-                self.store
-                    .set_status(
-                        o.order_id,
-                        step,
-                        OrderStatus::Compensating,
-                        Some(&reason),
-                        now,
-                    )
+                self.mark(at, step, OrderStatus::Compensating, Some(&reason))
                     .await?;
                 Ok(json!({"reason": reason}))
             }
-            Step::RefundPayment => {
-                Ok(json!({"refunded": self.store.refund(o.order_id, now).await?}))
-            }
-            Step::ReleaseInventory => {
-                Ok(json!({"released": self.store.release(o.order_id, now).await?}))
-            }
+            Step::RefundPayment => Ok(json!({"refunded": self.store.refund(at).await?})),
+            Step::ReleaseInventory => Ok(json!({"released": self.store.release(at).await?})),
             Step::RestoreVoucher => {
                 let restored = match &o.voucher_code {
-                    Some(code) => self.store.restore_voucher(code, o.order_id, now).await?,
+                    Some(code) => self.store.restore_voucher(at, code).await?,
                     None => false,
                 };
-                let withdrawn = self.store.withdraw_voucher(o.order_id, now).await?;
+                let withdrawn = self.store.withdraw_voucher(at).await?;
                 Ok(json!({"restored": restored, "withdrawn": withdrawn}))
             }
             Step::MarkFailed => {
-                self.store
-                    .set_status(o.order_id, step, OrderStatus::Failed, None, now)
-                    .await?;
+                self.mark(at, step, OrderStatus::Failed, None).await?;
                 Ok(json!({"status": OrderStatus::Failed}))
             }
         }
+    }
+}
+
+impl Steps {
+    /// The step's status change: its last act, which also marks the step SUCCEEDED.
+    async fn mark(
+        &self,
+        at: OrderAt,
+        step: Step,
+        to: OrderStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StepError> {
+        let change = StatusMove { step, to, reason };
+        self.store.set_status(at, change).await?;
+        Ok(())
     }
 }
 

@@ -11,12 +11,12 @@ pub mod payment;
 pub mod store;
 
 use crate::executor::{TaskError, TaskHandler};
-use chrono::Utc;
 use orders_domain::SagaInput;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use store::OrderAt;
 pub use store::{Notifications, Payments, Progress, StepStore, StepStoreError, Stock, Vouchers};
 use tracing::Instrument;
 
@@ -188,7 +188,7 @@ impl Steps {
         // `instrument`, not `enter`: an entered guard held across awaits would label whatever
         // else runs on this thread while the step is suspended.
         async {
-            self.store.step_attempt(order, step, Utc::now()).await?;
+            self.store.step_attempt(OrderAt::now(order), step).await?;
             let result = self.run(step, &input.input).await;
             let error = result.as_ref().err().map(|e| format!("{}: {e}", e.name()));
             if let Some(e) = &error {
@@ -197,9 +197,8 @@ impl Steps {
             // A success that moved the order was already recorded with the move; one write
             // less per such step is ~10% of a saga's writes.
             if error.is_some() || !step.succeeds_with_status_change() {
-                self.store
-                    .step_result(order, step, error.as_deref(), Utc::now())
-                    .await?;
+                let at = OrderAt::now(order);
+                self.store.step_result(at, step, error.as_deref()).await?;
             }
             result
         }

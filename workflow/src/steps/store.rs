@@ -46,6 +46,51 @@ pub enum StatusChange {
     Unchanged,
 }
 
+/// The order a call is about and when it is made: every effect is keyed by the order and
+/// stamped with the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderAt {
+    pub order: OrderId,
+    pub now: DateTime<Utc>,
+}
+
+impl OrderAt {
+    /// `order`, now.
+    pub fn now(order: OrderId) -> Self {
+        OrderAt {
+            order,
+            now: Utc::now(),
+        }
+    }
+}
+
+/// A status change a step makes: to `to`, with the reason when the order fails or starts
+/// compensating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusMove<'a> {
+    pub step: Step,
+    pub to: OrderStatus,
+    pub reason: Option<&'a str>,
+}
+
+/// A customer notification of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice<'a> {
+    pub customer: &'a CustomerId,
+    pub kind: &'a str,
+    pub message: &'a str,
+}
+
+/// The voucher an order earns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewVoucher<'a> {
+    pub customer: &'a CustomerId,
+    pub code: &'a VoucherCode,
+    pub discount: Cents,
+}
+
+pub type StepResult<T> = Result<T, StepStoreError>;
+
 /// Everything the steps need from storage, in the parts below: each adapter implements each
 /// part once, in the module of its technology that holds that data.
 ///
@@ -62,32 +107,14 @@ impl<T: Progress + Stock + Payments + Notifications + Vouchers> StepStore for T 
 #[async_trait]
 pub trait Progress: Send + Sync {
     /// Counts an attempt of `step` for the order's step history.
-    async fn step_attempt(
-        &self,
-        order: OrderId,
-        step: Step,
-        now: DateTime<Utc>,
-    ) -> Result<(), StepStoreError>;
+    async fn step_attempt(&self, at: OrderAt, step: Step) -> StepResult<()>;
     /// Records how the latest attempt ended (`None`: succeeded).
-    async fn step_result(
-        &self,
-        order: OrderId,
-        step: Step,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StepStoreError>;
-    /// Moves the order to `to` with a conditional update on its version. Already at or past
-    /// `to`: `Unchanged`. A move the lifecycle forbids: `InvalidTransition`. The status change
-    /// is the last act of `step`, so the same transaction marks `step` SUCCEEDED: nobody sees
-    /// an order in its new status with the step that moved it still running.
-    async fn set_status(
-        &self,
-        order: OrderId,
-        step: Step,
-        to: OrderStatus,
-        failure_reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<StatusChange, StepStoreError>;
+    async fn step_result(&self, at: OrderAt, step: Step, error: Option<&str>) -> StepResult<()>;
+    /// Moves the order with a conditional update on its version. Already at or past the
+    /// target: `Unchanged`. A move the lifecycle forbids: `InvalidTransition`. The status
+    /// change is the last act of its step, so the same transaction marks the step SUCCEEDED:
+    /// nobody sees an order in its new status with the step that moved it still running.
+    async fn set_status(&self, at: OrderAt, change: StatusMove<'_>) -> StepResult<StatusChange>;
 }
 
 /// Stock held for orders.
@@ -95,70 +122,36 @@ pub trait Progress: Send + Sync {
 pub trait Stock: Send + Sync {
     /// Takes every item's quantity from stock, all or none, unless the order already holds a
     /// reservation (then nothing changes).
-    async fn reserve(
-        &self,
-        order: OrderId,
-        items: &[SagaItem],
-        now: DateTime<Utc>,
-    ) -> Result<Reservation, StepStoreError>;
+    async fn reserve(&self, at: OrderAt, items: &[SagaItem]) -> StepResult<Reservation>;
     /// Returns a held reservation to stock; `false` if there was none held.
-    async fn release(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, StepStoreError>;
+    async fn release(&self, at: OrderAt) -> StepResult<bool>;
 }
 
 /// The charge of each order.
 #[async_trait]
 pub trait Payments: Send + Sync {
-    async fn charge(&self, order: OrderId) -> Result<Option<Charge>, StepStoreError>;
+    async fn charge(&self, order: OrderId) -> StepResult<Option<Charge>>;
     /// Stores a charge unless one exists; returns the one stored.
-    async fn record_charge(
-        &self,
-        order: OrderId,
-        charge: &Charge,
-        payment_method: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Charge, StepStoreError>;
+    async fn record_charge(&self, at: OrderAt, charge: &Charge, via: &str) -> StepResult<Charge>;
     /// Marks a charge refunded; `false` if there was no unrefunded charge.
-    async fn refund(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, StepStoreError>;
+    async fn refund(&self, at: OrderAt) -> StepResult<bool>;
 }
 
 /// Customer notifications, one per order and kind.
 #[async_trait]
 pub trait Notifications: Send + Sync {
-    /// Records a notification of `kind` once; `false` if it was already recorded.
-    async fn notify(
-        &self,
-        order: OrderId,
-        customer: &CustomerId,
-        kind: &str,
-        message: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError>;
+    /// Records a notification once per kind; `false` if it was already recorded.
+    async fn notify(&self, at: OrderAt, notice: &Notice<'_>) -> StepResult<bool>;
 }
 
 /// Vouchers earned and redeemed by orders.
 #[async_trait]
 pub trait Vouchers: Send + Sync {
     /// Issues the order's voucher (READY) unless it has one; returns the order's voucher code.
-    async fn issue_voucher(
-        &self,
-        order: OrderId,
-        customer: &CustomerId,
-        code: &VoucherCode,
-        discount: Cents,
-        now: DateTime<Utc>,
-    ) -> Result<VoucherCode, StepStoreError>;
+    async fn issue_voucher(&self, at: OrderAt, new: &NewVoucher<'_>) -> StepResult<VoucherCode>;
     /// Disables the voucher this order earned if it is still READY (the order failed after
     /// the voucher was issued); `false` if there was none to withdraw.
-    async fn withdraw_voucher(
-        &self,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError>;
+    async fn withdraw_voucher(&self, at: OrderAt) -> StepResult<bool>;
     /// Puts a voucher this order redeemed back to READY; `false` if it was not USED by it.
-    async fn restore_voucher(
-        &self,
-        code: &VoucherCode,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError>;
+    async fn restore_voucher(&self, at: OrderAt, code: &VoucherCode) -> StepResult<bool>;
 }

@@ -10,26 +10,11 @@ use crate::tables::attrs::{idempotency as ia, order as oa, voucher as va};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use orders_domain::idempotency::StoredResponse;
-use orders_domain::money::as_cents;
 use orders_domain::store::{IdempotencyRecord, NewOrder, OrderRecord, StepRecord, StoreError};
-use orders_domain::store::{NewIdempotencyRecord, VoucherRecord};
+use orders_domain::store::{NewIdempotencyRecord, VoucherRecord, items_from_text, items_to_text};
 use orders_domain::time::{format_millis as format_ts, parse_ts};
-use orders_domain::{
-    Cents, CustomerId, OrderItem, OrderStatus, PaymentMethod, ProductId, VoucherCode, VoucherStatus,
-};
-use serde::{Deserialize, Serialize};
+use orders_domain::{Cents, CustomerId, OrderStatus, PaymentMethod, VoucherCode, VoucherStatus};
 use std::collections::HashMap;
-
-/// One element of the order item's `items` JSON text: cents, not EUR numbers (the same shape
-/// the SQLite store keeps in its `items` column).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredItem {
-    pub product_id: String,
-    pub quantity: u32,
-    #[serde(with = "as_cents")]
-    pub price_cents: Cents,
-}
 
 fn bad(e: AttrError) -> StoreError {
     StoreError::Backend(format!("unreadable item: {e}"))
@@ -55,16 +40,7 @@ pub fn created_key(created_at: &str, id: &str) -> String {
 pub fn new_order_item(o: &NewOrder) -> Result<Item, StoreError> {
     let id = o.id.to_string();
     let created = format_ts(o.created_at);
-    let items: Vec<StoredItem> = o
-        .items
-        .iter()
-        .map(|i| StoredItem {
-            product_id: i.product_id.to_string(),
-            quantity: i.quantity,
-            price_cents: i.price,
-        })
-        .collect();
-    let items = serde_json::to_string(&items).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let items = items_to_text(&o.items);
     let mut item = HashMap::from([
         (oa::CREATED_KEY.to_owned(), s(created_key(&created, &id))),
         (oa::ID.to_owned(), s(id)),
@@ -123,22 +99,14 @@ pub fn idempotency_record(item: &Item) -> Result<IdempotencyRecord, StoreError> 
 
 /// The order without its issued voucher, which lives in another table (see `read.rs`).
 pub fn order_record(item: &Item) -> Result<OrderRecord, StoreError> {
-    let items: Vec<StoredItem> = serde_json::from_str(get_s(item, oa::ITEMS).map_err(bad)?)
-        .map_err(|_| corrupt(oa::ITEMS))?;
-    Ok(OrderRecord {
+    let items = items_from_text(get_s(item, oa::ITEMS).map_err(bad)?);
+    let order = NewOrder {
         id: get_s(item, oa::ID)
             .map_err(bad)?
             .parse()
             .map_err(|_| corrupt(oa::ID))?,
         customer_id: CustomerId::from_trusted(get_s(item, oa::CUSTOMER).map_err(bad)?.to_owned()),
-        items: items
-            .into_iter()
-            .map(|i| OrderItem {
-                product_id: ProductId::from_trusted(i.product_id),
-                quantity: i.quantity,
-                price: i.price_cents,
-            })
-            .collect(),
+        items: items.ok_or_else(|| corrupt(oa::ITEMS))?,
         subtotal: Cents(get_n(item, oa::SUBTOTAL).map_err(bad)?),
         discount: Cents(get_n(item, oa::DISCOUNT).map_err(bad)?),
         total: Cents(get_n(item, oa::TOTAL).map_err(bad)?),
@@ -148,6 +116,10 @@ pub fn order_record(item: &Item) -> Result<OrderRecord, StoreError> {
         voucher_code: opt_s(item, oa::VOUCHER_CODE)
             .map_err(bad)?
             .map(|c| VoucherCode::from_trusted(c.to_owned())),
+        created_at: ts(item, oa::CREATED_AT)?,
+    };
+    Ok(OrderRecord {
+        order,
         status: get_s(item, oa::STATUS)
             .map_err(bad)?
             .parse::<OrderStatus>()
@@ -156,7 +128,6 @@ pub fn order_record(item: &Item) -> Result<OrderRecord, StoreError> {
         failure_reason: opt_s(item, oa::FAILURE_REASON)
             .map_err(bad)?
             .map(str::to_owned),
-        created_at: ts(item, oa::CREATED_AT)?,
         updated_at: ts(item, oa::UPDATED_AT)?,
         voucher_issued: None,
         steps: steps(item)?,

@@ -4,10 +4,10 @@
 //! that is what the state machine's Retry and Catch match.
 
 use chrono::Utc;
-use orders_aws::dynamodb::attr::{self, Item};
-use orders_aws::tables::attrs::order as o;
+use orders_aws::dynamodb::item::new_order_item;
 use orders_aws::{TableNames, functions};
-use orders_domain::OrderId;
+use orders_domain::store::NewOrder;
+use orders_domain::validation::validate_order;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
@@ -83,31 +83,23 @@ async fn connection(sock: TcpStream, api: Arc<RuntimeApi>) {
     }
 }
 
+/// A PENDING order of one unit of a product the catalogue lacks, put in the table as the API
+/// writes it, and its saga input.
 async fn put_order(client: &aws_sdk_dynamodb::Client, names: &TableNames) -> Value {
-    let id = OrderId::new();
-    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    let item = Item::from([
-        (o::ID.to_owned(), attr::s(id.to_string())),
-        (o::CUSTOMER.to_owned(), attr::s("c-fn")),
-        (o::CREATED_KEY.to_owned(), attr::s(format!("{now}#{id}"))),
-        (o::CREATED_AT.to_owned(), attr::s(&now)),
-        (o::UPDATED_AT.to_owned(), attr::s(&now)),
-        (o::TOTAL.to_owned(), attr::n(2_000)),
-        (o::STATUS.to_owned(), attr::s("PENDING")),
-        (o::VERSION.to_owned(), attr::n(1)),
-    ]);
+    let body = json!({
+        "customerId": "c-fn",
+        "items": [{"productId": "unheard-of", "quantity": 1, "price": 20}],
+        "paymentMethod": "pm_card_visa",
+    });
+    let order = NewOrder::from_draft(validate_order(&body).expect("a valid order"), Utc::now());
     client
         .put_item()
         .table_name(&names.orders)
-        .set_item(Some(item))
+        .set_item(Some(new_order_item(&order).expect("encodable")))
         .send()
         .await
         .expect("put order");
-    json!({
-        "orderId": id, "customerId": "c-fn", "totalCents": 2_000,
-        "items": [{"productId": "unheard-of", "quantity": 1}],
-        "paymentMethod": "pm_card_visa",
-    })
+    serde_json::to_value(order.saga_input()).unwrap()
 }
 
 fn function(runtime_api: &str, endpoint: &str, names: &TableNames) -> Command {

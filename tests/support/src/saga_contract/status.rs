@@ -1,11 +1,57 @@
 //! The contract's status and step-history cases: a status change is conditional on the
 //! order's version and marks its step, and the step history counts every attempt.
 
-use super::{SagaFixture, StepView, step};
+use super::{Driver, SagaFixture, StepView, at, step};
 use chrono::Utc;
 use orders_domain::{OrderId, OrderStatus};
-use orders_workflow::steps::store::StatusChange;
+use orders_workflow::steps::store::{StatusChange, StatusMove};
 use orders_workflow::steps::{Step, StepStoreError};
+
+/// The store call with which `step` ends by moving the order to `to`, now.
+async fn set_status(
+    store: &Driver,
+    order: OrderId,
+    step: Step,
+    to: OrderStatus,
+    reason: Option<&'static str>,
+) -> Result<StatusChange, StepStoreError> {
+    step!(store, s => s.set_status(at(order, Utc::now()), StatusMove { step, to, reason }))
+}
+
+/// Requires `step`'s move of the order to `to` to be refused, the lifecycle forbidding it
+/// from `from`.
+async fn assert_forbidden(
+    store: &Driver,
+    order: OrderId,
+    step: Step,
+    from: OrderStatus,
+    to: OrderStatus,
+) {
+    let refused = Err(StepStoreError::InvalidTransition { from, to });
+    assert_eq!(set_status(store, order, step, to, None).await, refused);
+}
+
+async fn attempt(store: &Driver, order: OrderId, step: Step) {
+    step!(store, s => s.step_attempt(at(order, Utc::now()), step)).unwrap();
+}
+
+/// Requires the order's history entry of `step` to show `status` after `attempts`, with
+/// `error` as the last attempt's.
+pub async fn assert_step(
+    fx: &dyn SagaFixture,
+    order: OrderId,
+    step: Step,
+    status: &str,
+    attempts: i64,
+    error: Option<&str>,
+) {
+    let want = StepView {
+        status: status.into(),
+        attempts,
+        error: error.map(str::to_owned),
+    };
+    assert_eq!(fx.step(order, step).await, Some(want), "{}", step.name());
+}
 
 pub async fn status_changes_are_conditional_and_mark_the_step(fx: &dyn SagaFixture) {
     let store = fx.store();
@@ -13,82 +59,31 @@ pub async fn status_changes_are_conditional_and_mark_the_step(fx: &dyn SagaFixtu
     let (status, v0, _) = fx.order(order).await;
     assert_eq!(status, OrderStatus::Pending);
     let step = Step::ReserveInventory;
-    step!(store, s => s.step_attempt(order, step, Utc::now())).unwrap();
-    let changed = step!(store, s => s.set_status(
-        order,
-        step,
-        OrderStatus::InventoryReserved,
-        None,
-        Utc::now(),
-    ))
-    .unwrap();
-    assert_eq!(changed, StatusChange::Changed { version: v0 + 1 });
+    attempt(&store, order, step).await;
+    let reserved = OrderStatus::InventoryReserved;
+    let changed = set_status(&store, order, step, reserved, None).await;
+    assert_eq!(changed, Ok(StatusChange::Changed { version: v0 + 1 }));
     assert_eq!(
         fx.step(order, step).await.map(|s| s.status).as_deref(),
         Some("SUCCEEDED"),
         "the status change marks its step"
     );
     // A re-run of the step (attempt, then the same move) changes nothing but the history.
-    step!(store, s => s.step_attempt(order, step, Utc::now())).unwrap();
-    assert_eq!(
-        step!(store, s => s.set_status(
-            order,
-            step,
-            OrderStatus::InventoryReserved,
-            None,
-            Utc::now()
-        ))
-        .unwrap(),
-        StatusChange::Unchanged
-    );
-    assert_eq!(
-        fx.step(order, step).await,
-        Some(StepView {
-            status: "SUCCEEDED".into(),
-            attempts: 2,
-            error: None
-        })
-    );
+    attempt(&store, order, step).await;
+    let rerun = set_status(&store, order, step, reserved, None).await;
+    assert_eq!(rerun, Ok(StatusChange::Unchanged));
+    assert_step(fx, order, step, "SUCCEEDED", 2, None).await;
     assert_eq!(fx.order(order).await.1, v0 + 1);
     // A move the lifecycle forbids is refused and changes nothing.
-    assert_eq!(
-        step!(store, s => s.set_status(
-            order,
-            Step::MarkCompleted,
-            OrderStatus::Completed,
-            None,
-            Utc::now()
-        )),
-        Err(StepStoreError::InvalidTransition {
-            from: OrderStatus::InventoryReserved,
-            to: OrderStatus::Completed
-        })
-    );
-    assert_eq!(
-        step!(store, s => s.set_status(
-            order,
-            Step::BeginCompensation,
-            OrderStatus::Compensating,
-            Some("PaymentDeclined: card declined"),
-            Utc::now()
-        ))
-        .unwrap(),
-        StatusChange::Changed { version: v0 + 2 }
-    );
+    let (completed, compensating) = (OrderStatus::Completed, OrderStatus::Compensating);
+    assert_forbidden(&store, order, Step::MarkCompleted, reserved, completed).await;
+    let begin = Step::BeginCompensation;
+    let declined = Some("PaymentDeclined: card declined");
+    let begun = set_status(&store, order, begin, compensating, declined).await;
+    assert_eq!(begun, Ok(StatusChange::Changed { version: v0 + 2 }));
     // A forward step arriving late (a stale writer) cannot pull the order out of compensation.
-    assert_eq!(
-        step!(store, s => s.set_status(
-            order,
-            Step::ProcessPayment,
-            OrderStatus::PaymentProcessed,
-            None,
-            Utc::now()
-        )),
-        Err(StepStoreError::InvalidTransition {
-            from: OrderStatus::Compensating,
-            to: OrderStatus::PaymentProcessed
-        })
-    );
+    let paid = OrderStatus::PaymentProcessed;
+    assert_forbidden(&store, order, Step::ProcessPayment, compensating, paid).await;
     assert_eq!(
         fx.order(order).await,
         (
@@ -99,13 +94,7 @@ pub async fn status_changes_are_conditional_and_mark_the_step(fx: &dyn SagaFixtu
     );
     let missing = OrderId::new();
     assert_eq!(
-        step!(store, s => s.set_status(
-            missing,
-            Step::MarkFailed,
-            OrderStatus::Failed,
-            None,
-            Utc::now()
-        )),
+        set_status(&store, missing, Step::MarkFailed, OrderStatus::Failed, None).await,
         Err(StepStoreError::OrderNotFound(missing))
     );
 }
@@ -117,13 +106,8 @@ pub async fn concurrent_status_changes_apply_once(fx: &dyn SagaFixture) {
     let runs = (0..4).map(|_| {
         let store = store.clone();
         tokio::spawn(async move {
-            step!(store, s => s.set_status(
-                order,
-                Step::ReserveInventory,
-                OrderStatus::InventoryReserved,
-                None,
-                Utc::now(),
-            ))
+            let (step, to) = (Step::ReserveInventory, OrderStatus::InventoryReserved);
+            set_status(&store, order, step, to, None).await
         })
     });
     let mut changed = 0;
@@ -148,38 +132,17 @@ pub async fn step_history_counts_attempts(fx: &dyn SagaFixture) {
     let order = fx.new_order("c-history").await;
     let step = Step::ProcessPayment;
     assert_eq!(fx.step(order, step).await, None);
-    step!(store, s => s.step_attempt(order, step, Utc::now())).unwrap();
-    assert_eq!(
-        fx.step(order, step).await,
-        Some(StepView {
-            status: "RUNNING".into(),
-            attempts: 1,
-            error: None
-        })
-    );
-    step!(store, s => s.step_result(order, step, Some("Transient: provider busy"), Utc::now()))
-        .unwrap();
-    assert_eq!(
-        fx.step(order, step).await,
-        Some(StepView {
-            status: "FAILED".into(),
-            attempts: 1,
-            error: Some("Transient: provider busy".into())
-        })
-    );
-    step!(store, s => s.step_attempt(order, step, Utc::now())).unwrap();
+    attempt(&store, order, step).await;
+    assert_step(fx, order, step, "RUNNING", 1, None).await;
+    let busy = "Transient: provider busy";
+    step!(store, s => s.step_result(at(order, Utc::now()), step, Some(busy))).unwrap();
+    assert_step(fx, order, step, "FAILED", 1, Some(busy)).await;
+    attempt(&store, order, step).await;
     assert_eq!(fx.step(order, step).await.map(|s| s.attempts), Some(2));
-    step!(store, s => s.step_result(order, step, None, Utc::now())).unwrap();
-    assert_eq!(
-        fx.step(order, step).await,
-        Some(StepView {
-            status: "SUCCEEDED".into(),
-            attempts: 2,
-            error: None
-        })
-    );
+    step!(store, s => s.step_result(at(order, Utc::now()), step, None)).unwrap();
+    assert_step(fx, order, step, "SUCCEEDED", 2, None).await;
     // Steps are counted apart.
-    step!(store, s => s.step_attempt(order, Step::SendNotification, Utc::now())).unwrap();
+    attempt(&store, order, Step::SendNotification).await;
     assert_eq!(
         fx.step(order, Step::SendNotification)
             .await

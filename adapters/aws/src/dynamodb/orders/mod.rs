@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Utc};
 use orders_domain::store::{
-    CreateOrder, CreateOutcome, ListCursor, OrderPage, OrderRecord, OrderStore, StoreError,
-    VoucherRecord,
+    CreateOrder, CreateOutcome, ListOrders, OrderPage, OrderRecord, OrderStore, StockLevel,
+    StoreError, VoucherRecord,
 };
 use orders_domain::{CustomerId, OrderId, ProductId};
 use std::time::Duration;
@@ -119,26 +119,16 @@ impl OrderStore for DynamoStore {
         read::get_order(self, id).await
     }
 
-    async fn list_orders(
-        &self,
-        customer: &CustomerId,
-        limit: u32,
-        after: Option<ListCursor>,
-    ) -> Result<OrderPage, StoreError> {
-        read::list_orders(self, customer, limit, after).await
+    async fn list_orders(&self, query: &ListOrders) -> Result<OrderPage, StoreError> {
+        read::list_orders(self, query).await
     }
 
     async fn get_inventory(&self, product: &ProductId) -> Result<Option<i64>, StoreError> {
         read::get_inventory(self, product).await
     }
 
-    async fn set_inventory(
-        &self,
-        product: &ProductId,
-        available: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        read::set_inventory(self, product, available, now).await
+    async fn set_inventory(&self, level: StockLevel) -> Result<(), StoreError> {
+        read::set_inventory(self, level).await
     }
 
     async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError> {

@@ -9,13 +9,15 @@
 use super::{DynamoStore, sdk_err};
 use crate::dynamodb::attr::{Item, get_n, n, s};
 use crate::dynamodb::item::{created_key, issued_voucher_code, key, order_record, voucher_record};
+use crate::sdk::conditional;
 use crate::tables::attrs::{inventory as na, order as oa, voucher as va};
-use crate::tables::{ORDERS, VOUCHERS};
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use crate::tables::{IndexSpec, ORDERS, VOUCHERS};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use chrono::{DateTime, Utc};
 use orders_domain::store::VoucherRecord;
-use orders_domain::store::{ListCursor, OrderPage, OrderRecord, StoreError};
+use orders_domain::store::{
+    ListCursor, ListOrders, OrderPage, OrderRecord, StockLevel, StoreError,
+};
 use orders_domain::time::format_millis as format_ts;
 use orders_domain::{CATALOGUE, CustomerId, OrderId, ProductId};
 use std::collections::HashMap;
@@ -51,19 +53,15 @@ async fn with_voucher(store: &DynamoStore, item: &Item) -> Result<OrderRecord, S
             Some(voucher) => order.voucher_issued = Some(voucher_record(&voucher)?),
             // The voucher is a detail of the order, not the order: a dangling reference is
             // logged for the operator and the order is still shown.
-            None => tracing::warn!(order_id = %order.id, voucher = %code,
+            None => tracing::warn!(order_id = %order.order.id, voucher = %code,
                 "order names an issued voucher that does not exist"),
         }
     }
     Ok(order)
 }
 
-pub async fn list_orders(
-    store: &DynamoStore,
-    customer: &CustomerId,
-    limit: u32,
-    after: Option<ListCursor>,
-) -> Result<OrderPage, StoreError> {
+pub async fn list_orders(store: &DynamoStore, query: &ListOrders) -> Result<OrderPage, StoreError> {
+    let (customer, limit, after) = (&query.customer, query.limit, query.after.clone());
     let index = ORDERS.indexes[0];
     let want = limit as usize + 1;
     let mut start = after.map(|c| {
@@ -78,14 +76,7 @@ pub async fn list_orders(
     });
     let mut items = Vec::with_capacity(want);
     loop {
-        let out = store
-            .client
-            .query()
-            .table_name(&store.tables.orders)
-            .index_name(index.name)
-            .key_condition_expression("#c = :c")
-            .expression_attribute_names("#c", index.partition_key)
-            .expression_attribute_values(":c", s(customer.as_str()))
+        let out = by_customer(store, &store.tables.orders, index, customer)
             .scan_index_forward(false)
             .limit(i32::try_from(want - items.len()).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start.take())
@@ -105,8 +96,8 @@ pub async fn list_orders(
         orders.push(with_voucher(store, item).await?);
     }
     let next = more.then(|| orders.last()).flatten().map(|o| ListCursor {
-        created_at: format_ts(o.created_at),
-        order_id: o.id,
+        created_at: format_ts(o.order.created_at),
+        order_id: o.order.id,
     });
     Ok(OrderPage { orders, next })
 }
@@ -129,12 +120,12 @@ pub async fn get_inventory(
 }
 
 /// Creates or overwrites the stock level (an operator's PUT, not a saga movement).
-pub async fn set_inventory(
-    store: &DynamoStore,
-    product: &ProductId,
-    available: i64,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+pub async fn set_inventory(store: &DynamoStore, level: StockLevel) -> Result<(), StoreError> {
+    let StockLevel {
+        product,
+        available,
+        at: now,
+    } = level;
     store
         .client
         .update_item()
@@ -151,6 +142,23 @@ pub async fn set_inventory(
         .map_err(|e| sdk_err("UpdateItem", &e))
 }
 
+/// A query of one customer's items through the table's customer index.
+fn by_customer(
+    store: &DynamoStore,
+    table: &str,
+    index: IndexSpec,
+    customer: &CustomerId,
+) -> QueryFluentBuilder {
+    store
+        .client
+        .query()
+        .table_name(table)
+        .index_name(index.name)
+        .key_condition_expression("#c = :c")
+        .expression_attribute_names("#c", index.partition_key)
+        .expression_attribute_values(":c", s(customer.as_str()))
+}
+
 /// Oldest first, as the SQLite store lists them (its order: creation time, then code).
 pub async fn list_vouchers(
     store: &DynamoStore,
@@ -160,14 +168,7 @@ pub async fn list_vouchers(
     let mut start = None;
     let mut vouchers = Vec::new();
     loop {
-        let out = store
-            .client
-            .query()
-            .table_name(&store.tables.vouchers)
-            .index_name(index.name)
-            .key_condition_expression("#c = :c")
-            .expression_attribute_names("#c", index.partition_key)
-            .expression_attribute_values(":c", s(customer.as_str()))
+        let out = by_customer(store, &store.tables.vouchers, index, customer)
             .set_exclusive_start_key(start.take())
             .send()
             .await
@@ -206,11 +207,11 @@ pub async fn seed_catalogue(store: &DynamoStore, now: DateTime<Utc>) -> Result<u
             .expression_attribute_names("#id", na::ID)
             .send()
             .await;
-        match put {
-            Ok(_) => added += 1,
-            Err(SdkError::ServiceError(se))
-                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) => {}
-            Err(e) => return Err(sdk_err("PutItem", &e)),
+        if conditional(put)
+            .map_err(|e| sdk_err("PutItem", &e))?
+            .is_some()
+        {
+            added += 1;
         }
     }
     Ok(added)

@@ -7,17 +7,17 @@
 //! (plus the record, 101 writes) is refused rather than split, because a split reservation
 //! could be left half taken by a crash between its parts.
 
-use super::{DynamoStepStore, built, condition_failed, corrupt, format_ts, saga_key, sdk_err};
+use super::{
+    DynamoStepStore, built, condition_failed, corrupt, format_ts, put_new, saga_key, sdk_err,
+};
 use crate::dynamodb::attr::{self, Item};
 use crate::tables::attrs::{inventory as inv, saga};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
-use chrono::{DateTime, Utc};
-use orders_domain::{OrderId, ProductId, SagaItem};
+use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use orders_domain::{ProductId, SagaItem};
 use orders_workflow::steps::store::Reservation;
+use orders_workflow::steps::store::{OrderAt, StepResult};
 use orders_workflow::steps::{StepStoreError, Stock};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -82,12 +82,8 @@ impl DynamoStepStore {
 
 #[async_trait]
 impl Stock for DynamoStepStore {
-    async fn reserve(
-        &self,
-        order: OrderId,
-        items: &[SagaItem],
-        now: DateTime<Utc>,
-    ) -> Result<Reservation, StepStoreError> {
+    async fn reserve(&self, at: OrderAt, items: &[SagaItem]) -> StepResult<Reservation> {
+        let OrderAt { order, now } = at;
         let wanted = totals(items);
         if wanted.len() > MAX_PRODUCTS_PER_RESERVATION {
             return Err(StepStoreError::Unavailable(format!(
@@ -110,11 +106,7 @@ impl Stock for DynamoStepStore {
         record.insert(saga::STATE.to_owned(), attr::s(HELD));
         record.insert(saga::CREATED_AT.to_owned(), attr::s(&now));
         record.insert(saga::UPDATED_AT.to_owned(), attr::s(&now));
-        let put = Put::builder()
-            .table_name(&self.tables.saga)
-            .set_item(Some(record))
-            .condition_expression("attribute_not_exists(#order)")
-            .expression_attribute_names("#order", saga::ORDER);
+        let put = put_new(&self.tables.saga, record, saga::ORDER);
         let mut writes = vec![
             TransactWriteItem::builder()
                 .put(built(put.build())?)
@@ -165,23 +157,15 @@ impl Stock for DynamoStepStore {
         Err(sdk_err("reserve inventory", &err))
     }
 
-    async fn release(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, StepStoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.saga)
-            .set_key(Some(saga_key(order, saga::RESERVATION)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_err("read reservation", &e))?;
-        let Some(record) = got.item() else {
+    async fn release(&self, at: OrderAt) -> StepResult<bool> {
+        let OrderAt { order, now } = at;
+        let Some(record) = self.saga_record(order, saga::RESERVATION).await? else {
             return Ok(false);
         };
-        if attr::get_s(record, saga::STATE).map_err(|e| corrupt("reservation", e))? != HELD {
+        if attr::get_s(&record, saga::STATE).map_err(|e| corrupt("reservation", e))? != HELD {
             return Ok(false);
         }
-        let held: Vec<Held> = attr::get_s(record, saga::ITEMS)
+        let held: Vec<Held> = attr::get_s(&record, saga::ITEMS)
             .map_err(|e| corrupt("reservation", e))
             .and_then(|text| {
                 serde_json::from_str(text).map_err(|e| {

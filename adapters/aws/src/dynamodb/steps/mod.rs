@@ -25,13 +25,19 @@ mod vouchers;
 
 use crate::TableNames;
 use crate::dynamodb::attr::{self, AttrError, Item};
-use crate::sdk::{describe, is_retryable};
+use crate::sdk::{conditional, describe, is_retryable};
 use crate::tables::attrs;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::Put;
+use aws_sdk_dynamodb::types::builders::PutBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 use orders_domain::OrderId;
 use orders_workflow::steps::StepStoreError;
+use orders_workflow::steps::store::StepResult;
 
 pub use inventory::MAX_PRODUCTS_PER_RESERVATION;
 
@@ -65,6 +71,66 @@ where
         tracing::error!(error = %text, "DynamoDB refused a saga store request");
     }
     StepStoreError::Unavailable(text)
+}
+
+/// A conditional write's outcome as the steps see it: `true` if it was made, `false` if its
+/// condition found the effect already there (or nothing to undo).
+fn guarded<T, E, R>(what: &str, sent: Result<T, SdkError<E, R>>) -> StepResult<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    conditional(sent)
+        .map(|made| made.is_some())
+        .map_err(|e| sdk_err(what, &e))
+}
+
+/// A put inside a transaction of an item that must not exist yet (`key` names its key).
+fn put_new(table: &str, item: Item, key: &str) -> PutBuilder {
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#key)")
+        .expression_attribute_names("#key", key)
+}
+
+impl DynamoStepStore {
+    /// A strongly consistent read of the item of `table` at `key`.
+    fn get(&self, table: &str, key: Item) -> GetItemFluentBuilder {
+        self.client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+    }
+
+    /// One of the order's saga records, read strongly consistent.
+    async fn saga_record(&self, order: OrderId, record: &str) -> StepResult<Option<Item>> {
+        let got = self
+            .get(&self.tables.saga, saga_key(order, record))
+            .send()
+            .await
+            .map_err(|e| sdk_err(&format!("read {record}"), &e))?;
+        Ok(got.item)
+    }
+
+    /// An update of the item of `table` at `key`.
+    fn update(&self, table: &str, key: Item) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key))
+    }
+
+    /// A put of a saga record that only a first run makes: refused when the record exists.
+    fn put_once(&self, record: Item) -> PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(&self.tables.saga)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(#order)")
+            .expression_attribute_names("#order", attrs::saga::ORDER)
+    }
 }
 
 /// A request the builder refused (a required field unset): a defect, reported with the field.

@@ -2,16 +2,15 @@
 //! re-run finds the first run's record. A refund flips the charge's `refunded` flag under a
 //! condition, so it happens once.
 
-use super::{DynamoStepStore, bool_av, corrupt, format_ts, saga_key, sdk_err};
+use super::{DynamoStepStore, bool_av, corrupt, format_ts, guarded, saga_key, sdk_err};
 use crate::dynamodb::attr::{self, Item};
 use crate::tables::attrs::saga;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
-use chrono::{DateTime, Utc};
-use orders_domain::{Cents, CustomerId, OrderId};
+use orders_domain::{Cents, OrderId};
 use orders_workflow::steps::store::Charge;
+use orders_workflow::steps::store::{Notice, OrderAt, StepResult};
 use orders_workflow::steps::{Notifications, Payments, StepStoreError};
 
 fn read_charge(item: &Item) -> Result<Charge, StepStoreError> {
@@ -25,41 +24,23 @@ fn read_charge(item: &Item) -> Result<Charge, StepStoreError> {
 
 #[async_trait]
 impl Payments for DynamoStepStore {
-    async fn charge(&self, order: OrderId) -> Result<Option<Charge>, StepStoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.saga)
-            .set_key(Some(saga_key(order, saga::CHARGE)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_err("read charge", &e))?;
-        got.item().map(read_charge).transpose()
+    async fn charge(&self, order: OrderId) -> StepResult<Option<Charge>> {
+        let record = self.saga_record(order, saga::CHARGE).await?;
+        record.as_ref().map(read_charge).transpose()
     }
 
-    async fn record_charge(
-        &self,
-        order: OrderId,
-        charge: &Charge,
-        method: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Charge, StepStoreError> {
+    async fn record_charge(&self, at: OrderAt, charge: &Charge, via: &str) -> StepResult<Charge> {
+        let OrderAt { order, now } = at;
         let now = format_ts(now);
         let mut item = saga_key(order, saga::CHARGE);
         item.insert(saga::CHARGE_ID.to_owned(), attr::s(&charge.charge_id));
         item.insert(saga::AMOUNT.to_owned(), attr::n(charge.amount.0));
         item.insert(saga::REFUNDED.to_owned(), bool_av(charge.refunded));
-        item.insert(saga::PAYMENT_METHOD.to_owned(), attr::s(method));
+        item.insert(saga::PAYMENT_METHOD.to_owned(), attr::s(via));
         item.insert(saga::CREATED_AT.to_owned(), attr::s(&now));
         item.insert(saga::UPDATED_AT.to_owned(), attr::s(&now));
         let sent = self
-            .client
-            .put_item()
-            .table_name(&self.tables.saga)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#order)")
-            .expression_attribute_names("#order", saga::ORDER)
+            .put_once(item)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -80,12 +61,10 @@ impl Payments for DynamoStepStore {
         }
     }
 
-    async fn refund(&self, order: OrderId, now: DateTime<Utc>) -> Result<bool, StepStoreError> {
+    async fn refund(&self, at: OrderAt) -> StepResult<bool> {
+        let OrderAt { order, now } = at;
         let sent = self
-            .client
-            .update_item()
-            .table_name(&self.tables.saga)
-            .set_key(Some(saga_key(order, saga::CHARGE)))
+            .update(&self.tables.saga, saga_key(order, saga::CHARGE))
             .update_expression("SET #refunded = :yes, #updated = :now")
             .condition_expression("#refunded = :no")
             .expression_attribute_names("#refunded", saga::REFUNDED)
@@ -95,56 +74,20 @@ impl Payments for DynamoStepStore {
             .expression_attribute_values(":now", attr::s(format_ts(now)))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            // No charge, or one already refunded.
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_err("refund", &e)),
-        }
+        guarded("refund", sent)
     }
 }
 
 #[async_trait]
 impl Notifications for DynamoStepStore {
-    async fn notify(
-        &self,
-        order: OrderId,
-        customer: &CustomerId,
-        kind: &str,
-        message: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError> {
-        let mut item = saga_key(order, &format!("{}{kind}", saga::NOTIFICATION_PREFIX));
-        item.insert(saga::CUSTOMER.to_owned(), attr::s(customer.as_str()));
-        item.insert(saga::MESSAGE.to_owned(), attr::s(message));
+    async fn notify(&self, at: OrderAt, notice: &Notice<'_>) -> StepResult<bool> {
+        let OrderAt { order, now } = at;
+        let record = format!("{}{}", saga::NOTIFICATION_PREFIX, notice.kind);
+        let mut item = saga_key(order, &record);
+        item.insert(saga::CUSTOMER.to_owned(), attr::s(notice.customer.as_str()));
+        item.insert(saga::MESSAGE.to_owned(), attr::s(notice.message));
         item.insert(saga::CREATED_AT.to_owned(), attr::s(format_ts(now)));
-        let sent = self
-            .client
-            .put_item()
-            .table_name(&self.tables.saga)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#order)")
-            .expression_attribute_names("#order", saga::ORDER)
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_err("record notification", &e)),
-        }
+        let sent = self.put_once(item).send().await;
+        guarded("record notification", sent)
     }
 }

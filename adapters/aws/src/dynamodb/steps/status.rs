@@ -13,9 +13,9 @@ use crate::tables::attrs::order as o;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use chrono::{DateTime, Utc};
-use orders_domain::{OrderId, OrderStatus};
+use orders_domain::OrderStatus;
 use orders_workflow::steps::store::StatusChange;
+use orders_workflow::steps::store::{OrderAt, StatusMove, StepResult};
 use orders_workflow::steps::{Progress, Step, StepStoreError};
 use std::collections::HashMap;
 
@@ -60,12 +60,8 @@ fn is_condition_failure(e: &UpdateItemError) -> bool {
 
 #[async_trait]
 impl Progress for DynamoStepStore {
-    async fn step_attempt(
-        &self,
-        order: OrderId,
-        step: Step,
-        now: DateTime<Utc>,
-    ) -> Result<(), StepStoreError> {
+    async fn step_attempt(&self, at: OrderAt, step: Step) -> StepResult<()> {
+        let OrderAt { order, now } = at;
         let now = format_ts(now);
         let entry = AttributeValue::M(HashMap::from([
             (o::STEP_STATUS.to_owned(), attr::s(RUNNING)),
@@ -77,10 +73,7 @@ impl Progress for DynamoStepStore {
         let mut how = Attempt::AddEntry;
         for _ in 0..STATUS_TRIES {
             let base = self
-                .client
-                .update_item()
-                .table_name(&self.tables.orders)
-                .set_key(Some(order_key(order)))
+                .update(&self.tables.orders, order_key(order))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 );
@@ -142,18 +135,10 @@ impl Progress for DynamoStepStore {
         )))
     }
 
-    async fn step_result(
-        &self,
-        order: OrderId,
-        step: Step,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StepStoreError> {
+    async fn step_result(&self, at: OrderAt, step: Step, error: Option<&str>) -> StepResult<()> {
+        let OrderAt { order, now } = at;
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.tables.orders)
-            .set_key(Some(order_key(order)))
+            .update(&self.tables.orders, order_key(order))
             .condition_expression("attribute_exists(#steps.#step)")
             .expression_attribute_values(":now", attr::s(format_ts(now)))
             .expression_attribute_names("#steps", o::STEPS)
@@ -182,21 +167,13 @@ impl Progress for DynamoStepStore {
         }
     }
 
-    async fn set_status(
-        &self,
-        order: OrderId,
-        step: Step,
-        to: OrderStatus,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<StatusChange, StepStoreError> {
+    async fn set_status(&self, at: OrderAt, change: StatusMove<'_>) -> StepResult<StatusChange> {
+        let OrderAt { order, now } = at;
+        let StatusMove { step, to, reason } = change;
         let stamp = format_ts(now);
         for _ in 0..STATUS_TRIES {
             let got = self
-                .client
-                .get_item()
-                .table_name(&self.tables.orders)
-                .set_key(Some(order_key(order)))
+                .get(&self.tables.orders, order_key(order))
                 // Only what the decision needs, not the order's items.
                 .projection_expression("#id, #status, #version, #steps.#step")
                 .set_expression_attribute_names(Some(names(&[
@@ -206,7 +183,6 @@ impl Progress for DynamoStepStore {
                     ("#steps", o::STEPS),
                     ("#step", step.name()),
                 ])))
-                .consistent_read(true)
                 .send()
                 .await
                 .map_err(|e| sdk_err("read order", &e))?;
@@ -222,7 +198,7 @@ impl Progress for DynamoStepStore {
             let has_entry = attempt_for(item, step)? == Attempt::Again;
             if from.has_reached(to) {
                 if has_entry {
-                    self.step_result(order, step, None, now).await?;
+                    self.step_result(at, step, None).await?;
                 }
                 return Ok(StatusChange::Unchanged);
             }
@@ -236,10 +212,7 @@ impl Progress for DynamoStepStore {
                 ("#updated", o::UPDATED_AT),
             ]);
             let mut req = self
-                .client
-                .update_item()
-                .table_name(&self.tables.orders)
-                .set_key(Some(order_key(order)))
+                .update(&self.tables.orders, order_key(order))
                 .condition_expression("#version = :expected")
                 .expression_attribute_values(":to", attr::s(to.as_str()))
                 .expression_attribute_values(":next", attr::n(version + 1))

@@ -4,18 +4,17 @@
 //! and restore are single conditional updates on the voucher's status and order.
 
 use super::{
-    DynamoStepStore, built, condition_failed, corrupt, format_ts, order_key, sdk_err, voucher_key,
+    DynamoStepStore, built, condition_failed, corrupt, format_ts, guarded, order_key, put_new,
+    sdk_err, voucher_key,
 };
 use crate::dynamodb::attr;
 use crate::tables::attrs::{order as o, voucher as v};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
-use orders_domain::{Cents, CustomerId, OrderId, VoucherCode, VoucherStatus};
+use orders_domain::{OrderId, VoucherCode, VoucherStatus};
+use orders_workflow::steps::store::{NewVoucher, OrderAt, StepResult};
 use orders_workflow::steps::{StepStoreError, Vouchers};
 
 /// One conditional status change of a voucher.
@@ -41,10 +40,7 @@ impl DynamoStepStore {
             "SET #status = :to, #updated = :now"
         };
         let sent = self
-            .client
-            .update_item()
-            .table_name(&self.tables.vouchers)
-            .set_key(Some(voucher_key(m.code)))
+            .update(&self.tables.vouchers, voucher_key(m.code))
             .update_expression(expression)
             .condition_expression("#status = :from AND #holder = :order")
             .expression_attribute_names("#status", v::STATUS)
@@ -56,31 +52,15 @@ impl DynamoStepStore {
             .expression_attribute_values(":now", attr::s(format_ts(m.now)))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_err("update voucher", &e)),
-        }
+        guarded("update voucher", sent)
     }
 }
 
 #[async_trait]
 impl Vouchers for DynamoStepStore {
-    async fn issue_voucher(
-        &self,
-        order: OrderId,
-        customer: &CustomerId,
-        code: &VoucherCode,
-        discount: Cents,
-        now: DateTime<Utc>,
-    ) -> Result<VoucherCode, StepStoreError> {
+    async fn issue_voucher(&self, at: OrderAt, new: &NewVoucher<'_>) -> StepResult<VoucherCode> {
+        let OrderAt { order, now } = at;
+        let (customer, code, discount) = (new.customer, new.code, new.discount);
         let now = format_ts(now);
         let mut item = voucher_key(code.as_str());
         item.insert(v::CUSTOMER.to_owned(), attr::s(customer.as_str()));
@@ -90,12 +70,7 @@ impl Vouchers for DynamoStepStore {
         item.insert(v::EARNED_BY.to_owned(), attr::s(order.to_string()));
         item.insert(v::CREATED_AT.to_owned(), attr::s(&now));
         item.insert(v::UPDATED_AT.to_owned(), attr::s(&now));
-        let put = Put::builder()
-            .table_name(&self.tables.vouchers)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#code)")
-            .expression_attribute_names("#code", v::CODE)
-            .build();
+        let put = put_new(&self.tables.vouchers, item, v::CODE).build();
         let put = built(put)?;
         let mark = Update::builder()
             .table_name(&self.tables.orders)
@@ -144,19 +119,12 @@ impl Vouchers for DynamoStepStore {
         Err(sdk_err("issue voucher", &err))
     }
 
-    async fn withdraw_voucher(
-        &self,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError> {
+    async fn withdraw_voucher(&self, at: OrderAt) -> StepResult<bool> {
+        let OrderAt { order, now } = at;
         let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.orders)
-            .set_key(Some(order_key(order)))
+            .get(&self.tables.orders, order_key(order))
             .projection_expression("#issued")
             .expression_attribute_names("#issued", o::VOUCHER_ISSUED)
-            .consistent_read(true)
             .send()
             .await
             .map_err(|e| sdk_err("read order", &e))?;
@@ -179,12 +147,8 @@ impl Vouchers for DynamoStepStore {
         .await
     }
 
-    async fn restore_voucher(
-        &self,
-        code: &VoucherCode,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StepStoreError> {
+    async fn restore_voucher(&self, at: OrderAt, code: &VoucherCode) -> StepResult<bool> {
+        let OrderAt { order, now } = at;
         self.move_voucher(VoucherMove {
             code: code.as_str(),
             from: VoucherStatus::Used,

@@ -2,12 +2,12 @@
 //! moto, and the configuration checks.
 
 use super::*;
-use crate::dynamodb::attr::{self, Item};
-use crate::tables::attrs::order as o;
+use crate::dynamodb::item::new_order_item;
 use chrono::Utc;
 use lambda_runtime::Context;
-use orders_domain::time::format_millis as format_ts;
-use orders_domain::{OrderId, OrderStatus};
+use orders_domain::OrderId;
+use orders_domain::store::NewOrder;
+use orders_domain::validation::validate_order;
 use serde_json::json;
 
 #[test]
@@ -36,35 +36,23 @@ async fn call(steps: &Steps, payload: Value) -> Result<Value, Diagnostic> {
     handle(steps, LambdaEvent::new(payload, Context::default())).await
 }
 
-/// A PENDING order item as the API writes it, and its saga input.
+/// A PENDING order of one unit of a product the catalogue lacks, put in the table as the API
+/// writes it, and its saga input.
 async fn order(client: &aws_sdk_dynamodb::Client, names: &TableNames, method: &str) -> Value {
-    let id = OrderId::new();
-    let now = format_ts(Utc::now());
-    let item = Item::from([
-        (o::ID.to_owned(), attr::s(id.to_string())),
-        (o::CUSTOMER.to_owned(), attr::s("c-lambda")),
-        (o::CREATED_KEY.to_owned(), attr::s(format!("{now}#{id}"))),
-        (o::CREATED_AT.to_owned(), attr::s(&now)),
-        (o::UPDATED_AT.to_owned(), attr::s(&now)),
-        (o::TOTAL.to_owned(), attr::n(2_000)),
-        (o::PAYMENT_METHOD.to_owned(), attr::s(method)),
-        (o::STATUS.to_owned(), attr::s(OrderStatus::Pending.as_str())),
-        (o::VERSION.to_owned(), attr::n(1)),
-    ]);
+    let body = json!({
+        "customerId": "c-lambda",
+        "items": [{"productId": "nowhere", "quantity": 1, "price": 20}],
+        "paymentMethod": method,
+    });
+    let order = NewOrder::from_draft(validate_order(&body).expect("a valid order"), Utc::now());
     client
         .put_item()
         .table_name(&names.orders)
-        .set_item(Some(item))
+        .set_item(Some(new_order_item(&order).expect("encodable")))
         .send()
         .await
         .expect("put order");
-    json!({
-        "orderId": id,
-        "customerId": "c-lambda",
-        "items": [{"productId": "nowhere", "quantity": 1}],
-        "totalCents": 2_000,
-        "paymentMethod": method,
-    })
+    serde_json::to_value(order.saga_input()).unwrap()
 }
 
 #[tokio::test]

@@ -64,6 +64,21 @@ fn reason(code: &str, item: Option<Item>) -> CancellationReason {
 }
 
 /// What the first request with the key answered (it named another order than `cmd()`'s).
+/// What `decide` made of the reasons, when it came to an outcome.
+fn outcome(c: &CreateOrder, reasons: &[CancellationReason]) -> Option<CreateOutcome> {
+    match decide(c, &LAYOUT, reasons) {
+        Decision::Outcome(outcome) => Some(outcome),
+        _ => None,
+    }
+}
+
+/// The four items' reasons with only the one at `position` failed.
+fn only(position: usize, failed: CancellationReason) -> Vec<CancellationReason> {
+    let mut reasons = vec![reason("None", None); 4];
+    reasons[position] = failed;
+    reasons
+}
+
 fn first_response() -> StoredResponse {
     StoredResponse {
         status: 201,
@@ -93,32 +108,19 @@ fn a_live_key_wins_over_a_refused_voucher() {
         reason(CONDITION_FAILED, Some(voucher("c1"))),
     ];
     let expected = first_response();
-    assert!(matches!(
-        decide(&c, &LAYOUT, &reasons),
-        Decision::Outcome(CreateOutcome::Replayed(r)) if r == expected
-    ));
-    let reasons = [
-        reason("None", None),
-        reason("None", None),
-        reason(CONDITION_FAILED, Some(stored("other"))),
-        reason("None", None),
-    ];
-    assert!(matches!(
-        decide(&c, &LAYOUT, &reasons),
-        Decision::Outcome(CreateOutcome::KeyReused)
-    ));
+    assert_eq!(
+        outcome(&c, &reasons),
+        Some(CreateOutcome::Replayed(expected))
+    );
+    let reasons = only(2, reason(CONDITION_FAILED, Some(stored("other"))));
+    assert_eq!(outcome(&c, &reasons), Some(CreateOutcome::KeyReused));
 }
 
 #[test]
 fn a_voucher_refusal_is_read_from_the_old_item() {
     let c = cmd();
     let with = |old: Option<Item>| {
-        let reasons = [
-            reason("None", None),
-            reason("None", None),
-            reason("None", None),
-            reason(CONDITION_FAILED, old),
-        ];
+        let reasons = only(3, reason(CONDITION_FAILED, old));
         match decide(&c, &LAYOUT, &reasons) {
             Decision::Fail(StoreError::VoucherUnavailable { reason, .. }) => reason,
             _ => panic!("expected a voucher refusal"),
@@ -156,10 +158,7 @@ fn our_own_committed_attempt_counts_as_created() {
         reason(CONDITION_FAILED, Some(ours)),
         reason("None", None),
     ];
-    assert!(matches!(
-        decide(&c, &LAYOUT, &reasons),
-        Decision::Outcome(CreateOutcome::Created)
-    ));
+    assert_eq!(outcome(&c, &reasons), Some(CreateOutcome::Created));
 }
 
 #[test]
@@ -167,10 +166,7 @@ fn the_order_already_written_by_this_request_counts_as_created() {
     let c = cmd();
     let ours = super::new_order_item(&c.order).unwrap();
     let reasons = [reason(CONDITION_FAILED, Some(ours)), reason("None", None)];
-    assert!(matches!(
-        decide(&c, &LAYOUT, &reasons),
-        Decision::Outcome(CreateOutcome::Created)
-    ));
+    assert_eq!(outcome(&c, &reasons), Some(CreateOutcome::Created));
     let mut other = cmd();
     other.order.id = c.order.id;
     other.order.created_at = c.order.created_at - chrono::Duration::seconds(1);

@@ -1,7 +1,7 @@
 //! The ASL data-flow rules on small inline machines: InputPath, Parameters, ResultSelector,
 //! ResultPath, OutputPath, the context object, and runtime errors from paths that do not match.
 
-use crate::helpers::*;
+use super::helpers::*;
 
 /// Runs a one-Task machine whose handler returns `result` and records its input.
 async fn one_task(task: Value, input: Value, result: Value) -> (ExecutionSnapshot, Vec<Call>) {
@@ -28,7 +28,7 @@ async fn one_task(task: Value, input: Value, result: Value) -> (ExecutionSnapsho
         hang: Arc::default(),
     };
     let handlers = HashMap::from([("Echo".to_owned(), Arc::new(handler) as Arc<dyn TaskHandler>)]);
-    let store = Arc::new(MemoryExecutionStore::new());
+    let (store, _dir) = temp_store();
     let executor = Executor::new(machine, handlers, store.clone(), fast()).unwrap();
     executor.start("flow", input).await.unwrap();
     idle(&executor).await;

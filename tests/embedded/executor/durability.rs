@@ -2,7 +2,7 @@
 //! retry waiting out its delay, a store failure leaving the execution RUNNING, and many
 //! executions sleeping and retrying concurrently without blocking each other.
 
-use crate::helpers::*;
+use super::helpers::*;
 
 #[tokio::test]
 async fn a_restarted_executor_resumes_from_the_last_completed_state() {
@@ -10,10 +10,10 @@ async fn a_restarted_executor_resumes_from_the_last_completed_state() {
     first
         .hang
         .insert("ProcessPayment", Arc::new(AtomicBool::new(true)));
-    let store = Arc::new(MemoryExecutionStore::new());
+    let (store, _dir) = temp_store();
     let executor = saga_executor(&first, Arc::clone(&store));
     executor.start("crash", order(20_000)).await.unwrap();
-    let mid = wait_for(&store, "crash", |s| s.state == "ProcessPayment").await;
+    let mid = wait_for(store.as_ref(), "crash", |s| s.state == "ProcessPayment").await;
     while first.calls("ProcessPayment").is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -71,11 +71,11 @@ async fn a_resumed_retry_waits_for_its_remaining_delay() {
         delay_scale: 0.3,
         ..ExecutorOptions::default()
     };
-    let store = Arc::new(MemoryExecutionStore::new());
+    let (store, _dir) = temp_store();
     let executor =
         Executor::new(machine(), handler(Arc::new(transient)), store.clone(), opts).unwrap();
     executor.start("later", json!({})).await.unwrap();
-    let scheduled = wait_for(&store, "later", |s| s.next_attempt_at.is_some()).await;
+    let scheduled = wait_for(store.as_ref(), "later", |s| s.next_attempt_at.is_some()).await;
     executor.shutdown().await;
     let due = scheduled.next_attempt_at.unwrap();
 
@@ -106,10 +106,8 @@ async fn a_resumed_retry_waits_for_its_remaining_delay() {
 #[tokio::test]
 async fn a_store_failure_stops_the_execution_without_finishing_it() {
     let saga = Saga::default();
-    let store = Arc::new(ObservedStore {
-        broken: AtomicBool::new(true),
-        ..ObservedStore::default()
-    });
+    let store = Arc::new(ObservedStore::new());
+    store.broken.store(true, Ordering::SeqCst);
     let executor = saga_executor(&saga, store.clone());
     executor.start("flaky", order(1)).await.unwrap();
     idle(&executor).await;
@@ -144,7 +142,7 @@ async fn many_executions_sleep_and_retry_concurrently() {
         }
     });
     saga.sleep = Duration::from_millis(50);
-    let store = Arc::new(MemoryExecutionStore::new());
+    let (store, _dir) = temp_store();
     let opts = ExecutorOptions {
         delay_scale: 0.1,
         ..ExecutorOptions::default()
@@ -168,9 +166,14 @@ async fn many_executions_sleep_and_retry_concurrently() {
     // Run one after the other, 200 of them would take over a minute.
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
-    let all = store.all();
-    assert_eq!(all.len(), 200);
-    assert!(all.iter().all(|s| s.status == ExecutionStatus::Succeeded));
+    for i in 0..200 {
+        let s = store
+            .get(&format!("bulk-{i}"))
+            .await
+            .unwrap()
+            .expect("started");
+        assert_eq!(s.status, ExecutionStatus::Succeeded, "bulk-{i}");
+    }
     let calls = saga.calls.lock().unwrap();
     assert_eq!(calls.len(), 200 * 6);
     assert!(

@@ -3,7 +3,7 @@
 //! order total, and idempotent starts. Retry delays are scaled down with `delay_scale`, so a
 //! test that waits through four backoffs still takes milliseconds.
 
-use crate::helpers::*;
+use super::helpers::*;
 
 #[test]
 fn retry_delays_without_jitter_are_exact_and_capped() {
@@ -197,7 +197,7 @@ async fn choice_routes_on_total_cents() {
 #[tokio::test]
 async fn starting_a_name_twice_runs_it_once() {
     let saga = Saga::default();
-    let store = Arc::new(MemoryExecutionStore::new());
+    let (store, _dir) = temp_store();
     let executor = saga_executor(&saga, Arc::clone(&store));
     assert_eq!(
         executor.start("dup", order(1)).await.unwrap(),
@@ -221,7 +221,7 @@ async fn starting_a_name_twice_runs_it_once() {
 async fn a_missing_handler_is_refused() {
     let mut handlers = Saga::default().handlers();
     handlers.remove("MarkFailedFunctionArn");
-    let store = Arc::new(MemoryExecutionStore::new());
+    let (store, _dir) = temp_store();
     let err = Executor::new(StateMachine::saga().unwrap(), handlers, store, fast()).unwrap_err();
     assert!(
         matches!(err, ExecError::MissingHandler(ref n) if n == "MarkFailedFunctionArn"),
@@ -232,7 +232,7 @@ async fn a_missing_handler_is_refused() {
 #[tokio::test]
 async fn states_without_effects_are_recorded_with_the_task_before_them() {
     let saga = Saga::default();
-    let store = Arc::new(ObservedStore::default());
+    let store = Arc::new(ObservedStore::new());
     let executor = saga_executor(&saga, store.clone());
     executor.start("e", order(10_001)).await.unwrap();
     idle(&executor).await;

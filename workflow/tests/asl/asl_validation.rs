@@ -42,6 +42,39 @@ fn rejected(definition: &Value, state: &str) -> AslError {
     err
 }
 
+/// Applies `edit` to a fresh saga's `States`, then checks the result is rejected naming `state`.
+fn rejected_after(state: &str, edit: impl FnOnce(&mut Value)) -> AslError {
+    let mut def = saga();
+    edit(&mut def["States"]);
+    rejected(&def, state)
+}
+
+/// One case a line: `"State"[key].. = json => checks;` sets one field of a fresh saga (or the
+/// whole state, with no keys), which must then be rejected naming that state. Each check is an
+/// `AslError` variant (`Invalid`, `StatesAllNotLast { field: "Catch" }`), `contains "text"`, or
+/// `message "text"`: the whole message after the `state "State": ` prefix.
+macro_rules! assert_rejected {
+    () => {};
+    (@check $err:ident, $state:literal, contains $text:literal) => {
+        assert!($err.to_string().contains($text), "{}", $err);
+    };
+    (@check $err:ident, $state:literal, message $text:literal) => {
+        assert_eq!($err.to_string(), format!("state \"{}\": {}", $state, $text));
+    };
+    (@check $err:ident, $state:literal, $variant:ident $({ $($field:tt)* })?) => {
+        assert!(matches!($err, AslError::$variant { $($($field)*,)? .. }), "{}", $err);
+    };
+    (
+        $state:literal $([$key:expr])* = $value:tt
+            => $($check:ident $($text:literal)? $({ $($field:tt)* })?),+;
+        $($rest:tt)*
+    ) => {
+        let err = rejected_after($state, |states| states[$state]$([$key])* = json!($value));
+        $(assert_rejected!(@check err, $state, $check $($text)? $({ $($field)* })?);)+
+        assert_rejected!($($rest)*);
+    };
+}
+
 #[test]
 fn the_saga_loads_with_its_ten_substitutions() {
     assert_eq!(substitution_names(DEFINITION), names());
@@ -113,60 +146,31 @@ fn the_saga_loads_with_its_ten_substitutions() {
 
 #[test]
 fn dangling_transitions_are_rejected() {
-    let mut def = saga();
-    def["States"]["ReserveInventory"]["Next"] = json!("Nowhere");
-    let err = rejected(&def, "ReserveInventory");
-    assert_eq!(
-        err.to_string(),
-        r#"state "ReserveInventory": Next "Nowhere" does not exist"#
-    );
-
-    let mut def = saga();
-    def["States"]["ProcessPayment"]["Catch"][0]["Next"] = json!("Nowhere");
-    assert!(
-        rejected(&def, "ProcessPayment")
-            .to_string()
-            .contains(r#"Catch[0].Next "Nowhere""#)
-    );
-
-    let mut def = saga();
-    def["States"]["VoucherEligible"]["Default"] = json!("Nowhere");
-    assert!(matches!(
-        rejected(&def, "VoucherEligible"),
-        AslError::DanglingTransition { .. }
-    ));
-
-    let mut def = saga();
-    def["States"]["VoucherEligible"]["Choices"][0]["Next"] = json!("Nowhere");
-    assert!(matches!(
-        rejected(&def, "VoucherEligible"),
-        AslError::DanglingTransition { .. }
-    ));
+    assert_rejected! {
+        "ReserveInventory"["Next"] = "Nowhere" => message r#"Next "Nowhere" does not exist"#;
+        "ProcessPayment"["Catch"][0]["Next"] = "Nowhere" => contains r#"Catch[0].Next "Nowhere""#;
+        "VoucherEligible"["Default"] = "Nowhere" => DanglingTransition;
+        "VoucherEligible"["Choices"][0]["Next"] = "Nowhere" => DanglingTransition;
+    }
 }
 
 #[test]
 fn unreachable_states_are_rejected() {
-    let mut def = saga();
-    def["States"]["Orphan"] = json!({"Type": "Pass", "End": true});
-    assert!(matches!(
-        rejected(&def, "Orphan"),
-        AslError::Unreachable { .. }
-    ));
+    assert_rejected! {
+        "Orphan" = {"Type": "Pass", "End": true} => Unreachable;
+    }
 }
 
 #[test]
 fn unknown_and_unsupported_state_types_are_rejected() {
-    let mut def = saga();
-    def["States"]["MarkFailed"]["Type"] = json!("Taks");
-    assert!(matches!(
-        rejected(&def, "MarkFailed"),
-        AslError::UnknownStateType { .. }
-    ));
+    assert_rejected! {
+        "MarkFailed"["Type"] = "Taks" => UnknownStateType;
+    }
 
-    let mut def = saga();
-    def["States"]["Orphan"] = json!({"Type": "Wait", "Seconds": 1, "End": true});
-    def["States"]["MarkFailed"]["Next"] = json!("Orphan");
-    let err = rejected(&def, "Orphan");
+    let err = rejected_after("Orphan", |states| {
+        states["Orphan"] = json!({"Type": "Wait", "Seconds": 1, "End": true});
+        states["MarkFailed"]["Next"] = json!("Orphan");
+    });
     assert!(
         err.to_string().contains("unsupported state type \"Wait\""),
         "{err}"
@@ -175,19 +179,10 @@ fn unknown_and_unsupported_state_types_are_rejected() {
 
 #[test]
 fn resources_must_be_known_substitutions() {
-    let mut def = saga();
-    def["States"]["MarkFailed"]["Resource"] = json!("${MarkFailedFunctionArnX}");
-    assert!(matches!(
-        rejected(&def, "MarkFailed"),
-        AslError::UnknownSubstitution { .. }
-    ));
-
-    let mut def = saga();
-    def["States"]["MarkFailed"]["Resource"] = json!("arn:aws:states:::lambda:invoke");
-    assert!(matches!(
-        rejected(&def, "MarkFailed"),
-        AslError::ResourceNotSubstitution { .. }
-    ));
+    assert_rejected! {
+        "MarkFailed"["Resource"] = "${MarkFailedFunctionArnX}" => UnknownSubstitution;
+        "MarkFailed"["Resource"] = "arn:aws:states:::lambda:invoke" => ResourceNotSubstitution;
+    }
 }
 
 #[test]
@@ -205,59 +200,42 @@ fn start_at_must_exist() {
 
 #[test]
 fn next_and_end_are_exclusive_and_one_is_required() {
-    let mut def = saga();
-    def["States"]["MarkFailed"]["End"] = json!(true);
-    assert!(matches!(
-        rejected(&def, "MarkFailed"),
-        AslError::ConflictingTransition { .. }
-    ));
+    assert_rejected! {
+        "MarkFailed"["End"] = true => ConflictingTransition;
+        "Completed"["Next"] = "OrderFailed" => Invalid;
+    }
 
-    let mut def = saga();
-    def["States"]["MarkFailed"]
-        .as_object_mut()
-        .unwrap()
-        .remove("Next");
-    assert!(matches!(
-        rejected(&def, "MarkFailed"),
-        AslError::MissingTransition { .. }
-    ));
-
-    let mut def = saga();
-    def["States"]["Completed"]["Next"] = json!("OrderFailed");
-    assert!(matches!(
-        rejected(&def, "Completed"),
-        AslError::Invalid { .. }
-    ));
+    let err = rejected_after("MarkFailed", |states| {
+        states["MarkFailed"].as_object_mut().unwrap().remove("Next");
+    });
+    assert!(matches!(err, AslError::MissingTransition { .. }), "{err}");
 }
 
 #[test]
 fn states_all_must_be_alone_and_last() {
-    let mut def = saga();
-    let catch = &mut def["States"]["ProcessPayment"]["Catch"];
-    catch
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"ErrorEquals": ["PaymentDeclined"], "Next": "BeginCompensation"}));
+    assert_rejected! {
+        "ProcessPayment"["Catch"][0]["ErrorEquals"] = ["States.ALL", "Transient"] => StatesAllNotLast;
+    }
+
+    let err = rejected_after("ProcessPayment", |states| {
+        let catch = states["ProcessPayment"]["Catch"].as_array_mut().unwrap();
+        catch.push(json!({"ErrorEquals": ["PaymentDeclined"], "Next": "BeginCompensation"}));
+    });
     assert!(matches!(
-        rejected(&def, "ProcessPayment"),
+        err,
         AslError::StatesAllNotLast { field: "Catch", .. }
     ));
 
-    let mut def = saga();
-    def["States"]["ProcessPayment"]["Catch"][0]["ErrorEquals"] = json!(["States.ALL", "Transient"]);
+    let err = rejected_after("RefundPayment", |states| {
+        let retry = &mut states["RefundPayment"]["Retry"];
+        retry[0]["ErrorEquals"] = json!(["States.ALL"]);
+        retry
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"ErrorEquals": ["Transient"]}));
+    });
     assert!(matches!(
-        rejected(&def, "ProcessPayment"),
-        AslError::StatesAllNotLast { .. }
-    ));
-
-    let mut def = saga();
-    def["States"]["RefundPayment"]["Retry"][0]["ErrorEquals"] = json!(["States.ALL"]);
-    def["States"]["RefundPayment"]["Retry"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"ErrorEquals": ["Transient"]}));
-    assert!(matches!(
-        rejected(&def, "RefundPayment"),
+        err,
         AslError::StatesAllNotLast { field: "Retry", .. }
     ));
 }
@@ -287,58 +265,27 @@ fn malformed_and_unsupported_paths_are_rejected() {
         assert!(err.to_string().contains(field), "{err}");
     }
 
-    let mut def = saga();
-    def["States"]["ProcessPayment"]["Parameters"]["input.$"] = json!("$.order[-1]");
-    assert!(matches!(
-        rejected(&def, "ProcessPayment"),
-        AslError::Path { .. }
-    ));
-
-    let mut def = saga();
-    def["States"]["VoucherEligible"]["Choices"][0]["Variable"] = json!("totalCents");
-    assert!(
-        rejected(&def, "VoucherEligible")
-            .to_string()
-            .contains("malformed JsonPath")
-    );
+    assert_rejected! {
+        "ProcessPayment"["Parameters"]["input.$"] = "$.order[-1]" => Path;
+        "VoucherEligible"["Choices"][0]["Variable"] = "totalCents" => contains "malformed JsonPath";
+    }
 }
 
 #[test]
 fn intrinsic_functions_are_rejected() {
-    let mut def = saga();
-    def["States"]["ReserveInventory"]["Parameters"]["id.$"] =
-        json!("States.Format('order-{}', $.orderId)");
-    let err = rejected(&def, "ReserveInventory");
-    assert!(matches!(err, AslError::IntrinsicFunction { .. }));
-    assert!(
-        err.to_string().contains("unsupported intrinsic function"),
-        "{err}"
-    );
+    assert_rejected! {
+        "ReserveInventory"["Parameters"]["id.$"] = "States.Format('order-{}', $.orderId)"
+            => IntrinsicFunction, contains "unsupported intrinsic function";
+    }
 }
 
 #[test]
 fn unknown_fields_and_bad_choice_rules_are_rejected() {
-    let mut def = saga();
-    def["States"]["MarkCompleted"]["HeartbeatSecond"] = json!(10);
-    assert!(matches!(
-        rejected(&def, "MarkCompleted"),
-        AslError::Invalid { .. }
-    ));
-
-    let mut def = saga();
-    def["States"]["VoucherEligible"]["Choices"][0]["NumericLessThan"] = json!(5);
-    assert!(
-        rejected(&def, "VoucherEligible")
-            .to_string()
-            .contains("exactly one comparison")
-    );
-
-    let mut def = saga();
-    def["States"]["IssueVoucher"]["Retry"][0]["JitterStrategy"] = json!("PARTIAL");
-    assert!(matches!(
-        rejected(&def, "IssueVoucher"),
-        AslError::Invalid { .. }
-    ));
+    assert_rejected! {
+        "MarkCompleted"["HeartbeatSecond"] = 10 => Invalid;
+        "VoucherEligible"["Choices"][0]["NumericLessThan"] = 5 => contains "exactly one comparison";
+        "IssueVoucher"["Retry"][0]["JitterStrategy"] = "PARTIAL" => Invalid;
+    }
 }
 
 #[test]

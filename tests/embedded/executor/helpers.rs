@@ -1,12 +1,15 @@
 //! Shared by the executor tests: scripted step handlers for the real saga definition, fast
-//! executor options, and small helpers over the in-memory execution store.
+//! executor options, and small helpers over the SQLite execution store the local stack runs
+//! on (a fresh database per test).
 
 pub use async_trait::async_trait;
+pub use orders_sqlite::SqliteStore;
+pub use orders_test_support::temp_store;
 pub use orders_workflow::asl::{JitterStrategy, Retrier, StateMachine};
 pub use orders_workflow::executor::{
     ExecError, ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, Executor,
-    ExecutorOptions, HistoryEvent, HistoryEventKind as Kind, MemoryExecutionStore, StartOutcome,
-    TaskContext, TaskError, TaskHandler, retry_delay,
+    ExecutorOptions, HistoryEvent, HistoryEventKind as Kind, StartOutcome, TaskContext, TaskError,
+    TaskHandler, retry_delay,
 };
 pub use serde_json::{Value, json};
 pub use std::collections::{BTreeSet, HashMap};
@@ -161,7 +164,7 @@ pub async fn idle(executor: &Executor) {
 
 /// Starts one execution, waits for it, returns its final snapshot and history.
 pub async fn run_saga(saga: &Saga, input: Value) -> (ExecutionSnapshot, Vec<HistoryEvent>) {
-    let store = Arc::new(MemoryExecutionStore::new());
+    let (store, _dir) = temp_store();
     let executor = saga_executor(saga, Arc::clone(&store));
     assert_eq!(
         executor.start("exec-1", input).await.unwrap(),
@@ -197,7 +200,7 @@ pub fn retrier(max_delay: Option<u32>, jitter: JitterStrategy) -> Retrier {
 
 /// Polls the store until `f` holds for the execution.
 pub async fn wait_for(
-    store: &MemoryExecutionStore,
+    store: &dyn ExecutionStore,
     name: &str,
     f: impl Fn(&ExecutionSnapshot) -> bool,
 ) -> ExecutionSnapshot {
@@ -210,13 +213,26 @@ pub async fn wait_for(
     panic!("execution {name} never reached the expected point");
 }
 
-/// A memory store that notes the event kinds of every `record`, and fails `record` while
-/// `broken` is set.
-#[derive(Default)]
+/// The SQLite store with a recorder and a fault switch in front of `record`: it notes the
+/// event kinds of every call, and fails it (as a full disk would) while `broken` is set. The
+/// other calls go to the store unchanged.
 pub struct ObservedStore {
-    pub inner: MemoryExecutionStore,
+    pub inner: Arc<SqliteStore>,
     pub broken: AtomicBool,
     pub records: Mutex<Vec<Vec<Kind>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl ObservedStore {
+    pub fn new() -> Self {
+        let (inner, dir) = temp_store();
+        ObservedStore {
+            inner,
+            broken: AtomicBool::new(false),
+            records: Mutex::new(Vec::new()),
+            _dir: dir,
+        }
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,8 @@
+//! The local executor of `workflow/statemachine.asl.json` with Step Functions' semantics,
+//! over the SQLite execution store: what it runs, how data flows through the states, and what
+//! survives a crash, a store failure or a pending retry.
+
+mod dataflow;
+mod durability;
+mod helpers;
+mod runs;
