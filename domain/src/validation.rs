@@ -13,6 +13,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub const MAX_ITEMS: usize = 100;
+/// Distinct products one order may list: what one atomic reservation holds on every store
+/// (a DynamoDB transaction takes 100 writes, one of them the reservation's own record). An
+/// order over it is refused here, on both runtimes, rather than failing in the saga.
+pub const MAX_DISTINCT_PRODUCTS: usize = 99;
 pub const MAX_QUANTITY: u64 = 10_000;
 
 /// One problem with one field, as listed in a problem+json `errors` array.
@@ -104,7 +108,21 @@ pub fn validate_order(body: &Value) -> Result<OrderDraft, Vec<FieldError>> {
                 .enumerate()
                 .map(|(i, v)| item(i, v, &mut errs))
                 .collect();
-            parsed.into_iter().collect::<Option<Vec<_>>>()
+            let items = parsed.into_iter().collect::<Option<Vec<_>>>();
+            let distinct = |items: &Vec<OrderItem>| {
+                let ids: std::collections::BTreeSet<_> =
+                    items.iter().map(|i| &i.product_id).collect();
+                ids.len()
+            };
+            match items {
+                Some(items) if distinct(&items) > MAX_DISTINCT_PRODUCTS => {
+                    let message =
+                        format!("must list at most {MAX_DISTINCT_PRODUCTS} distinct products");
+                    errs.push(FieldError::new("items", message));
+                    None
+                }
+                items => items,
+            }
         }
         Some(_) => {
             errs.push(FieldError::new("items", "must be an array"));
@@ -251,6 +269,29 @@ mod tests {
         assert_eq!(d.subtotal, Cents(129_999));
         assert_eq!(d.payment_method.as_str(), "pm_card_visa");
         assert_eq!(d.total(), Cents(129_999));
+    }
+
+    #[test]
+    fn at_most_one_reservation_of_distinct_products() {
+        let order = |products: usize, lines: usize| {
+            let items: Vec<Value> = (0..lines)
+                .map(|i| json!({"productId": format!("p{}", i % products), "quantity": 1, "price": 1}))
+                .collect();
+            validate_order(&json!({"customerId": "c", "items": items}))
+        };
+        assert!(order(MAX_DISTINCT_PRODUCTS, MAX_DISTINCT_PRODUCTS).is_ok());
+        assert!(
+            order(MAX_DISTINCT_PRODUCTS, MAX_ITEMS).is_ok(),
+            "a product listed twice counts once"
+        );
+        let refused = order(MAX_DISTINCT_PRODUCTS + 1, MAX_ITEMS).unwrap_err();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].field, "items");
+        assert!(
+            refused[0].message.contains("99 distinct products"),
+            "{}",
+            refused[0].message
+        );
     }
 
     #[test]

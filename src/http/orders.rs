@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
 pub struct CreateOrderRequest {
     #[schema(example = "customer-123")]
     customer_id: CustomerId,
+    /// 1-100 lines, of at most 99 distinct products (what one reservation holds).
     #[schema(min_items = 1, max_items = 100)]
     items: Vec<NewItem>,
     /// A READY voucher of this customer, redeemed atomically with the order (5.00 EUR off).

@@ -48,6 +48,15 @@ async fn call(router: &axum::Router, event: Value) -> Value {
     serde_json::to_value(response).expect("an API Gateway response")
 }
 
+/// An order of one unit each of `MAX_DISTINCT_PRODUCTS + 1` different products.
+fn wide_order(customer: &str) -> String {
+    let n = orders_domain::validation::MAX_DISTINCT_PRODUCTS + 1;
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({"productId": format!("p-{i}"), "quantity": 1, "price": 1}))
+        .collect();
+    json!({"customerId": customer, "items": items}).to_string()
+}
+
 fn body_json(response: &Value) -> Value {
     serde_json::from_str(response["body"].as_str().expect("a text body")).expect("JSON body")
 }
@@ -120,6 +129,25 @@ async fn api_gateway_v2_events_reach_the_router_on_dynamodb() {
     .await;
     assert_eq!(bad["statusCode"], 400);
     assert_eq!(bad["headers"]["content-type"], "application/problem+json");
+
+    // More distinct products than one DynamoDB reservation transaction holds: refused before
+    // anything is written, not left to fail in the saga.
+    let wide = wide_order("lambda-wide");
+    let too_wide = call(
+        &router,
+        v2_event(
+            "POST",
+            "/orders",
+            "",
+            json!({"content-type": "application/json"}),
+            Some(&wide),
+        ),
+    )
+    .await;
+    assert_eq!(too_wide["statusCode"], 400, "{too_wide:#}");
+    assert_eq!(body_json(&too_wide)["errors"][0]["field"], "items");
+    let none = v2_event("GET", "/orders", "customerId=lambda-wide", json!({}), None);
+    assert_eq!(body_json(&call(&router, none).await)["orders"], json!([]));
 
     let stock = call(
         &router,

@@ -116,6 +116,23 @@ async fn expired_key_is_free_again() {
 }
 
 #[tokio::test]
+async fn more_distinct_products_than_one_reservation_holds_is_400() {
+    let app = app();
+    let n = orders_domain::validation::MAX_DISTINCT_PRODUCTS + 1;
+    let items: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({"productId": format!("p-{i}"), "quantity": 1, "price": 1}))
+        .collect();
+    let body = serde_json::json!({"customerId": "c-wide", "items": items}).to_string();
+    let r = app.post_order(Some("k-wide"), &body).await;
+    is_problem(&r, 400);
+    assert_eq!(r.json()["errors"][0]["field"], "items");
+    assert_eq!(
+        app.count("orders") + app.count("idempotency") + app.count("outbox"),
+        0
+    );
+}
+
+#[tokio::test]
 async fn validation_failure_lists_fields_and_stores_nothing() {
     let app = app();
     let bad = r#"{"customerId":"","items":[{"productId":"laptop","quantity":0,"price":1.005}],"colour":"red"}"#;

@@ -7,21 +7,18 @@
 //! (`create/`), and no read is made before it. Reads are strongly consistent except the
 //! customer listings, which go through a global secondary index and are eventually consistent
 //! on AWS (a just-created order may be missing from a listing for a moment, never from GET).
-//! Item layouts follow `crate::tables::attrs`; encoding and decoding live in `item.rs`.
+//! Item layouts follow `crate::tables::attrs`; encoding and decoding live in
+//! [`crate::dynamodb::item`]. The trait is implemented in `store.rs`, the create transaction in
+//! `create/`.
 
 mod create;
-mod read;
+mod store;
 
 use crate::TableNames;
-use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Utc};
-use orders_domain::store::{
-    CreateOrder, CreateOutcome, ListOrders, OrderPage, OrderRecord, OrderStore, StockLevel,
-    StoreError, VoucherRecord,
-};
-use orders_domain::{CustomerId, OrderId, ProductId};
+use orders_domain::store::StoreError;
 use std::time::Duration;
 
 /// How `create_order` retries a transaction cancelled by a conflict or throttling: `attempts`
@@ -83,7 +80,7 @@ impl DynamoStore {
     /// Puts each product of [`orders_domain::CATALOGUE`] unless it already exists, so a
     /// restart or a second instance never resets stock that orders have since taken.
     pub async fn seed_catalogue(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        read::seed_catalogue(self, now).await
+        store::seed_catalogue(self, now).await
     }
 }
 
@@ -107,37 +104,6 @@ where
         return StoreError::Busy;
     }
     StoreError::Backend(format!("{op}: {}", crate::sdk::describe(err)))
-}
-
-#[async_trait]
-impl OrderStore for DynamoStore {
-    async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError> {
-        create::create_order(self, &cmd).await
-    }
-
-    async fn get_order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        read::get_order(self, id).await
-    }
-
-    async fn list_orders(&self, query: &ListOrders) -> Result<OrderPage, StoreError> {
-        read::list_orders(self, query).await
-    }
-
-    async fn get_inventory(&self, product: &ProductId) -> Result<Option<i64>, StoreError> {
-        read::get_inventory(self, product).await
-    }
-
-    async fn set_inventory(&self, level: StockLevel) -> Result<(), StoreError> {
-        read::set_inventory(self, level).await
-    }
-
-    async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError> {
-        read::list_vouchers(self, customer).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        read::ping(self).await
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::tables::attrs::{inventory as inv, saga};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use orders_domain::validation::MAX_DISTINCT_PRODUCTS;
 use orders_domain::{ProductId, SagaItem};
 use orders_workflow::steps::store::Reservation;
 use orders_workflow::steps::store::{OrderAt, StepResult};
@@ -23,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Distinct products one reservation can take: DynamoDB's 100 writes per transaction, less
-/// the reservation record.
-pub const MAX_PRODUCTS_PER_RESERVATION: usize = 99;
+/// the reservation record. Validation refuses larger orders before they are created.
+pub const MAX_PRODUCTS_PER_RESERVATION: usize = MAX_DISTINCT_PRODUCTS;
 
 const HELD: &str = "HELD";
 const RELEASED: &str = "RELEASED";
