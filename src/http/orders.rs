@@ -103,7 +103,7 @@ pub async fn create_order(
     if outcome == CreateOutcome::Created {
         tracing::info!(order_id = %id, "order created");
     }
-    respond(outcome, Some(response))
+    respond(outcome, response)
 }
 
 impl OrderCreated {
@@ -128,12 +128,10 @@ impl OrderCreated {
     }
 }
 
-fn respond(outcome: CreateOutcome, fresh: Option<StoredResponse>) -> ApiResult {
+/// The answer to a create: the fresh 201, or the stored one with `Idempotent-Replayed`.
+fn respond(outcome: CreateOutcome, fresh: StoredResponse) -> ApiResult {
     let (stored, replayed) = match outcome {
-        CreateOutcome::Created => (
-            fresh.ok_or_else(|| ApiError::Internal("created without a response".into()))?,
-            false,
-        ),
+        CreateOutcome::Created => (fresh, false),
         CreateOutcome::Replayed(r) => (r, true),
         CreateOutcome::KeyReused => return Err(ApiError::KeyReused),
     };

@@ -48,6 +48,12 @@ async fn call(router: &axum::Router, event: Value) -> Value {
     serde_json::to_value(response).expect("an API Gateway response")
 }
 
+/// A JSON POST /orders without an idempotency key.
+async fn post_json(router: &axum::Router, body: &str) -> Value {
+    let headers = json!({"content-type": "application/json"});
+    call(router, v2_event("POST", "/orders", "", headers, Some(body))).await
+}
+
 /// An order of one unit each of `MAX_DISTINCT_PRODUCTS + 1` different products.
 fn wide_order(customer: &str) -> String {
     let n = orders_domain::validation::MAX_DISTINCT_PRODUCTS + 1;
@@ -116,34 +122,14 @@ async fn api_gateway_v2_events_reach_the_router_on_dynamodb() {
     assert_eq!(listed["statusCode"], 200);
     assert_eq!(body_json(&listed)["orders"][0]["orderId"], id.as_str());
 
-    let bad = call(
-        &router,
-        v2_event(
-            "POST",
-            "/orders",
-            "",
-            json!({"content-type": "application/json"}),
-            Some("{"),
-        ),
-    )
-    .await;
+    let bad = post_json(&router, "{").await;
     assert_eq!(bad["statusCode"], 400);
     assert_eq!(bad["headers"]["content-type"], "application/problem+json");
 
     // More distinct products than one DynamoDB reservation transaction holds: refused before
     // anything is written, not left to fail in the saga.
     let wide = wide_order("lambda-wide");
-    let too_wide = call(
-        &router,
-        v2_event(
-            "POST",
-            "/orders",
-            "",
-            json!({"content-type": "application/json"}),
-            Some(&wide),
-        ),
-    )
-    .await;
+    let too_wide = post_json(&router, &wide).await;
     assert_eq!(too_wide["statusCode"], 400, "{too_wide:#}");
     assert_eq!(body_json(&too_wide)["errors"][0]["field"], "items");
     let none = v2_event("GET", "/orders", "customerId=lambda-wide", json!({}), None);

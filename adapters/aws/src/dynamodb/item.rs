@@ -97,7 +97,7 @@ pub fn idempotency_record(item: &Item) -> Result<IdempotencyRecord, StoreError> 
     })
 }
 
-/// The order without its issued voucher, which lives in another table (see `read.rs`).
+/// The order without its issued voucher, which lives in another table (see `orders/store.rs`).
 pub fn order_record(item: &Item) -> Result<OrderRecord, StoreError> {
     let items = items_from_text(get_s(item, oa::ITEMS).map_err(bad)?);
     let order = NewOrder {

@@ -8,4 +8,4 @@ mod orders;
 mod steps;
 
 pub use orders::{DynamoStore, RetryPolicy};
-pub use steps::{DynamoStepStore, MAX_PRODUCTS_PER_RESERVATION};
+pub use steps::DynamoStepStore;

@@ -23,10 +23,6 @@ use orders_workflow::steps::{StepStoreError, Stock};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Distinct products one reservation can take: DynamoDB's 100 writes per transaction, less
-/// the reservation record. Validation refuses larger orders before they are created.
-pub const MAX_PRODUCTS_PER_RESERVATION: usize = MAX_DISTINCT_PRODUCTS;
-
 const HELD: &str = "HELD";
 const RELEASED: &str = "RELEASED";
 
@@ -86,9 +82,11 @@ impl Stock for DynamoStepStore {
     async fn reserve(&self, at: OrderAt, items: &[SagaItem]) -> StepResult<Reservation> {
         let OrderAt { order, now } = at;
         let wanted = totals(items);
-        if wanted.len() > MAX_PRODUCTS_PER_RESERVATION {
+        // Validation refuses such orders before they exist; a reservation this wide could not be one
+        // transaction (100 writes, one of them the reservation record).
+        if wanted.len() > MAX_DISTINCT_PRODUCTS {
             return Err(StepStoreError::Unavailable(format!(
-                "order {order} lists {} distinct products; one reservation takes at most {MAX_PRODUCTS_PER_RESERVATION}",
+                "order {order} lists {} distinct products; one reservation takes at most {MAX_DISTINCT_PRODUCTS}",
                 wanted.len()
             )));
         }

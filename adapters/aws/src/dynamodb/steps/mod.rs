@@ -39,8 +39,6 @@ use orders_domain::OrderId;
 use orders_workflow::steps::StepStoreError;
 use orders_workflow::steps::store::StepResult;
 
-pub use inventory::MAX_PRODUCTS_PER_RESERVATION;
-
 /// The steps' store over the orders, inventory, vouchers and saga tables.
 #[derive(Clone)]
 pub struct DynamoStepStore {
