@@ -5,6 +5,17 @@
 #
 # Env: BASE_URL (default http://127.0.0.1:3000), SAGA=1|0 (run the saga checks,
 # default 1), SAGA_TIMEOUT (seconds to wait for a terminal order status, default 30).
+# Identity (a server with --auth jwt; leave all three unset for --auth none):
+#   ADMIN_TOKEN  a token with the admin scope (orders/admin), sent as `Authorization: Bearer`
+#                on every request of the suite, so it passes unchanged (an admin may act for
+#                any customer); the one difference: GET /orders without customerId lists the
+#                caller's own orders (200) instead of 400.
+#   TOKEN, TOKEN_SUB  a non-admin customer's token and its `sub`: when set (with ADMIN_TOKEN),
+#                the identity checks run (401 without or with a bad token, open /health and
+#                /openapi.json, a customer acts only for themselves, another's order is 404,
+#                PUT /inventory is admin only, idempotency keys are scoped per caller).
+#   e.g. orders dev-keys --dir K; ADMIN_TOKEN=$(orders dev-token --dir K --sub ops --admin)
+#        TOKEN=$(orders dev-token --dir K --sub alice) TOKEN_SUB=alice bash test-api.sh
 # Every value is unique per run, so it can be re-run against the same server.
 # Exit: 0 all passed, 1 some check failed, 2 missing tool or server not answering.
 set -u
@@ -13,6 +24,15 @@ BASE_URL="${BASE_URL:-http://127.0.0.1:3000}"
 BASE_URL="${BASE_URL%/}"
 SAGA="${SAGA:-1}"
 SAGA_TIMEOUT="${SAGA_TIMEOUT:-30}"
+ADMIN_TOKEN="${ADMIN_TOKEN:-}"
+TOKEN="${TOKEN:-}"
+TOKEN_SUB="${TOKEN_SUB:-}"
+if [ -n "$TOKEN$TOKEN_SUB" ] && { [ -z "$TOKEN" ] || [ -z "$TOKEN_SUB" ] || [ -z "$ADMIN_TOKEN" ]; }; then
+  echo "error: the identity checks need TOKEN, TOKEN_SUB and ADMIN_TOKEN together" >&2; exit 2
+fi
+# AS: the bearer token req sends (one place, one Authorization header); empty sends none.
+# The identity checks set it per request: AS="$TOKEN" req ..., AS= req ...
+AS="$ADMIN_TOKEN"
 
 for tool in curl jq; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: '$tool' is required but not installed" >&2; exit 2; }
@@ -32,8 +52,10 @@ fail() { FAILED=$((FAILED + 1)); echo "FAIL - $1 (expected $2, got $3)"; }
 skip() { echo "skip - $1"; }
 
 # req METHOD PATH [curl args...]: sets STATUS; body in $TMP/body, headers in $TMP/headers.
+# Sends `Authorization: Bearer $AS` when AS is non-empty (callers never add their own).
 req() {
   local method=$1 path=$2; shift 2
+  if [ -n "$AS" ]; then set -- -H "Authorization: Bearer $AS" "$@"; fi
   STATUS=$(curl -s -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' -X "$method" "$@" "$BASE_URL$path")
 }
 # hdr NAME: value of a response header of the last request (case-insensitive), "" if absent.
@@ -82,7 +104,9 @@ for _ in $(seq 1 20); do
   sleep 0.5
 done
 [ -n "$up" ] || { echo "error: no 200 from $BASE_URL/health within 10 s; is the server running?" >&2; exit 2; }
-echo "# testing $BASE_URL (run $RUN, SAGA=$SAGA)"
+IDENTITY=off
+if [ -n "$TOKEN" ]; then IDENTITY="on (admin + customer $TOKEN_SUB)"; elif [ -n "$ADMIN_TOKEN" ]; then IDENTITY="on (admin)"; fi
+echo "# testing $BASE_URL (run $RUN, SAGA=$SAGA, identity $IDENTITY)"
 
 # ---------------------------------------------------------------- health and OpenAPI
 req GET /health
@@ -188,7 +212,12 @@ assert_eq "pagination: 3 orders over the pages" "3" "$(wc -l < "$TMP/seen" | tr 
 assert_eq "pagination: no duplicates" "3" "$(cut -d' ' -f2 "$TMP/seen" | sort -u | wc -l | tr -d ' ')"
 assert_eq "pagination: exactly the 3 orders created" "$(printf '%s\n' "${CREATED[@]}" | sort)" "$(cut -d' ' -f2 "$TMP/seen" | sort)"
 assert_eq "pagination: newest first (createdAt non-increasing)" "$(cut -d' ' -f1 "$TMP/seen" | sort -r)" "$(cut -d' ' -f1 "$TMP/seen")"
-req GET /orders;                          assert_problem "GET /orders without customerId" 400
+if [ -n "$ADMIN_TOKEN" ]; then # identity on: customerId defaults to the caller
+  req GET /orders;                        assert_status "GET /orders without customerId (the caller's own)" 200
+  assert_json "GET /orders without customerId: an order list" '.orders | type == "array"'
+else
+  req GET /orders;                        assert_problem "GET /orders without customerId" 400
+fi
 req GET "/orders?customerId=$C3&limit=0";   assert_problem "GET /orders limit=0" 400
 req GET "/orders?customerId=$C3&limit=101"; assert_problem "GET /orders limit=101" 400
 req GET "/orders?customerId=$C3&cursor=garbage"; assert_problem "GET /orders cursor=garbage" 400
@@ -262,6 +291,99 @@ req PUT "/inventory/$P" -H 'Content-Type: application/json' --data-binary '{"ava
 assert_problem "PUT inventory available -1" 400
 req PUT "/inventory/$P" -H 'Content-Type: application/json' --data-binary '{"available": 1, "x": 2}'
 assert_problem "PUT inventory with an unknown field" 400
+
+# ---------------------------------------------------------------- identity
+# sub_of TOKEN: the `sub` claim of a JWT (its payload is base64url JSON; not verified here).
+sub_of() {
+  local p
+  p=$(printf '%s' "$1" | cut -d. -f2 | tr '_-' '/+')
+  while [ $((${#p} % 4)) -ne 0 ]; do p="$p="; done
+  printf '%s' "$p" | base64 -d 2>/dev/null | jq -r '.sub // empty' 2>/dev/null
+}
+if [ -n "$TOKEN" ]; then
+  ITEMS='"items":[{"productId":"laptop","quantity":1,"price":5.00}]'
+  # no token: 401 and a bare challenge; a refused token: 401 and error="invalid_token"
+  AS= req GET "/orders/$ID1"
+  assert_problem "identity: GET /orders/{id} without a token" 401
+  assert_eq "identity: no token: WWW-Authenticate: Bearer" "Bearer" "$(hdr www-authenticate)"
+  AS= post_order "" "$(order_body "$TOKEN_SUB" laptop 1 5.00)"
+  assert_problem "identity: POST /orders without a token" 401
+  assert_eq "identity: POST without a token: WWW-Authenticate: Bearer" "Bearer" "$(hdr www-authenticate)"
+  AS="garbage.$RUN.token" req GET /orders -G --data-urlencode "customerId=$TOKEN_SUB"
+  assert_problem "identity: GET /orders with a garbage token" 401
+  assert_match "identity: garbage token: WWW-Authenticate error=\"invalid_token\"" \
+    '^Bearer .*error="invalid_token"' "$(hdr www-authenticate)"
+  SIG=${TOKEN##*.}; FIRST=A; [ "${SIG:0:1}" = A ] && FIRST=B  # a signature byte changed
+  AS="${TOKEN%.*}.$FIRST${SIG:1}" req GET "/customers/$TOKEN_SUB/vouchers"
+  assert_problem "identity: a token with a broken signature" 401
+  assert_match "identity: broken signature: error=\"invalid_token\"" 'error="invalid_token"' "$(hdr www-authenticate)"
+  AS= req GET /health;       assert_status "identity: GET /health without a token" 200
+  AS= req GET /openapi.json; assert_status "identity: GET /openapi.json without a token" 200
+
+  # a customer acts for themselves: customerId defaults to the caller, another is 403
+  AS="$TOKEN" post_order "" "{$ITEMS}"
+  assert_status "identity: customer POSTs without customerId" 201
+  IDC=$(jqr .orderId)
+  AS="$TOKEN" req GET "/orders/$IDC"
+  assert_status "identity: customer GETs their order" 200
+  assert_eq "identity: the order's customerId is the token's sub" "$TOKEN_SUB" "$(jqr .customerId)"
+  AS="$TOKEN" post_order "" "$(order_body "$TOKEN_SUB" laptop 1 5.00)"
+  assert_status "identity: customer POSTs with their own customerId" 201
+  AS="$TOKEN" post_order "" "$(order_body "$C1" laptop 1 5.00)"
+  assert_problem "identity: customer POSTs for another customer" 403
+  AS="$TOKEN" req GET /orders -G --data-urlencode "customerId=$C1"
+  assert_problem "identity: customer lists another customer's orders" 403
+  AS="$TOKEN" req GET /orders -G --data-urlencode "customerId=$TOKEN_SUB"
+  assert_status "identity: customer lists their own orders" 200
+  assert_json "identity: their own list has the order they created" "any(.orders[]; .orderId == \"$IDC\")"
+  AS="$TOKEN" req GET /orders
+  assert_status "identity: customer lists without customerId (their own)" 200
+  assert_json "identity: the default list is theirs" \
+    "any(.orders[]; .orderId == \"$IDC\") and all(.orders[]; .customerId == \"$TOKEN_SUB\")"
+  AS="$TOKEN" req GET "/orders/$ID1"
+  assert_problem "identity: customer GETs an order the admin created for another customer" 404
+  AS="$TOKEN" req GET "/customers/$C1/vouchers"
+  assert_problem "identity: customer GETs another customer's vouchers" 403
+  AS="$TOKEN" req GET "/customers/$TOKEN_SUB/vouchers"
+  assert_status "identity: customer GETs their own vouchers" 200
+  AS="$TOKEN" req PUT "/inventory/$P" -H 'Content-Type: application/json' --data-binary '{"available": 1}'
+  assert_problem "identity: customer PUTs /inventory" 403
+  req GET "/inventory/$P"
+  assert_json "identity: the refused PUT changed nothing" '.available == 7'
+  req GET "/orders/$IDC"
+  assert_status "identity: the admin GETs the customer's order" 200
+
+  # idempotency keys are scoped per caller: the same key, even with the same bytes, is two orders
+  KS="key-$RUN-scoped"
+  SAME=$(order_body "$TOKEN_SUB" laptop 1 5.00)
+  AS="$TOKEN" post_order "$KS" "$SAME"
+  assert_status "identity: customer POSTs with key KS" 201; IDK_C=$(jqr .orderId)
+  post_order "$KS" "$SAME"
+  assert_status "identity: admin POSTs the same body with the same key KS" 201; IDK_A=$(jqr .orderId)
+  assert_eq "identity: admin's KS is not a replay of the customer's" "" "$(hdr idempotent-replayed)"
+  if [ -n "$IDK_C" ] && [ -n "$IDK_A" ] && [ "$IDK_C" != "$IDK_A" ]; then ok "identity: same key, two callers: two orders"
+  else fail "identity: same key, two callers: two orders" "two distinct orderIds" "'$IDK_C' and '$IDK_A'"; fi
+  AS="$TOKEN" post_order "$KS" "$SAME"
+  assert_eq "identity: customer's KS again: their own order, replayed" "$IDK_C true" "$(jqr .orderId) $(hdr idempotent-replayed)"
+  post_order "$KS" "$SAME"
+  assert_eq "identity: admin's KS again: the admin's order, replayed" "$IDK_A true" "$(jqr .orderId) $(hdr idempotent-replayed)"
+  # each acting for themselves (no customerId: the customer's sub, the admin's own sub)
+  KT="key-$RUN-self"
+  AS="$TOKEN" post_order "$KT" "{$ITEMS}"
+  assert_status "identity: customer POSTs for themselves with key KT" 201; IDT_C=$(jqr .orderId)
+  post_order "$KT" "{$ITEMS}"
+  assert_status "identity: admin POSTs for themselves with key KT" 201; IDT_A=$(jqr .orderId)
+  assert_eq "identity: admin's KT is not a replay" "" "$(hdr idempotent-replayed)"
+  if [ -n "$IDT_C" ] && [ -n "$IDT_A" ] && [ "$IDT_C" != "$IDT_A" ]; then ok "identity: KT from two callers: two orders"
+  else fail "identity: KT from two callers: two orders" "two distinct orderIds" "'$IDT_C' and '$IDT_A'"; fi
+  ADMIN_SUB=$(sub_of "$ADMIN_TOKEN")
+  req GET "/orders/$IDT_A"
+  assert_eq "identity: the admin's own order is the admin's sub ($ADMIN_SUB)" "${ADMIN_SUB:-<no sub in ADMIN_TOKEN>}" "$(jqr .customerId)"
+else
+  skip "identity: 401 without or with a bad token, open /health and /openapi.json (no TOKEN)"
+  skip "identity: a customer acts only for themselves; another's order is 404; PUT /inventory 403 (no TOKEN)"
+  skip "identity: idempotency keys scoped per caller (no TOKEN)"
+fi
 
 # ---------------------------------------------------------------- saga
 # wait_terminal ORDER_ID TIMEOUT_SECS: poll until COMPLETED or FAILED; sets TERMINAL

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark harness: builds release, starts the floor, the storage ceiling and the service
-# (fresh database, free 127.0.0.1 ports), drives them with wrk (max throughput) and oha (fixed rate, latency
+# (fresh database, free 127.0.0.1 ports; POST /orders also once with identity on, item 2b), drives them with wrk (max throughput) and oha (fixed rate, latency
 # corrected), reads end-to-end and relay figures from the service's own timestamps, and prints
 # one table with every figure's setup. Bounded: every load runs for a fixed time, every wait
 # has a timeout; it stops what it started on exit. Installs wrk (apt) and oha (cargo) if missing.
@@ -115,6 +115,27 @@ post_item() { # item label probe-path command... ({addr} is replaced by 127.0.0.
 post_item floor "1. floor" / target/release/orders-bench-floor "{addr}"
 post_item bound "1b. storage ceiling" /health target/release/orders-bench-bound --listen "{addr}"
 
+# --- 2b. POST /orders with identity on: the same binary and load as 2 (measured just before
+# it, on a fresh database of its own, as 2 is), plus `Authorization: Bearer <admin token>` on every request,
+# verified against `orders dev-keys` keys (a JWKS file). (2b)/(2) is what verification costs.
+auth_item=0
+if "$svc_bin" dev-keys --dir "$out/keys" > "$out/dev-keys.log" 2>&1 &&
+  token=$("$svc_bin" dev-token --dir "$out/keys" --sub bench-admin --admin 2>> "$out/dev-keys.log"); then
+  auth_item=1
+  rm -f "$out/auth.db" "$out/auth.db-wal" "$out/auth.db-shm"
+  port=$(free_port)
+  env ORDERS_AUTH=jwt ORDERS_JWKS="$out/keys/jwks.json" ORDERS_JWT_ISSUER=orders-dev ORDERS_JWT_AUDIENCE=orders \
+    "$svc_bin" --listen "127.0.0.1:$port" --database "$out/auth.db" > "$out/post_auth.log" 2>&1 &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$port/health"
+  say "2b. POST /orders new, max throughput, identity on (--auth jwt, bearer token)"
+  record post_auth "$wrk_setup, bench/post_orders.lua (unique keys) + Authorization: Bearer (admin JWT, --auth jwt, JWKS file)" \
+    "$(wrk_run post_auth "http://127.0.0.1:$port" bench/post_orders.lua auth "$token")"
+  kill "${pids[0]}"; wait "${pids[0]}" 2> /dev/null || true; pids=()
+else
+  say "2b. skipped: $svc_bin has no dev-keys/dev-token (identity not built in); see $out/dev-keys.log"
+fi
+
 # --- the service ----------------------------------------------------------------------------
 port=$(free_port)
 base="http://127.0.0.1:$port"
@@ -181,17 +202,19 @@ echo
 python3 bench/stats.py table "$results"
 
 if ((smoke)); then
-  python3 - "$results" <<'PY'
+  python3 - "$results" "$auth_item" <<'PY'
 import json, sys
 r = {}
 for line in open(sys.argv[1]):
     d = json.loads(line); r[d["item"]] = d
 need = {"floor": "rps", "bound": "rps", "post_max": "rps", "post_rate": "p99_ms", "replay": "rps", "get": "rps",
         "e2e_burst": "e2e_rps", "e2e_rate": "e2e_p99_ms", "end": "rss_kib"}
+if sys.argv[2] == "1":
+    need["post_auth"] = "rps"
 missing = [f"{k}.{v}" for k, v in need.items() if not r.get(k, {}).get(v)]
 if not r.get("e2e_rate", {}).get("lag_p99_ms") and r.get("e2e_rate", {}).get("lag_p99_ms") != 0:
     missing.append("e2e_rate.lag_p99_ms")
-bad = [k for k in ("floor", "bound", "post_max", "replay", "get", "post_rate") if r.get(k, {}).get("non2xx")]
+bad = [k for k in ("floor", "bound", "post_max", "post_auth", "replay", "get", "post_rate") if r.get(k, {}).get("non2xx")]
 bad += [k for k in ("post_rate",) if set(r.get(k, {}).get("codes", {"201": 1})) != {"201"}]
 if missing or bad:
     sys.exit(f"bench smoke: no figure for {', '.join(missing) or '-'}; non-2xx answers in {', '.join(bad) or '-'}")

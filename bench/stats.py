@@ -151,6 +151,7 @@ def table(path):
         ("floor", "1. floor: bare axum JSON POST"),
         ("bound", "1b. ceiling: the service, no storage"),
         ("post_max", "2. POST /orders new, max"),
+        ("post_auth", "2b. POST /orders new, max, identity on"),
         ("post_rate", "2. POST /orders new, fixed rate"),
         ("replay", "3. POST /orders replay"),
         ("get", "4. GET /orders/{id}"),
@@ -163,6 +164,9 @@ def table(path):
                 codes = d.get("codes", {})
                 extra = f", codes {codes}" + (f", errors {d['errors']}" if d.get("errors") else "")
             row(name, f"{fmt(d.get('rps'), '/s')} ({lat(d)}){extra}", d.get("setup", ""))
+    if "post_auth" in r and "post_max" in r and r["post_auth"].get("rps") and r["post_max"].get("rps"):
+        row("2b. ratio identity on/off (2b)/(2)", f"{r['post_auth']['rps'] / r['post_max']['rps']:.3f}",
+            "max throughput of 2b over 2, same wrk setup and binary: 1 - ratio is what token verification costs")
     for item, name in [("e2e_burst", "5. end to end, max (burst)"), ("e2e_rate", "5. end to end at fixed rate")]:
         if item in r:
             d = r[item]

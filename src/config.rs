@@ -18,7 +18,8 @@ use std::path::PathBuf;
     Runs the HTTP API, the outbox relay and the saga executor in one process on an embedded \
     SQLite database. Every setting can also be given by the environment variable shown.\n\n\
     Without a command it serves; `orders parked-events --database PATH` prints the outbox \
-    events the relay parked (dead letters) as JSON and exits."
+    events the relay parked (dead letters) as JSON and exits; `orders dev-keys` and \
+    `orders dev-token --sub ID` make a signing key and tokens for --auth jwt locally."
 )]
 pub struct Config {
     /// An operations command instead of serving.
@@ -94,6 +95,15 @@ pub struct Config {
     #[arg(long, env = "ORDERS_WAL_AUTOCHECKPOINT", default_value_t = orders_sqlite::SqliteOptions::default().wal_autocheckpoint, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     pub wal_autocheckpoint: u32,
 
+    /// Most bytes the SQLite database may hold (unset: as much as the disk takes). At the
+    /// limit, writes answer 503 `storage-full` and /health fails, as on a full disk, while reads
+    /// go on; the WAL is not counted. At least 1 MiB.
+    #[arg(long, env = "ORDERS_MAX_DB_BYTES", value_parser = clap::value_parser!(u64).range(1_048_576..))]
+    pub max_db_size: Option<u64>,
+
+    #[command(flatten)]
+    pub identity: crate::identity::IdentityArgs,
+
     /// Log format; `json` is the default under AWS Lambda.
     #[arg(long, env = "ORDERS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -114,6 +124,36 @@ pub enum Command {
     /// letters: kept with their reason, never retried, not blocking the events behind them)
     /// as a JSON array of {seq, eventId, orderId, reason, parkedAt}, oldest first.
     ParkedEvents,
+    /// Write an ES256 key pair for local tokens: DIR/private.pem (owner-only) and
+    /// DIR/jwks.json, then print the settings that make the service accept its tokens.
+    DevKeys {
+        #[arg(long, default_value = "./dev-keys")]
+        dir: PathBuf,
+    },
+    /// Print a token signed with the key `dev-keys` wrote, for `Authorization: Bearer`.
+    DevToken(DevToken),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct DevToken {
+    /// The customer id the token stands for (its `sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// Give the token the admin scope (ORDERS_ADMIN_SCOPE's value).
+    #[arg(long)]
+    pub admin: bool,
+    /// The directory `orders dev-keys` wrote.
+    #[arg(long, default_value = "./dev-keys")]
+    pub dir: PathBuf,
+    /// The token's `iss`.
+    #[arg(long, default_value = crate::identity::dev::DEV_ISSUER)]
+    pub issuer: String,
+    /// The token's `aud`.
+    #[arg(long, default_value = crate::identity::dev::DEV_AUDIENCE)]
+    pub audience: String,
+    /// Seconds the token is valid.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400 * 30))]
+    pub ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -140,6 +180,7 @@ impl Config {
     pub fn sqlite_options(&self) -> orders_sqlite::SqliteOptions {
         orders_sqlite::SqliteOptions {
             wal_autocheckpoint: self.wal_autocheckpoint,
+            max_db_bytes: self.max_db_size,
         }
     }
 
@@ -159,6 +200,8 @@ impl Config {
             body_limit: self.body_limit as usize,
             max_in_flight: self.max_in_flight as usize,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            // Established by the composition root (`local`, `lambda`): it may fetch keys.
+            identity: crate::identity::Identity::None,
         }
     }
 }
@@ -194,6 +237,9 @@ mod tests {
         assert!(Config::try_parse_from(["orders", "--max-in-flight", "0"]).is_err());
         assert!(Config::try_parse_from(["orders", "--request-timeout-secs", "0"]).is_err());
         assert!(Config::try_parse_from(["orders", "--wal-autocheckpoint", "10"]).is_err());
+        assert!(Config::try_parse_from(["orders", "--max-db-size", "4096"]).is_err());
+        let capped = Config::try_parse_from(["orders", "--max-db-size", "8388608"]).unwrap();
+        assert_eq!(capped.sqlite_options().max_db_bytes, Some(8_388_608));
         let c = Config::try_parse_from(["orders", "--require-idempotency-key"]).unwrap();
         assert!(c.require_idempotency_key);
     }

@@ -10,6 +10,7 @@
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::http::{AppState, router};
+use crate::identity::IdentityError;
 use orders_aws::dynamodb::DynamoStore;
 use orders_aws::functions;
 use orders_aws::tables::{MissingTable, TableNames};
@@ -21,24 +22,38 @@ pub use orders_aws::lambda::in_lambda;
 pub enum LambdaError {
     #[error(transparent)]
     Config(#[from] MissingTable),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("lambda runtime: {0}")]
     Runtime(lambda_http::Error),
 }
 
-/// The router over DynamoDB, as the Lambda serves it.
-pub fn state(config: &Config, sdk: &aws_config::SdkConfig, tables: TableNames) -> AppState {
-    AppState {
+/// The router over DynamoDB, as the Lambda serves it: callers are who API Gateway's JWT
+/// authorizer says they are (`ORDERS_AUTH=jwt`), or nobody checks (`none`, only with
+/// `ORDERS_ALLOW_UNAUTHENTICATED=true`).
+pub fn state(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+    tables: TableNames,
+) -> Result<AppState, IdentityError> {
+    let mut settings = config.api_settings();
+    settings.identity = config.identity.lambda()?;
+    Ok(AppState {
         store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), tables)),
         clock: Arc::new(SystemClock),
-        settings: Arc::new(config.api_settings()),
-    }
+        settings: Arc::new(settings),
+    })
 }
 
-/// The function's main: configuration (tables), the DynamoDB client, then the runtime loop.
+/// The function's main: configuration (tables, identity), the DynamoDB client, then the
+/// runtime loop.
 pub async fn run(config: Config) -> Result<(), LambdaError> {
     let (tables, sdk) =
         orders_aws::lambda::start(|| TableNames::from_env(functions::API.tables)).await?;
-    lambda_http::run(router(state(&config, &sdk, tables)))
+    let state = state(&config, &sdk, tables).inspect_err(|e| {
+        tracing::error!(error = %e, "refusing to start: bad configuration");
+    })?;
+    lambda_http::run(router(state))
         .await
         .map_err(LambdaError::Runtime)
 }

@@ -4,6 +4,8 @@
 //!
 //! - [`http`]: the axum router, one module per resource, the extractors (JSON body, the
 //!   idempotency key) and the one `ApiError` that becomes problem+json.
+//! - [`identity`]: who a request comes from (none, bearer tokens verified here, or the claims
+//!   API Gateway verified), and `orders dev-keys` / `dev-token` for local tokens.
 //! - [`config`]: every setting, typed, from flags or `ORDERS_*` variables, read once.
 //! - [`local`]: the local stack: the router, the outbox relay and the saga executor in one
 //!   process over `orders-sqlite`.
@@ -18,6 +20,7 @@
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod lambda;
 pub mod local;
 pub mod telemetry;

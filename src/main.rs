@@ -14,11 +14,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    let outcome = if let Some(Command::ParkedEvents) = config.command {
-        orders::local::parked_events_json(&config.database)
-            .await
-            .map(|json| println!("{json}"))
-            .map_err(|e| e.to_string())
+    let outcome = if let Some(command) = &config.command {
+        match command {
+            Command::ParkedEvents => orders::local::parked_events_json(&config.database)
+                .await
+                .map(|json| println!("{json}")),
+            Command::DevKeys { dir } => orders::identity::dev::dev_keys(dir),
+            Command::DevToken(t) => orders::identity::dev::dev_token(t, &config.identity),
+        }
     } else if orders::lambda::in_lambda() {
         orders::lambda::run(config).await.map_err(|e| e.to_string())
     } else {

@@ -41,6 +41,13 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key in `customer`'s namespace: `"<customer> <key>"`. A key is visible ASCII, so it
+    /// holds no space: the last space splits the two unambiguously, and no key as sent (the
+    /// anonymous scope, unchanged since before identity) can equal a scoped one.
+    pub(crate) fn scoped_to(&self, customer: &crate::CustomerId) -> Self {
+        Self(format!("{} {}", customer.as_str(), self.0))
+    }
 }
 
 /// Hex SHA-256 of the canonical form of a JSON body.

@@ -15,6 +15,7 @@
 //!   voucher rules, the create request's validation, the seeded products.
 //! - [`event`]: the outbox event (CloudEvents 1.0) and the saga input it carries.
 //! - [`idempotency`]: key rules, the request fingerprint, the stored response.
+//! - [`access`]: the caller of a request and the ownership rules every route applies.
 //! - [`store`]: the API's storage port `OrderStore`, which lives here, below both adapters
 //!   that implement it, rather than with the HTTP API that uses it.
 //! - `wire_names!`: the name <-> enum conversions of the statuses, written once.
@@ -22,6 +23,7 @@
 #[macro_use]
 mod wire_names;
 
+pub mod access;
 pub mod catalogue;
 pub mod event;
 pub mod idempotency;

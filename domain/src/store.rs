@@ -29,6 +29,10 @@ pub enum StoreError {
     },
     #[error("the database is busy")]
     Busy,
+    /// The storage has no room for the write (a full disk, or the database at its size
+    /// limit); the write changed nothing and may succeed once space returns.
+    #[error("storage is full: writes are refused")]
+    StorageFull,
     #[error("storage failure: {0}")]
     Backend(String),
 }
@@ -281,6 +285,7 @@ pub trait OrderStore: Send + Sync {
 
     async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError>;
 
-    /// Storage reachability, for /health.
+    /// Storage health, for /health: reads answer, and writes are not being refused for want
+    /// of space ([`StoreError::StorageFull`] while they are).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -7,6 +7,11 @@
 //! simply starts again from the oldest unpublished event. A poison event is parked with its
 //! reason and never blocks the events behind it; a failed start is retried with backoff
 //! while the rest of its batch goes ahead.
+//!
+//! A failure that lasts (storage refusing writes on a full disk fails every start and every
+//! mark) is one streak: a WARN when the first pass fails, passes at the backoff's pace (up to
+//! `max_backoff` apart) and quiet while it lasts, and an INFO with the count when a pass
+//! succeeds again. Not one line per event and pass.
 
 use crate::{ProcessError, SagaStarter, start_event};
 use async_trait::async_trait;
@@ -72,6 +77,7 @@ impl Relay {
     /// Runs until `shutdown` turns true. Returns after finishing the batch in hand.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = self.options.min_backoff;
+        let mut streak = Streak::default();
         while !*shutdown.borrow() {
             let failed = match self.pass().await {
                 Ok(0) => {
@@ -84,7 +90,7 @@ impl Relay {
                 }
                 Ok(_) => false,
                 Err(e) => {
-                    tracing::warn!(error = %e, "outbox relay pass failed");
+                    streak.failed(&e);
                     true
                 }
             };
@@ -96,6 +102,7 @@ impl Relay {
                 backoff = (backoff * 2).min(self.options.max_backoff);
             } else {
                 backoff = self.options.min_backoff;
+                streak.ended();
             }
         }
     }
@@ -115,6 +122,7 @@ impl Relay {
         }
         let mut published = Vec::with_capacity(batch.len());
         let mut failed = 0;
+        let mut first_failure = None;
         while let Some(joined) = starts.join_next().await {
             let (seq, outcome) =
                 joined.map_err(|e| OutboxError(format!("start task failed: {e}")))?;
@@ -128,8 +136,10 @@ impl Relay {
                     self.source.park(seq, &e.to_string(), Utc::now()).await?;
                 }
                 Err(ProcessError::Retryable(e)) => {
-                    tracing::warn!(seq, error = %e, "saga start failed; will retry");
+                    // The pass reports the failures (and the relay logs its streak once).
+                    tracing::debug!(seq, error = %e, "saga start failed; will retry");
                     self.source.record_failure(seq, &e.to_string()).await?;
+                    first_failure.get_or_insert(e);
                     failed += 1;
                 }
             }
@@ -138,12 +148,42 @@ impl Relay {
             published.sort_unstable();
             self.source.mark_published(&published, Utc::now()).await?;
         }
-        if failed > 0 {
+        if let Some(first) = first_failure {
             return Err(OutboxError(format!(
-                "{failed} of {} saga starts failed",
+                "{failed} of {} saga starts failed (first: {first})",
                 batch.len()
             )));
         }
         Ok(batch.len())
+    }
+}
+
+/// Consecutive failed passes: logged when they start and when they end, not each one.
+#[derive(Default)]
+struct Streak(Option<(std::time::Instant, u32)>);
+
+impl Streak {
+    fn failed(&mut self, e: &OutboxError) {
+        match &mut self.0 {
+            Some((_, passes)) => {
+                *passes += 1;
+                tracing::debug!(error = %e, passes = *passes, "outbox relay pass failed again");
+            }
+            None => {
+                tracing::warn!(error = %e, "outbox relay pass failed; retrying with backoff");
+                self.0 = Some((std::time::Instant::now(), 1));
+            }
+        }
+    }
+
+    fn ended(&mut self) {
+        if let Some((since, passes)) = self.0.take() {
+            let lasted = since.elapsed().as_secs_f64();
+            tracing::info!(
+                failed_passes = passes,
+                lasted_secs = lasted,
+                "outbox relay recovered after {passes} failed passes ({lasted:.1} s)"
+            );
+        }
     }
 }

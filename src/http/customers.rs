@@ -1,5 +1,6 @@
 //! `/customers/{customerId}/vouchers`: the vouchers a customer has earned, whatever their state.
 
+use super::caller::Authenticated;
 use super::problem::{ApiError, Problem};
 use super::{ApiResult, AppState, RawId};
 use axum::extract::{Path, State};
@@ -33,9 +34,11 @@ pub struct VoucherList {
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn list_vouchers(
     State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(id): RawId,
 ) -> ApiResult<Json<VoucherList>> {
     let customer = CustomerId::parse(&id).map_err(|m| ApiError::invalid("customerId", m))?;
+    let customer = caller.acts_for(Some(customer))?;
     let vouchers = s
         .store
         .list_vouchers(&customer)

@@ -1,6 +1,7 @@
 //! `/inventory/{productId}`: stock levels. The saga's reservations move them; PUT sets them
 //! (restocking, or preparing a test scenario).
 
+use super::caller::Authenticated;
 use super::json::JsonBody;
 use super::problem::{ApiError, Problem};
 use super::{ApiResult, AppState, RawId};
@@ -48,6 +49,7 @@ fn product(id: &str) -> Result<ProductId, ApiError> {
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn get_inventory(
     State(s): State<AppState>,
+    Authenticated(_): Authenticated,
     Path(id): RawId,
 ) -> ApiResult<Json<Inventory>> {
     let p = product(&id).map_err(|_| ApiError::NotFound(format!("no product {id}")))?;
@@ -70,9 +72,11 @@ pub async fn get_inventory(
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn put_inventory(
     State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     body: Result<JsonBody, ApiError>,
 ) -> ApiResult<Json<Inventory>> {
+    caller.require_admin()?;
     let p = product(&id)?;
     let JsonBody(body) = body?;
     let field = |message: &str| ApiError::invalid("available", message);

@@ -4,6 +4,7 @@
 //! `ApiError` rendered as problem+json, including axum's own (unknown route, wrong method, bad
 //! body), so clients see one error format everywhere.
 
+mod caller;
 mod customers;
 mod health;
 mod idempotency;
@@ -15,6 +16,7 @@ mod orders;
 pub mod problem;
 
 use crate::clock::Clock;
+use crate::identity::Identity;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
@@ -24,6 +26,7 @@ use orders_domain::store::OrderStore;
 use problem::ApiError;
 use std::sync::Arc;
 use std::time::Duration;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -43,6 +46,8 @@ pub struct ApiSettings {
     pub max_in_flight: usize,
     /// Time to answer one request, reading its body included; then a 503.
     pub request_timeout: Duration,
+    /// How callers are established (none, bearer tokens, API Gateway's claims).
+    pub identity: Identity,
 }
 
 impl ApiSettings {
@@ -60,6 +65,7 @@ impl Default for ApiSettings {
             body_limit: 64 * 1024,
             max_in_flight: 1024,
             request_timeout: Duration::from_secs(10),
+            identity: Identity::None,
         }
     }
 }
@@ -97,10 +103,25 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
+            })
+            .on_failure(on_failure),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Logs a failed request as the default does (ERROR), except a 503: shedding load, a timeout
+/// or storage refusing writes is an answer decided and logged where it is decided (once per
+/// episode for a full disk), and one ERROR line per refused request would drown the log.
+fn on_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    match class {
+        ServerErrorsFailureClass::StatusCode(code)
+            if code == axum::http::StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            tracing::debug!(latency_ms = latency.as_millis() as u64, "response 503");
+        }
+        class => tracing::error!(classification = %class, latency = ?latency, "response failed"),
+    }
 }
 
 /// The `Response` type handlers return on success.

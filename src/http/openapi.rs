@@ -1,10 +1,28 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations so
-//! it cannot drift from the code.
+//! it cannot drift from the code. The document describes the service as configured: with
+//! identity on, [`Security`] adds it in one place (the bearer scheme on every operation but the
+//! open ones, each with its 401 and, where a caller can name another customer or needs the
+//! admin scope, its 403; `customerId` of a new order no longer required, since it defaults to
+//! the caller). With identity off none of that applies, and the document does not claim it.
 
 use super::{AppState, customers, health, inventory, orders};
+use crate::identity::Identity;
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
+use utoipa::{Modify, OpenApi};
+
+/// Open to every caller, token or not.
+pub const OPEN_ROUTES: [&str; 2] = ["/health", "/openapi.json"];
+/// Where a valid token can still be refused: another customer named, or not an admin.
+const FORBIDDEN: [(&str, &str); 4] = [
+    ("post", "/orders"),
+    ("get", "/orders"),
+    ("put", "/inventory/{productId}"),
+    ("get", "/customers/{customerId}/vouchers"),
+];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,10 +43,88 @@ use utoipa::OpenApi;
 )]
 pub struct ApiDoc;
 
+/// The document of a service whose identity is `identity`.
+pub fn document(identity: &Identity) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    if !matches!(identity, Identity::None) {
+        Security.modify(&mut doc);
+    }
+    doc
+}
+
+struct Security;
+
+fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build();
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(super::problem::PROBLEM_JSON, content)
+            .build(),
+    )
+}
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "With identity on (`--auth jwt`; API Gateway's JWT authorizer on AWS): a JWT \
+                 whose `sub` is the customer; the `orders/admin` scope or the `orders-admin` \
+                 group makes an admin. With `--auth none` no token is needed.",
+            ))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        if let Some(RefOr::T(Schema::Object(create))) = doc
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("CreateOrderRequest"))
+        {
+            create.required.retain(|field| field != "customerId");
+        }
+        let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let operations = [
+                ("get", &mut item.get),
+                ("post", &mut item.post),
+                ("put", &mut item.put),
+                ("patch", &mut item.patch),
+                ("delete", &mut item.delete),
+            ];
+            for (method, operation) in operations {
+                let Some(op) = operation else { continue };
+                if OPEN_ROUTES.contains(&path.as_str()) {
+                    op.security = Some(vec![SecurityRequirement::default()]);
+                    continue;
+                }
+                op.security = Some(vec![bearer.clone()]);
+                let responses = &mut op.responses.responses;
+                responses.insert(
+                    "401".into(),
+                    problem("No bearer token, or one that is malformed, expired, wrongly signed, or of another issuer or audience"),
+                );
+                if FORBIDDEN.contains(&(method, path.as_str())) {
+                    responses.insert(
+                        "403".into(),
+                        problem(
+                            "Another customer named without the admin scope, or an admin action",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document"),
     (status = 503, body = super::problem::Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json(State(s): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(document(&s.settings.identity))
 }
 
 pub fn routes() -> Router<AppState> {

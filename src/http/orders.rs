@@ -5,6 +5,7 @@
 //! rejected request stores nothing and the client may fix it and retry with the same key.
 //! Whether the key replays is decided inside the store's atomic write.
 
+use super::caller::Authenticated;
 use super::idempotency::{IdempotencyHeader, REPLAYED_HEADER};
 use super::json::JsonBody;
 use super::problem::{ApiError, Problem};
@@ -15,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use orders_domain::access::Caller;
 use orders_domain::idempotency::{StoredResponse, fingerprint};
 use orders_domain::money::Total;
 use orders_domain::store::{
@@ -37,6 +39,8 @@ pub fn routes() -> Router<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateOrderRequest {
+    /// Whose order. With identity on it may be omitted (the caller's) and must be the
+    /// caller's unless the caller is an admin.
     #[schema(example = "customer-123")]
     customer_id: CustomerId,
     /// 1-100 lines, of at most 99 distinct products (what one reservation holds).
@@ -90,20 +94,33 @@ pub struct OrderCreated {
     ))]
 pub async fn create_order(
     State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     IdempotencyHeader(key): IdempotencyHeader,
     body: Result<JsonBody, ApiError>,
 ) -> ApiResult {
-    let JsonBody(body) = body?;
+    let JsonBody(mut body) = body?;
+    default_customer(&mut body, &caller);
     let draft = validate_order(&body).map_err(ApiError::Validation)?;
+    caller.acts_for(Some(draft.customer_id.clone()))?;
     let order = NewOrder::from_draft(draft, s.clock.now());
     let (id, response) = (order.id, OrderCreated::of(&order).response());
-    let key = key.map(|k| (k, fingerprint(&body)));
+    let key = key.map(|k| (caller.scope(k), fingerprint(&body)));
     let cmd = CreateOrder::new(order, key, response.clone(), s.settings.ttl());
     let outcome = s.store.create_order(cmd).await?;
     if outcome == CreateOutcome::Created {
         tracing::info!(order_id = %id, "order created");
     }
     respond(outcome, response)
+}
+
+/// An order without `customerId` is the caller's: the body is completed before validation
+/// and before its fingerprint, so omitting one's own id and spelling it out are one request.
+fn default_customer(body: &mut serde_json::Value, caller: &Caller) {
+    if let (Some(fields), Ok(me)) = (body.as_object_mut(), caller.acts_for(None)) {
+        fields
+            .entry("customerId")
+            .or_insert_with(|| serde_json::Value::String(me.as_str().to_owned()));
+    }
 }
 
 impl OrderCreated {
@@ -223,10 +240,17 @@ impl From<OrderRecord> for OrderView {
     params(("id" = String, Path, description = "Order id (UUID)")),
     responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
-pub async fn get_order(State(s): State<AppState>, Path(id): RawId) -> ApiResult<Json<OrderView>> {
+pub async fn get_order(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): RawId,
+) -> ApiResult<Json<OrderView>> {
     let not_found = || ApiError::NotFound(format!("no order {id}"));
     let order_id: OrderId = id.parse().map_err(|_| not_found())?;
     let order = s.store.get_order(order_id).await?.ok_or_else(not_found)?;
+    caller
+        .sees(&order.order.customer_id)
+        .map_err(|_| not_found())?;
     Ok(Json(order.into()))
 }
 
@@ -234,7 +258,8 @@ pub async fn get_order(State(s): State<AppState>, Path(id): RawId) -> ApiResult<
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Whose orders (required).
+    /// Whose orders: the caller's by default; another customer's for an admin only (with
+    /// identity off, required).
     #[param(value_type = Option<CustomerId>)]
     customer_id: Option<String>,
     /// Page size, 1-100, default 20.
@@ -258,14 +283,16 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn list_orders(
     State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<OrderList>> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let bad = ApiError::invalid;
-    let customer = p
+    let named = p
         .customer_id
-        .ok_or_else(|| bad("customerId", "is required"))?;
-    let customer = CustomerId::parse(&customer).map_err(|m| bad("customerId", m))?;
+        .map(|c| CustomerId::parse(&c).map_err(|m| bad("customerId", m)))
+        .transpose()?;
+    let customer = caller.acts_for(named)?;
     let limit = match p.limit {
         None => 20,
         Some(l) => l

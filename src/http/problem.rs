@@ -3,13 +3,18 @@
 //! Handlers return `ApiError`; nothing else reaches the client. A 5xx carries a generic detail
 //! and the real cause goes to the log, so internals never leak.
 
+use crate::identity::AuthError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use orders_domain::access::AccessError;
 use orders_domain::store::StoreError;
 use orders_domain::validation::FieldError;
 use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// `Retry-After` (seconds) of a 503 answered because storage refuses writes.
+pub const STORAGE_FULL_RETRY_AFTER: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -25,6 +30,11 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     NotFound(String),
+    /// The detail is generic: why the token was refused is logged, not told to the caller.
+    #[error("a valid bearer token is required")]
+    Unauthorized(AuthError),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("this method is not allowed on this resource")]
     MethodNotAllowed,
     #[error("this idempotency key was already used with a different request body")]
@@ -37,6 +47,8 @@ pub enum ApiError {
     Overloaded,
     #[error("the request was not answered within {0} s; retry (with the same idempotency key)")]
     TimedOut(f64),
+    #[error("storage refuses writes (disk full); this request changed nothing, retry later")]
+    StorageFull,
     #[error("internal error")]
     Internal(String),
 }
@@ -83,6 +95,8 @@ impl ApiError {
                 "Payload too large",
             ),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -109,6 +123,11 @@ impl ApiError {
                 "timeout",
                 "Request timed out",
             ),
+            StorageFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage-full",
+                "Storage full",
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal-error",
@@ -118,11 +137,23 @@ impl ApiError {
     }
 }
 
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Forbidden(why) => ApiError::Forbidden(why.to_owned()),
+            AccessError::Hidden => ApiError::NotFound("no such resource".into()),
+            AccessError::CustomerRequired => ApiError::invalid("customerId", "is required"),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::VoucherUnavailable { .. } => ApiError::Conflict(e.to_string()),
             StoreError::Busy => ApiError::Unavailable,
+            // Not logged here: the store logs each episode once, not every refused request.
+            StoreError::StorageFull => ApiError::StorageFull,
             StoreError::Backend(msg) => ApiError::Internal(msg),
         }
     }
@@ -131,6 +162,19 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
+        // Space rarely returns within a second: a full disk asks clients to wait longer than
+        // a busy or overloaded service does.
+        let retry_after = match self {
+            ApiError::StorageFull => STORAGE_FULL_RETRY_AFTER,
+            _ => "1",
+        };
+        // RFC 6750: no error code when the request carried no token, `invalid_token` when the
+        // token it carried was refused.
+        let challenge = match &self {
+            ApiError::Unauthorized(AuthError::Missing) => Some("Bearer"),
+            ApiError::Unauthorized(_) => Some(r#"Bearer error="invalid_token""#),
+            _ => None,
+        };
         if let ApiError::Internal(cause) = &self {
             tracing::error!(%cause, "request failed");
         }
@@ -150,9 +194,15 @@ impl IntoResponse for ApiError {
         let mut res = (status, body).into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(challenge) = challenge {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
         }
         res
     }

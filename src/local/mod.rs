@@ -25,6 +25,8 @@ pub enum StackError {
     },
     #[error(transparent)]
     Saga(#[from] saga::SagaSetupError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
     #[error("{0}")]
@@ -40,6 +42,10 @@ pub async fn run(config: Config) -> Result<(), StackError> {
             config.client_idle_timeout_secs, config.request_timeout_secs
         )));
     }
+    // Before the database or the port: a service that would run unprotected, or could not
+    // verify a single token, does not start at all.
+    let mut settings = config.api_settings();
+    settings.identity = config.identity.local(config.listen).await?;
     let store = Arc::new(SqliteStore::open_with(
         &config.database,
         config.sqlite_options(),
@@ -53,7 +59,7 @@ pub async fn run(config: Config) -> Result<(), StackError> {
     let state = AppState {
         store: store.clone(),
         clock: Arc::new(SystemClock),
-        settings: Arc::new(config.api_settings()),
+        settings: Arc::new(settings),
     };
     let saga = saga::build(
         store.clone(),
@@ -147,6 +153,8 @@ async fn maintain(
         {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired idempotency records purged"),
+            // The store logs a full disk once per episode; the next tick tries again.
+            Err(orders_domain::store::StoreError::StorageFull) => {}
             Err(e) => tracing::warn!(error = %e, "could not purge expired idempotency records"),
         }
     }

@@ -12,30 +12,9 @@ use orders::http::{ApiSettings, AppState, router};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// An HTTP API (v2) event as API Gateway sends it for the route `$default`.
+/// An HTTP API (v2) event without authorizer claims (the router serves identity off).
 fn v2_event(method: &str, path: &str, query: &str, headers: Value, body: Option<&str>) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api-id",
-            "domainName": "api-id.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "api-id",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "192.0.2.1", "userAgent": "test"},
-            "requestId": "request-id",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "22/Nov/2026:00:00:00 +0000",
-            "timeEpoch": 1_795_305_600_000_i64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
+    orders_test_support::apigw::http_api_event(method, path, query, None, headers, body)
 }
 
 async fn call(router: &axum::Router, event: Value) -> Value {

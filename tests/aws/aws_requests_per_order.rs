@@ -30,16 +30,7 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
     let counted = Requests::default();
     let stack = moto_stack::stack("count-", |c| c.interceptor(counted.clone())).await;
     let sdk = stack.moto.sdk_config().await;
-    let machine = aws_sdk_sfn::Client::new(&sdk)
-        .create_state_machine()
-        .name(moto_stack::SAGA_NAME)
-        .role_arn(moto_stack::SAGA_ROLE)
-        .definition(moto_stack::saga_definition())
-        .send()
-        .await
-        .unwrap()
-        .state_machine_arn()
-        .to_owned();
+    let machine = moto_stack::create_saga(&aws_sdk_sfn::Client::new(&sdk)).await;
     counted.take();
     let mut table: Vec<(String, Vec<String>)> = Vec::new();
 

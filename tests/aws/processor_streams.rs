@@ -29,16 +29,7 @@ struct Aws {
 async fn aws() -> Aws {
     let stack = moto_stack::stack("proc-", |c| c).await;
     let sfn = aws_sdk_sfn::Client::new(&stack.moto.sdk_config().await);
-    let state_machine_arn = sfn
-        .create_state_machine()
-        .name(moto_stack::SAGA_NAME)
-        .role_arn(moto_stack::SAGA_ROLE)
-        .definition(moto_stack::saga_definition())
-        .send()
-        .await
-        .expect("moto accepts the substituted state machine")
-        .state_machine_arn()
-        .to_owned();
+    let state_machine_arn = moto_stack::create_saga(&sfn).await;
     Aws {
         stack,
         sfn,

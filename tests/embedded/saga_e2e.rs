@@ -24,6 +24,7 @@ async fn happy_path_completes_reserves_and_charges_once() {
     let o = s.wait_terminal(&id, T).await;
     assert_eq!(o["status"], "COMPLETED", "{o}");
     assert_eq!(o["version"], 4, "{o}");
+    assert_eq!(s.execution_status(&id), "SUCCEEDED");
     for name in [
         "ReserveInventory",
         "ProcessPayment",
@@ -50,6 +51,11 @@ async fn sold_out_product_fails_without_payment() {
     let id = s.create(&order_body("cust-2", "sold-out", 1, 10.0)).await;
     let o = s.wait_terminal(&id, T).await;
     assert_failed_with(&o, "OutOfStock");
+    assert_eq!(
+        s.execution_status(&id),
+        "SUCCEEDED",
+        "compensated: a business outcome"
+    );
     assert_eq!(s.payments(&id, None), 0);
     assert_eq!(s.stock("sold-out").await, 0);
     assert!(step(&o, "ProcessPayment").is_none(), "{o}");
@@ -67,6 +73,11 @@ async fn declined_payment_fails_releases_stock_and_is_not_retried() {
     let id = s.create(&body).await;
     let o = s.wait_terminal(&id, T).await;
     assert_failed_with(&o, "PaymentDeclined");
+    assert_eq!(
+        s.execution_status(&id),
+        "SUCCEEDED",
+        "compensated: a business outcome"
+    );
     assert_eq!(s.stock("gizmo").await, 10);
     let pay = assert_step(&o, "ProcessPayment", "FAILED");
     assert_eq!(pay["attempts"], 1, "{pay}");

@@ -29,6 +29,12 @@ pub struct FunctionSpec {
 pub const IDEMPOTENCY_TTL_ENV: &str = "ORDERS_IDEMPOTENCY_TTL_SECS";
 pub const REQUIRE_IDEMPOTENCY_KEY_ENV: &str = "ORDERS_REQUIRE_IDEMPOTENCY_KEY";
 pub const BODY_LIMIT_ENV: &str = "ORDERS_BODY_LIMIT";
+/// `jwt`: callers are who API Gateway's JWT authorizer verified; `none` needs the next one.
+pub const AUTH_ENV: &str = "ORDERS_AUTH";
+pub const ALLOW_UNAUTHENTICATED_ENV: &str = "ORDERS_ALLOW_UNAUTHENTICATED";
+/// Who is an admin: a token's `scope` holding this, or its `cognito:groups` holding the group.
+pub const ADMIN_SCOPE_ENV: &str = "ORDERS_ADMIN_SCOPE";
+pub const ADMIN_GROUP_ENV: &str = "ORDERS_ADMIN_GROUP";
 
 /// The HTTP API (the `orders` binary under `lambda_http`).
 pub const API: FunctionSpec = FunctionSpec {
@@ -40,6 +46,9 @@ pub const API: FunctionSpec = FunctionSpec {
         IDEMPOTENCY_TTL_ENV,
         REQUIRE_IDEMPOTENCY_KEY_ENV,
         BODY_LIMIT_ENV,
+        AUTH_ENV,
+        ADMIN_SCOPE_ENV,
+        ADMIN_GROUP_ENV,
     ],
     states_actions: &[],
 };

@@ -1,7 +1,9 @@
 //! The local executor's durable state: one row per execution holding its snapshot, and its
 //! history, one row per write (the events that write appended, as a JSON array). `record`
 //! refuses a write that does not continue the stored history, so two runners of one
-//! execution (say, two processes resuming after a crash) cannot interleave.
+//! execution (say, two processes resuming after a crash) cannot interleave. A `record` refused
+//! for want of space is tried again once space returns (`SqliteStore::while_full`); `create`
+//! is not: the relay that calls it backs off itself and must stay free to stop.
 
 use super::{SqliteStore, sqlite_err};
 use async_trait::async_trait;
@@ -123,20 +125,27 @@ impl ExecutionStore for SqliteStore {
         let json = to_json(snapshot).map_err(exec_err)?;
         let events = encode_events(events)?;
         let first = events.as_ref().map(|(seq, _)| *seq);
-        self.write_background(move |conn| {
-            // One conditional UPDATE does the check and the write; the row is read only to
-            // explain a refusal. No events means no continuity to check (status only).
-            let changed = conn
+        // The executor stops an execution whose record fails, and only a later re-drive picks
+        // it up: a full disk would turn every running saga into one ERROR line per re-drive.
+        // A refused record changed nothing, so it waits for space and is written then.
+        self.while_full(|| {
+            let (name, json, events, updated) =
+                (name.clone(), json.clone(), events.clone(), updated.clone());
+            self.write_background(move |conn| {
+                // One conditional UPDATE does the check and the write; the row is read only to
+                // explain a refusal. No events means no continuity to check (status only).
+                let changed = conn
                 .prepare_cached(
                     "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
                      WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
                 )
                 .and_then(|mut st| st.execute(params![name, status, seq, json, updated, first]))
                 .map_err(sqlite_err)?;
-            if changed != 1 {
-                return Err(refusal(conn, &name, first));
-            }
-            insert_events(conn, &name, &events)
+                if changed != 1 {
+                    return Err(refusal(conn, &name, first));
+                }
+                insert_events(conn, &name, &events)
+            })
         })
         .await
         .map_err(exec_err)

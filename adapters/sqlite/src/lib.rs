@@ -27,17 +27,20 @@ mod orders;
 mod outbox;
 mod readers;
 mod schema;
+mod space;
 mod step_jobs;
 mod steps;
 mod writer;
 
 pub use outbox::ParkedEvent;
+pub use space::WriteRefusals;
 pub use step_jobs::StepInOneJob;
 
 use orders_domain::store::StoreError;
 use orders_domain::time::format_millis as format_ts;
 use readers::Readers;
 use rusqlite::{Connection, OpenFlags};
+use space::Space;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,12 +68,20 @@ pub struct SqliteOptions {
     /// writer thread, after the commit that crossed the mark, and the groups behind it wait
     /// for it: more pages, a longer pause. docs/BENCHMARKS.md has the measured trade.
     pub wal_autocheckpoint: u32,
+    /// The most bytes the database may hold (`None`: as much as the disk takes), applied as
+    /// `PRAGMA max_page_count` on the writer's connection. At the limit, writes that need
+    /// more pages are refused as on a full disk (503, /health failing) while reads go on, so
+    /// the disk keeps room for the WAL and for everything else on it. A database already
+    /// larger keeps its size and takes only writes that fit into it. The WAL file is not
+    /// counted.
+    pub max_db_bytes: Option<u64>,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             wal_autocheckpoint: 3_000,
+            max_db_bytes: None,
         }
     }
 }
@@ -80,6 +91,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
     outbox_signal: Arc<Notify>,
+    space: Arc<Space>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,17 +167,47 @@ impl SqliteStore {
             options.wal_autocheckpoint
         ))
         .map_err(open_err)?;
-        let writer = Writer::spawn(conn).map_err(OpenError::Thread)?;
+        if let Some(bytes) = options.max_db_bytes {
+            set_max_db_bytes(&conn, bytes).map_err(open_err)?;
+        }
+        let space = Arc::new(Space::default());
+        let writer = Writer::spawn(conn, space.clone()).map_err(OpenError::Thread)?;
         Ok(Self {
             path: path.to_owned(),
             writer,
             readers: Readers::new(path.to_owned()),
             outbox_signal: Arc::new(Notify::new()),
+            space,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the writer has seen of writes refused for want of space (see `space.rs`).
+    pub fn write_refusals(&self) -> WriteRefusals {
+        self.space.stats()
+    }
+
+    /// Runs `write` until it is not refused for want of space, waiting between attempts (see
+    /// [`space::Backoff`]) and waking early when an episode ends. For the background writers
+    /// that nobody waits on and that would otherwise fail, log and try again at once; each
+    /// attempt must be safe to repeat (a refused one changed nothing).
+    pub(crate) async fn while_full<T, Fut>(
+        &self,
+        mut write: impl FnMut() -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut backoff = space::Backoff::new();
+        loop {
+            match write().await {
+                Err(StoreError::StorageFull) => self.space.returned(backoff.next()).await,
+                out => return out,
+            }
+        }
     }
 
     /// Notified after every commit that added an outbox event.
@@ -210,6 +252,14 @@ impl SqliteStore {
     }
 }
 
+/// Caps the writer's connection at `bytes` (whole pages of the database's page size, at
+/// least one). SQLite never sets the cap below the pages the file already has.
+fn set_max_db_bytes(conn: &Connection, bytes: u64) -> rusqlite::Result<()> {
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let pages = (bytes / page.max(1).unsigned_abs()).clamp(1, i64::MAX as u64);
+    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+}
+
 pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -248,13 +298,25 @@ pub(crate) fn all<T>(
     conn.prepare_cached(sql)?.query_map(params, f)?.collect()
 }
 
-/// Maps SQLite errors onto the store's: lock contention is `Busy` (503, retry later),
-/// everything else is a backend failure whose detail goes to the log, not to the client.
+/// Maps SQLite errors onto the store's: lock contention is `Busy` (503, retry later), no room
+/// for a write is `StorageFull` (503, retry later; see `space.rs`), everything else is a
+/// backend failure whose detail goes to the log, not to the client.
+///
+/// A full disk reaches SQLite as ENOSPC, which it reports as `SQLITE_FULL`; a write or fsync
+/// that fails otherwise (`SQLITE_IOERR_WRITE`, `_FSYNC`: ENOSPC on some file systems, or EIO,
+/// which SQLite does not tell apart) is storage refusing writes all the same: the transaction
+/// is rolled back, and the answer that fits is "retry later", with /health failing.
 pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StoreError::Busy
-        }
+    use rusqlite::ffi;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match (f.code, f.extended_code) {
+            (rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked, _) => {
+                StoreError::Busy
+            }
+            (rusqlite::ErrorCode::DiskFull, _)
+            | (_, ffi::SQLITE_IOERR_WRITE | ffi::SQLITE_IOERR_FSYNC) => StoreError::StorageFull,
+            _ => StoreError::Backend(e.to_string()),
+        },
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -286,6 +348,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = SqliteOptions {
             wal_autocheckpoint: 4321,
+            ..Default::default()
         };
         let store = SqliteStore::open_with(&dir.path().join("orders.db"), options).unwrap();
         let set = store

@@ -389,6 +389,10 @@ impl OrderStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // Reads answer on a full disk: only the writer knows that writes are refused.
+        if self.write_refusals().refusing {
+            return Err(StoreError::StorageFull);
+        }
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(sqlite_err)

@@ -7,6 +7,11 @@
 //! step's attempt, effect, status change and result commit together. One job instead of three
 //! or four per step means fewer savepoints, fewer wake-ups and fewer pages written per order,
 //! and no state where the effect is stored but the step still reads RUNNING.
+//!
+//! A step one of whose writes storage refused for want of space is undone whole (the job
+//! fails with `StorageFull`), and [`StepInOneJob`] runs it again once space returns instead
+//! of reporting a failed attempt: a full disk is not the step's failure, must not use up its
+//! retries, and each attempt would otherwise log and be recorded (which fails too).
 
 use super::SqliteStore;
 use super::steps::TxStepStore;
@@ -52,9 +57,14 @@ impl SqliteStore {
         Fut: Future<Output = T>,
     {
         self.write_tx(Priority::Background, move |tx| {
-            now_or_never(f(Arc::new(TxStepStore::new(tx.clone())))).ok_or_else(|| {
+            let store = Arc::new(TxStepStore::new(tx.clone()));
+            let out = now_or_never(f(store.clone())).ok_or_else(|| {
                 StoreError::Backend("a saga step waited inside its write transaction".into())
-            })
+            })?;
+            if store.refused() {
+                return Err(StoreError::StorageFull);
+            }
+            Ok(out)
         })
         .await
     }
@@ -69,7 +79,11 @@ pub struct StepInOneJob {
 #[async_trait]
 impl TaskHandler for StepInOneJob {
     async fn invoke(&self, input: Value, _ctx: &TaskContext) -> Result<Value, TaskError> {
-        match self.store.run_step(self.settings.clone(), input).await {
+        let step = self
+            .store
+            .while_full(|| self.store.run_step(self.settings.clone(), input.clone()))
+            .await;
+        match step {
             Ok(step) => step.map_err(TaskError::from),
             // The job's writes are undone; like any storage failure, worth another try.
             Err(e) => Err(StepError::Transient(e.to_string()).into()),

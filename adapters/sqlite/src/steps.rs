@@ -20,6 +20,7 @@ use orders_workflow::steps::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(super) fn step_err(e: StoreError) -> StepStoreError {
     match e {
@@ -29,8 +30,10 @@ pub(super) fn step_err(e: StoreError) -> StepStoreError {
 }
 
 /// The saga store on the writer's open transaction; built inside a writer job and dropped
-/// before the job returns.
-pub(crate) struct TxStepStore(TxConn);
+/// before the job returns. It remembers whether storage refused one of its writes for want of
+/// space: the step handler only sees a storage failure, and the job must undo the whole step
+/// and say why (see `step_jobs.rs`).
+pub(crate) struct TxStepStore(TxConn, AtomicBool);
 
 /// Runs `f` in a savepoint: all of it stays, or (on `Err`) none of it.
 fn in_savepoint<T>(
@@ -202,7 +205,12 @@ fn move_status(
 
 impl TxStepStore {
     pub(crate) fn new(tx: TxConn) -> Self {
-        TxStepStore(tx)
+        TxStepStore(tx, AtomicBool::new(false))
+    }
+
+    /// Whether a write of this store was refused for want of space.
+    pub(crate) fn refused(&self) -> bool {
+        self.1.load(Ordering::Relaxed)
     }
 
     /// Runs one guarded statement: `true` if it changed the row, `false` if its guard (the
@@ -220,7 +228,17 @@ impl TxStepStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StepStoreError> {
-        self.0.with(|conn| in_savepoint(conn, f)).map_err(step_err)
+        if self.refused() {
+            // SQLite may have rolled the job's transaction back: nothing more of this step
+            // may run, least of all outside that transaction.
+            return Err(step_err(StoreError::StorageFull));
+        }
+        self.0.with(|conn| in_savepoint(conn, f)).map_err(|e| {
+            if e == StoreError::StorageFull {
+                self.1.store(true, Ordering::Relaxed);
+            }
+            step_err(e)
+        })
     }
 }
 

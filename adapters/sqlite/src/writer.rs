@@ -18,7 +18,13 @@
 //! background group runs joins that group and ends it soon, rather than waiting for all of it
 //! and its commit. A burst of orders is accepted at full speed, and the sagas catch up after
 //! it, but never stop.
+//!
+//! A write refused for want of space (`StoreError::StorageFull`: a full disk, or the size
+//! limit) is rolled back like any failed job, and counted: after each group the writer tells
+//! [`Space`] how many of its jobs were refused and whether it committed, which is how the store
+//! knows, without a read, that writes are being refused and when they are accepted again.
 
+use super::space::{Space, pages_in_use};
 use super::sqlite_err;
 use orders_domain::store::StoreError;
 use rusqlite::Connection;
@@ -44,8 +50,29 @@ pub(crate) enum Priority {
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A job gets the connection, or the error that kept it from running (so its caller learns
-/// why); it returns whether its writes stay, and how to answer once the group's fate is known.
-type Job = Box<dyn FnOnce(Result<&TxConn, StoreError>) -> (bool, Reply) + Send>;
+/// why); it returns what becomes of its writes, and how to answer once the group's fate is
+/// known.
+type Job = Box<dyn FnOnce(Result<&TxConn, StoreError>) -> (Fate, Reply) + Send>;
+
+/// What becomes of a job's writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    /// Rolled back: the job failed.
+    Undo,
+    /// Rolled back: storage had no room for it ([`StoreError::StorageFull`]).
+    Refused,
+}
+
+impl Fate {
+    fn of<T>(out: &Result<T, StoreError>) -> Self {
+        match out {
+            Ok(_) => Fate::Keep,
+            Err(StoreError::StorageFull) => Fate::Refused,
+            Err(_) => Fate::Undo,
+        }
+    }
+}
 
 /// The writer's connection, lent to a job while its group transaction is open. Cloning it
 /// does not extend that: whatever a job builds on it must be finished when the job returns.
@@ -67,11 +94,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(conn: Connection) -> std::io::Result<Self> {
+    /// Starts the writer thread on `conn`; it reports every group to `space`.
+    pub(crate) fn spawn(conn: Connection, space: Arc<Space>) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<(Priority, Job)>();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&TxConn(Arc::new(Mutex::new(conn))), rx))?;
+            .spawn(move || run(&TxConn(Arc::new(Mutex::new(conn))), rx, &space))?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -98,11 +126,11 @@ impl Writer {
         let (reply_tx, reply_rx) = oneshot::channel();
         let job: Job = Box::new(move |conn: Result<&TxConn, StoreError>| {
             let out = conn.and_then(f);
-            let keep = out.is_ok();
+            let fate = Fate::of(&out);
             let reply: Reply = Box::new(move |commit| {
                 let _ = reply_tx.send(commit.and(out));
             });
-            (keep, reply)
+            (fate, reply)
         });
         let sender = self
             .tx
@@ -185,7 +213,7 @@ impl Queues {
     }
 }
 
-fn run(conn: &TxConn, rx: mpsc::Receiver<(Priority, Job)>) {
+fn run(conn: &TxConn, rx: mpsc::Receiver<(Priority, Job)>, space: &Space) {
     let mut queues = Queues::default();
     loop {
         if queues.is_empty() {
@@ -193,7 +221,8 @@ fn run(conn: &TxConn, rx: mpsc::Receiver<(Priority, Job)>) {
             let Ok(next) = rx.recv() else { return };
             queues.push(next);
         }
-        commit_group(conn, &mut queues, &rx);
+        let (refused, committed) = commit_group(conn, &mut queues, &rx);
+        space.after_group(refused, committed, || conn.with(pages_in_use));
     }
 }
 
@@ -204,52 +233,98 @@ fn control(conn: &TxConn, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Runs one group transaction: jobs are taken one at a time, so those that arrive meanwhile
-/// can still join; every job is answered once the COMMIT is known.
-fn commit_group(conn: &TxConn, queues: &mut Queues, rx: &mpsc::Receiver<(Priority, Job)>) {
+/// can still join; every job is answered once the COMMIT is known. Returns how many jobs were
+/// refused for want of space and whether the group committed any write.
+fn commit_group(
+    conn: &TxConn,
+    queues: &mut Queues,
+    rx: &mpsc::Receiver<(Priority, Job)>,
+) -> (u64, bool) {
     rx.try_iter().for_each(|job| queues.push(job));
     let mut budget = Budget::new();
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let err = sqlite_err(e);
+        let mut refused = 0;
         while let Some(job) = queues.next_job(&mut budget) {
             let (_, reply) = job(Err(err.clone()));
             reply(Err(err.clone()));
+            refused += u64::from(err == StoreError::StorageFull);
         }
-        return;
+        return (refused, false);
     }
     let mut replies: Vec<Reply> = Vec::new();
+    let (mut refused, mut kept) = (0, 0);
     while let Some(job) = queues.next_job(&mut budget) {
-        replies.push(run_job(conn, job));
+        let (fate, reply) = run_job(conn, job);
+        refused += u64::from(fate == Fate::Refused);
+        kept += u64::from(fate == Fate::Keep);
+        replies.push(reply);
+        if conn.with(Connection::is_autocommit) {
+            return lost_group(fate, replies);
+        }
         rx.try_iter().for_each(|job| queues.push(job));
     }
     let commit = control(conn, "COMMIT").map_err(sqlite_err);
     if commit.is_err() {
         let _ = control(conn, "ROLLBACK");
     }
+    if commit == Err(StoreError::StorageFull) {
+        // The COMMIT (writing the WAL) found no room: every write of the group is refused.
+        refused += kept;
+    }
+    let committed = commit.is_ok() && kept > 0;
     for reply in replies {
         reply(commit.clone());
     }
+    (refused, committed)
+}
+
+/// SQLite rolled the whole group back on its own, as it may on `SQLITE_FULL` or an I/O
+/// error: no job taken so far has its writes, and the next would run outside any transaction
+/// (each statement committing by itself), so the group ends here and the jobs still queued
+/// wait for the next one. Answers every job taken; returns what [`commit_group`] does.
+fn lost_group(last: Fate, replies: Vec<Reply>) -> (u64, bool) {
+    let err = match last {
+        Fate::Refused => StoreError::StorageFull,
+        _ => StoreError::Backend("the write transaction was rolled back by SQLite".into()),
+    };
+    let refused = if last == Fate::Refused {
+        replies.len() as u64
+    } else {
+        0
+    };
+    for reply in replies {
+        reply(Err(err.clone()));
+    }
+    (refused, false)
 }
 
 /// Runs one job in a savepoint; a failed or panicking job leaves no trace in the group.
-/// Returns how to answer the job once the group's commit is known.
-fn run_job(conn: &TxConn, job: Job) -> Reply {
+/// Returns what became of its writes and how to answer the job once the group's commit is
+/// known.
+fn run_job(conn: &TxConn, job: Job) -> (Fate, Reply) {
     if let Err(e) = control(conn, "SAVEPOINT job") {
-        return job(Err(sqlite_err(e))).1;
+        let e = sqlite_err(e);
+        let fate = Fate::of(&Err::<(), _>(e.clone()));
+        return (fate, job(Err(e)).1);
     }
     match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
-        Ok((true, reply)) => match control(conn, "RELEASE job").map_err(sqlite_err) {
-            Ok(()) => reply,
-            Err(e) => Box::new(move |_| reply(Err(e))),
+        Ok((Fate::Keep, reply)) => match control(conn, "RELEASE job").map_err(sqlite_err) {
+            Ok(()) => (Fate::Keep, reply),
+            Err(e) => (
+                Fate::of(&Err::<(), _>(e.clone())),
+                Box::new(move |_| reply(Err(e))),
+            ),
         },
-        Ok((false, reply)) => {
+        Ok((fate, reply)) => {
             let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
-            reply
+            (fate, reply)
         }
         Err(_) => {
             let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
             tracing::error!("a storage job panicked; its writes were rolled back");
             // The job's reply sender was dropped with the panic: its caller sees "dropped a job".
-            Box::new(|_| {})
+            (Fate::Undo, Box::new(|_| {}))
         }
     }
 }
@@ -279,7 +354,7 @@ mod tests {
                 let ran = self.ran.clone();
                 let job: Job = Box::new(move |_| {
                     ran.lock().unwrap().push(priority);
-                    (true, Box::new(|_| {}))
+                    (Fate::Keep, Box::new(|_| {}))
                 });
                 self.queues.push((priority, job));
             }
@@ -351,7 +426,7 @@ mod tests {
 
     #[tokio::test]
     async fn background_writes_commit_like_client_writes() {
-        let writer = Writer::spawn(Connection::open_in_memory().unwrap()).unwrap();
+        let writer = Writer::spawn(Connection::open_in_memory().unwrap(), Arc::default()).unwrap();
         writer
             .write(|c| {
                 c.execute_batch("CREATE TABLE t (v TEXT)")

@@ -143,11 +143,19 @@ pub fn fast() -> ExecutorOptions {
 
 /// The saga's executor over `store` (any store: the tests' observing ones too), fast retries.
 pub fn saga_executor<S: ExecutionStore + 'static>(saga: &Saga, store: Arc<S>) -> Arc<Executor> {
+    saga_executor_with(saga, store, fast())
+}
+
+pub fn saga_executor_with<S: ExecutionStore + 'static>(
+    saga: &Saga,
+    store: Arc<S>,
+    options: ExecutorOptions,
+) -> Arc<Executor> {
     Executor::new(
         StateMachine::saga().unwrap(),
         saga.handlers(),
         store,
-        fast(),
+        options,
     )
     .unwrap()
 }
@@ -164,8 +172,16 @@ pub async fn idle(executor: &Executor) {
 
 /// Starts one execution, waits for it, returns its final snapshot and history.
 pub async fn run_saga(saga: &Saga, input: Value) -> (ExecutionSnapshot, Vec<HistoryEvent>) {
+    run_saga_with(saga, input, fast()).await
+}
+
+pub async fn run_saga_with(
+    saga: &Saga,
+    input: Value,
+    options: ExecutorOptions,
+) -> (ExecutionSnapshot, Vec<HistoryEvent>) {
     let (store, _dir) = temp_store();
-    let executor = saga_executor(saga, Arc::clone(&store));
+    let executor = saga_executor_with(saga, Arc::clone(&store), options);
     assert_eq!(
         executor.start("exec-1", input).await.unwrap(),
         StartOutcome::Started

@@ -4,5 +4,6 @@
 
 mod dataflow;
 mod durability;
+mod faults;
 mod helpers;
 mod runs;

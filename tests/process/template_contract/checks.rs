@@ -13,6 +13,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 mod functions;
+mod hardening;
+mod identity;
 mod wiring;
 pub use wiring::route_shape;
 
@@ -32,6 +34,9 @@ pub struct Code {
     /// `(METHOD, /path)` of every operation of the OpenAPI document; path parameters are
     /// written `{}` since their names do not reach the app through API Gateway.
     pub routes: BTreeSet<(String, String)>,
+    /// The routes among them that any caller may call, token or not (the others need the
+    /// HTTP API's JWT authorizer).
+    pub open_routes: BTreeSet<(String, String)>,
 }
 
 /// The template's logical id of a table: `orders` -> `OrdersTable`.
@@ -52,6 +57,8 @@ pub fn check(template: &Value, code: &Code) -> Vec<String> {
     check_tables(&t, code, &mut problems);
     functions::check(&t, code, &mut problems);
     wiring::check(&t, code, &mut problems);
+    hardening::check(&t, code, &mut problems);
+    identity::check(&t, code, &mut problems);
     problems
 }
 

@@ -1,6 +1,7 @@
 //! infra/template.yaml held to the code it deploys: the tables of `orders_aws::tables`, the
 //! functions, environments and permissions of `orders_aws::functions`, the placeholders of
-//! workflow/statemachine.asl.json and the operations of the OpenAPI document.
+//! workflow/statemachine.asl.json, the operations of the OpenAPI document, and which of them
+//! are open ([`OPEN_ROUTES`], held to what the router answers a caller nobody vouched for).
 //!
 //! `ORDERS_TEMPLATE=<path>` checks another template (a scratch copy, say) instead. The
 //! negative tests change one fact at a time, on the template's side or the code's, and
@@ -9,9 +10,15 @@
 mod checks;
 mod model;
 mod negative;
+mod negative_hardening;
+mod negative_identity;
 mod yaml;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use checks::{Code, check};
+use orders::http::ApiSettings;
+use orders::identity::{AdminRules, Identity};
 use orders_aws::functions::{API, FUNCTIONS, PROCESSOR, STEPS};
 use orders_aws::tables::TABLES;
 use serde_json::Value;
@@ -20,6 +27,13 @@ use std::path::{Path, PathBuf};
 use utoipa::OpenApi;
 
 const ASL_URI: &str = "../workflow/statemachine.asl.json";
+
+/// The operations any caller may call without a token (`METHOD`, `/path` with `{}` for a
+/// parameter): the template's routes for them declare no authorizer, every other route of the
+/// API carries the JWT authorizer. A route authenticated otherwise than by a token (a signed
+/// webhook) belongs here too. `open_routes_are_those_the_router_serves_without_a_caller`
+/// holds this list to the router.
+pub const OPEN_ROUTES: [(&str, &str); 2] = [("GET", "/health"), ("GET", "/openapi.json")];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -63,6 +77,10 @@ fn code() -> Code {
         asl: std::fs::read_to_string(&asl_path).expect("read the ASL"),
         asl_uri: ASL_URI,
         routes: api_routes(),
+        open_routes: OPEN_ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect(),
     }
 }
 
@@ -88,4 +106,41 @@ fn definition_uri_names_the_asl_file_the_code_runs() {
     let deployed = std::fs::read_to_string(&resolved).expect("the ASL next to the template");
     assert_eq!(deployed, code().asl);
     assert!(!code().routes.is_empty() && code().asl.contains("${"));
+}
+
+/// The routes whose handler does not ask for a caller: with identity from API Gateway and no
+/// claims in the request (a route without an authorizer), every other operation answers 401
+/// with a `Bearer` challenge. So a route the template leaves open is one the code serves to
+/// anyone, and a route the code protects is not left to the handler alone.
+#[tokio::test]
+async fn open_routes_are_those_the_router_serves_without_a_caller() {
+    let app = orders_test_support::app_with(ApiSettings {
+        identity: Identity::ApiGateway(AdminRules {
+            scope: "orders/admin".into(),
+            group: "orders-admin".into(),
+        }),
+        ..ApiSettings::default()
+    });
+    let mut open = BTreeSet::new();
+    for (method, shape) in api_routes() {
+        let request = Request::builder()
+            .method(method.as_str())
+            .uri(shape.replace("{}", "p-1"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(if method == "GET" { "" } else { "{}" }))
+            .expect("a request");
+        let reply = app.send(request).await;
+        let challenged = reply.status == StatusCode::UNAUTHORIZED
+            && reply
+                .header("www-authenticate")
+                .is_some_and(|h| h.starts_with("Bearer"));
+        if !challenged {
+            open.insert((method, shape));
+        }
+    }
+    assert_eq!(
+        open,
+        code().open_routes,
+        "the operations served without a caller are not OPEN_ROUTES"
+    );
 }

@@ -13,13 +13,13 @@ fn baseline() -> Value {
 }
 
 /// Checks the template after `change`, requiring a problem that mentions every `needle`.
-fn reports_after(change: impl FnOnce(&mut Value), needles: &[&str]) {
+pub(super) fn reports_after(change: impl FnOnce(&mut Value), needles: &[&str]) {
     let mut template = baseline();
     change(&mut template);
     assert_reports(&check(&template, &code()), needles);
 }
 
-fn code_change_reports(change: impl FnOnce(&mut Code), needles: &[&str]) {
+pub(super) fn code_change_reports(change: impl FnOnce(&mut Code), needles: &[&str]) {
     let mut c = code();
     change(&mut c);
     assert_reports(&check(&baseline(), &c), needles);
@@ -31,7 +31,7 @@ fn replace<T>(specs: &mut [T], new: T, logical: impl Fn(&T) -> &str) {
     *slot.expect("a spec of that name in the code") = new;
 }
 
-fn assert_reports(problems: &[String], needles: &[&str]) {
+pub(super) fn assert_reports(problems: &[String], needles: &[&str]) {
     assert!(
         problems
             .iter()
@@ -41,16 +41,16 @@ fn assert_reports(problems: &[String], needles: &[&str]) {
     );
 }
 
-fn at<'a>(t: &'a mut Value, pointer: &str) -> &'a mut Value {
+pub(super) fn at<'a>(t: &'a mut Value, pointer: &str) -> &'a mut Value {
     t.pointer_mut(pointer)
         .unwrap_or_else(|| panic!("{pointer} not in the template"))
 }
 
-const RES: &str = "/Resources";
+pub(super) const RES: &str = "/Resources";
 
 /// The change that replaces what `pointer` (below `/Resources`) addresses, which must be
 /// there, with `value`.
-fn set(pointer: &str, value: Value) -> impl FnOnce(&mut Value) + '_ {
+pub(super) fn set(pointer: &str, value: Value) -> impl FnOnce(&mut Value) + '_ {
     move |t| *at(t, &format!("{RES}/{pointer}")) = value
 }
 
@@ -65,7 +65,7 @@ fn push(pointer: &str, value: Value) -> impl FnOnce(&mut Value) + '_ {
 
 /// The change that deletes the key `pointer` (below `/Resources`) ends with; a key that is
 /// not there fails the test, since removing nothing would prove nothing.
-fn remove(pointer: &str) -> impl FnOnce(&mut Value) + '_ {
+pub(super) fn remove(pointer: &str) -> impl FnOnce(&mut Value) + '_ {
     move |t| {
         let (parent, key) = match pointer.rsplit_once('/') {
             Some((parent, key)) => (format!("{RES}/{parent}"), key),

@@ -4,6 +4,7 @@
 
 use chrono::{Duration, Utc};
 use orders::clock::{Clock, SystemClock};
+use orders_domain::access::Caller;
 use orders_domain::idempotency::{IdempotencyKey, StoredResponse};
 use orders_domain::store::StockLevel;
 use orders_domain::store::{
@@ -112,6 +113,42 @@ pub async fn same_key_replays_without_a_second_order(store: Arc<dyn OrderStore>)
         CreateOutcome::Replayed(response.clone())
     );
     assert_eq!(count_orders(&store, "c-replay").await, 1);
+}
+
+/// The same key from two callers is two keys (`Caller::scope`): two orders, each replaying
+/// only its own response; the anonymous scope (identity off) is a third, the raw key as stored
+/// before identity existed.
+pub async fn keys_are_scoped_to_their_caller(store: Arc<dyn OrderStore>) {
+    let caller = |id: &str| Caller::Customer {
+        id: CustomerId::parse(id).unwrap(),
+        admin: false,
+    };
+    let scoped = |cmd: CreateOrder, who: &Caller| {
+        let mut cmd = with_key(cmd, "key-shared", "fp-same");
+        let record = cmd.idempotency.as_mut().unwrap();
+        record.key = who.scope(record.key.clone());
+        cmd
+    };
+    let (alice, bob) = (caller("c-scope-a"), caller("c-scope-b"));
+    let a = scoped(new_order("c-scope-a", 100), &alice);
+    let a_response = a.idempotency.clone().unwrap().response;
+    assert_eq!(store.create_order(a).await, Ok(CreateOutcome::Created));
+    let b = scoped(new_order("c-scope-b", 100), &bob);
+    assert_eq!(store.create_order(b).await, Ok(CreateOutcome::Created));
+    let anonymous = scoped(new_order("c-scope-anon", 100), &Caller::Anonymous);
+    assert_eq!(
+        store.create_order(anonymous).await,
+        Ok(CreateOutcome::Created)
+    );
+    assert_eq!(
+        store
+            .create_order(scoped(new_order("c-scope-a", 100), &alice))
+            .await,
+        Ok(CreateOutcome::Replayed(a_response))
+    );
+    for customer in ["c-scope-a", "c-scope-b", "c-scope-anon"] {
+        assert_eq!(count_orders(&store, customer).await, 1, "{customer}");
+    }
 }
 
 pub async fn same_key_other_payload_is_refused(store: Arc<dyn OrderStore>) {
@@ -279,7 +316,8 @@ pub async fn inventory_and_vouchers(store: Arc<dyn OrderStore>) {
 macro_rules! store_contract_tests {
     ($factory:expr) => {
         $crate::store_contract_tests!(@cases $factory;
-            create_then_read, same_key_replays_without_a_second_order, same_key_other_payload_is_refused,
+            create_then_read, same_key_replays_without_a_second_order, keys_are_scoped_to_their_caller,
+            same_key_other_payload_is_refused,
             expired_record_is_absent, unknown_voucher_is_refused_and_nothing_is_stored,
             concurrent_same_key_creates_one_order, lists_newest_first_with_a_cursor, inventory_and_vouchers);
     };

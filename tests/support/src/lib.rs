@@ -1,15 +1,19 @@
 //! The support of the three test binaries (`tests/embedded`, `tests/aws`, `tests/process`),
 //! in one tree: a fresh SQLite store in a temp dir, the router over it, small request
 //! helpers, the whole local stack in process, the binary as a process, the DynamoDB
-//! environment on moto, and the contract suites every adapter must pass ([`contract`] for
+//! environment and Cognito on moto, API Gateway events, a stand-in of the Lambda Runtime API,
+//! and the contract suites every adapter must pass ([`contract`] for
 //! `OrderStore`, [`saga_contract`] for `StepStore`).
 
+pub mod apigw;
+pub mod cognito;
 pub mod contract;
 pub mod dynamodb;
 pub mod invariants;
 pub mod moto_stack;
 pub mod process;
 pub mod requests;
+pub mod runtime_api;
 pub mod saga_contract;
 pub mod stack;
 pub mod streams;

@@ -51,6 +51,19 @@ pub async fn stack(prefix: &str, configure: impl FnOnce(Builder) -> Builder) -> 
     }
 }
 
+/// Creates the saga's state machine on `sfn` as deployed; returns its ARN.
+pub async fn create_saga(sfn: &aws_sdk_sfn::Client) -> String {
+    sfn.create_state_machine()
+        .name(SAGA_NAME)
+        .role_arn(SAGA_ROLE)
+        .definition(saga_definition())
+        .send()
+        .await
+        .expect("moto accepts the substituted state machine")
+        .state_machine_arn()
+        .to_owned()
+}
+
 /// The saga's definition with its function ARNs substituted as the deployment does.
 pub fn saga_definition() -> String {
     let values: BTreeMap<String, String> = asl::substitution_names(asl::DEFINITION)

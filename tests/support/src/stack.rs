@@ -8,7 +8,7 @@ use orders::clock::SystemClock;
 use orders::http::{ApiSettings, AppState, router};
 use orders::local::saga::{ExecutorStarter, build};
 use orders_processor::relay::{Relay, RelayOptions};
-use orders_sqlite::SqliteStore;
+use orders_sqlite::{SqliteOptions, SqliteStore};
 use orders_workflow::executor::{Executor, ExecutorOptions};
 use orders_workflow::steps::StepSettings;
 use serde_json::{Value, json};
@@ -58,7 +58,19 @@ impl Stack {
     /// Opens the stack on `dir/orders.db` (new or existing), resuming unfinished executions
     /// as the real process does at start-up.
     pub async fn open(dir: TempDir, steps: StepSettings, relay: bool) -> Stack {
-        let store = Arc::new(SqliteStore::open(&dir.path().join("orders.db")).expect("open store"));
+        Stack::open_with(dir, steps, relay, SqliteOptions::default()).await
+    }
+
+    /// [`Stack::open`] with other store settings (a size limit, say).
+    pub async fn open_with(
+        dir: TempDir,
+        steps: StepSettings,
+        relay: bool,
+        options: SqliteOptions,
+    ) -> Stack {
+        let store = Arc::new(
+            SqliteStore::open_with(&dir.path().join("orders.db"), options).expect("open store"),
+        );
         let saga = build(
             store.clone(),
             steps,
@@ -241,6 +253,19 @@ impl Stack {
             "SELECT COUNT(*) FROM executions WHERE json_extract(snapshot, '$.input.orderId') = ?1",
             [order],
         )
+    }
+
+    /// The status (`SUCCEEDED`, `FAILED`, ...) of the one execution whose input is this order's.
+    pub fn execution_status(&self, order: &str) -> String {
+        let conn = rusqlite::Connection::open(self.db()).expect("open db");
+        conn.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        conn.query_row(
+            "SELECT status FROM executions WHERE json_extract(snapshot, '$.input.orderId') = ?1",
+            [order],
+            |r| r.get(0),
+        )
+        .expect("one execution for the order")
     }
 
     /// Whether the order's outbox row is marked published.

@@ -1,6 +1,6 @@
 //! `orders-steps`: every Task state of the saga on Step Functions.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    orders_aws::lambda::steps::run().await
+async fn main() -> std::process::ExitCode {
+    orders_aws::lambda::exit("orders-steps", orders_aws::lambda::steps::run().await)
 }

@@ -19,6 +19,18 @@ pub enum LambdaEnvError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// A function binary's exit: the error as its message (the variable a bad configuration
+/// names, not a `Debug` dump), and a failure status Lambda reports as an init error.
+pub fn exit(binary: &str, outcome: Result<(), lambda_runtime::Error>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{binary}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Whether this process runs inside AWS Lambda: only the Lambda environment sets
 /// `AWS_LAMBDA_RUNTIME_API`, and the runtime cannot run without it.
 pub fn in_lambda() -> bool {

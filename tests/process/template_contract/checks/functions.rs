@@ -5,7 +5,8 @@
 //! tables (and on their indexes when it queries), its Step Functions actions on the state
 //! machine, writing to its own log group, and, for the outbox consumer only, what Lambda's
 //! stream poller does with the function's role: read the outbox stream and send a failed
-//! batch's metadata to the on-failure queue. Nothing else is accepted.
+//! batch's metadata to the on-failure queue; and, when the function is traced, writing to
+//! X-Ray (on `*`, the only resource X-Ray's actions take). Nothing else is accepted.
 
 use super::{Code, table_id};
 use crate::template_contract::model::{Grant, Template, prop, reference, referenced_id, str_of};
@@ -23,6 +24,9 @@ pub const STREAM_READ_ACTIONS: [&str; 4] = [
 ];
 /// Actions that read an index: the only ones granted on index ARNs.
 const INDEX_ACTIONS: [&str; 2] = ["Query", "Scan"];
+/// What a traced function (any `Tracing`) sends to X-Ray with its role; X-Ray has no
+/// resource-level permissions, so these are the only grants on `*` that are accepted.
+pub const XRAY_FUNCTION_ACTIONS: [&str; 2] = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
 
 pub fn check(t: &Template, code: &Code, problems: &mut Vec<String>) {
     let declared: BTreeSet<&str> = code.functions.iter().map(|f| f.logical).collect();
@@ -211,6 +215,11 @@ fn expected_grants(
             &format!("states:{action}"),
             format!("${{{}}}", state_machine_id(t)),
         );
+    }
+    if t.function_prop(function, "Tracing").is_some() {
+        for action in XRAY_FUNCTION_ACTIONS {
+            grant(action, "*".to_owned());
+        }
     }
     if spec.logical == code.stream_consumer {
         for table in code.tables.iter().filter(|s| s.stream_new_image) {

