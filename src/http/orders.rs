@@ -113,13 +113,16 @@ pub async fn create_order(
     respond(outcome, response)
 }
 
-/// An order without `customerId` is the caller's: the body is completed before validation
-/// and before its fingerprint, so omitting one's own id and spelling it out are one request.
+/// An order without `customerId` (absent or null, which validation treats alike) is the
+/// caller's: the body is completed before validation and before its fingerprint, so omitting
+/// one's own id and spelling it out are one request.
 fn default_customer(body: &mut serde_json::Value, caller: &Caller) {
-    if let (Some(fields), Ok(me)) = (body.as_object_mut(), caller.acts_for(None)) {
-        fields
-            .entry("customerId")
-            .or_insert_with(|| serde_json::Value::String(me.as_str().to_owned()));
+    if let (Some(fields), Ok(me)) = (body.as_object_mut(), caller.acts_for(None))
+        && fields
+            .get("customerId")
+            .is_none_or(serde_json::Value::is_null)
+    {
+        fields.insert("customerId".into(), me.as_str().into());
     }
 }
 

@@ -191,5 +191,17 @@ async fn one_key_from_two_customers_is_two_orders_and_replays_stay_private() {
         )
         .await;
     assert_eq!(explicit.body, a.body);
+    let mut null = order(None);
+    null["customerId"] = Value::Null;
+    let null = id
+        .call(
+            "POST",
+            "/orders",
+            Some(&alice),
+            Some(&null),
+            Some("shared-key"),
+        )
+        .await;
+    assert_eq!(null.body, a.body, "a null customerId is an absent one");
     assert_eq!(id.app.count("orders"), 2);
 }
