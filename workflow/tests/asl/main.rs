@@ -2,3 +2,4 @@
 //! it is tested over the SQLite store, in the root crate's `tests/embedded/executor/`).
 
 mod asl_validation;
+mod retry_rules;
