@@ -135,12 +135,12 @@ impl ExecutionStore for SqliteStore {
                 // One conditional UPDATE does the check and the write; the row is read only to
                 // explain a refusal. No events means no continuity to check (status only).
                 let changed = conn
-                .prepare_cached(
-                    "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
-                     WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
-                )
-                .and_then(|mut st| st.execute(params![name, status, seq, json, updated, first]))
-                .map_err(sqlite_err)?;
+                    .prepare_cached(
+                        "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
+                         WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
+                    )
+                    .and_then(|mut st| st.execute(params![name, status, seq, json, updated, first]))
+                    .map_err(sqlite_err)?;
                 if changed != 1 {
                     return Err(refusal(conn, &name, first));
                 }
