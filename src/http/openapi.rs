@@ -10,6 +10,7 @@ use crate::identity::Identity;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
@@ -85,7 +86,16 @@ impl Modify for Security {
             .as_mut()
             .and_then(|c| c.schemas.get_mut("CreateOrderRequest"))
         {
+            // Absent or null, it is the caller's (see `orders::default_customer`).
             create.required.retain(|field| field != "customerId");
+            if let Some(customer) = create.properties.remove("customerId") {
+                let nullable = OneOfBuilder::new()
+                    .item(customer)
+                    .item(ObjectBuilder::new().schema_type(Type::Null));
+                create
+                    .properties
+                    .insert("customerId".into(), nullable.into());
+            }
         }
         let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
         for (path, item) in doc.paths.paths.iter_mut() {

@@ -213,6 +213,12 @@ async fn open_routes_need_no_token_and_the_document_says_which_need_one() {
         !required.as_array().unwrap().contains(&json!("customerId")),
         "it defaults to the caller"
     );
+    let customer = &doc["components"]["schemas"]["CreateOrderRequest"]["properties"]["customerId"];
+    assert_eq!(
+        customer["oneOf"][1],
+        json!({"type": "null"}),
+        "null is the caller too, and the handler accepts it: {customer}"
+    );
 
     // Identity off: the document claims no token and no 401, and customerId is required.
     let off = orders_test_support::app().get("/openapi.json").await.json();
@@ -228,6 +234,8 @@ async fn open_routes_need_no_token_and_the_document_says_which_need_one() {
     );
     let required = &off["components"]["schemas"]["CreateOrderRequest"]["required"];
     assert!(required.as_array().unwrap().contains(&json!("customerId")));
+    let customer = &off["components"]["schemas"]["CreateOrderRequest"]["properties"]["customerId"];
+    assert!(customer["oneOf"].is_null(), "{customer}");
 }
 
 #[tokio::test]
