@@ -80,6 +80,11 @@ pub struct Config {
     #[arg(long, env = "ORDERS_RETRY_DELAY_SCALE", default_value_t = 1.0, value_parser = scale)]
     pub retry_delay_scale: f64,
 
+    /// Multiplies the state machine's TimeoutSeconds and HeartbeatSeconds (1.0 as written;
+    /// 0.01 for fast test runs and drills). Above 0, at most 100.
+    #[arg(long, env = "ORDERS_TIMEOUT_SCALE", default_value_t = 1.0, value_parser = timeout_scale)]
+    pub timeout_scale: f64,
+
     /// Saga steps allowed to run at once.
     #[arg(long, env = "ORDERS_SAGA_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub saga_concurrency: u64,
@@ -113,6 +118,14 @@ fn scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && (0.0..=100.0).contains(&r) => Ok(r),
         _ => Err(format!("{s:?} is not a number from 0 to 100")),
+    }
+}
+
+/// Like `scale`, but 0 is refused: a deadline scaled to nothing would time out every wait.
+fn timeout_scale(s: &str) -> Result<f64, String> {
+    match scale(s) {
+        Ok(r) if r > 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a number above 0 and at most 100")),
     }
 }
 
@@ -174,6 +187,7 @@ impl Config {
         orders_workflow::executor::ExecutorOptions {
             max_concurrent: self.saga_concurrency as usize,
             delay_scale: self.retry_delay_scale,
+            timeout_scale: self.timeout_scale,
         }
     }
 
@@ -223,6 +237,7 @@ mod tests {
         assert_eq!(c.max_connections, 4096);
         assert_eq!(c.client_idle_timeout_secs, 30);
         assert_eq!(c.sqlite_options(), Default::default());
+        assert_eq!(c.executor_options().timeout_scale, 1.0);
     }
 
     #[test]
@@ -234,6 +249,14 @@ mod tests {
             Config::try_parse_from(["orders", "--payment-transient-error-rate", "1.5"]).is_err()
         );
         assert!(Config::try_parse_from(["orders", "--retry-delay-scale", "-1"]).is_err());
+        for bad in ["0", "-1", "NaN", "inf", "101"] {
+            assert!(
+                Config::try_parse_from(["orders", "--timeout-scale", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let scaled = Config::try_parse_from(["orders", "--timeout-scale", "0.01"]).unwrap();
+        assert_eq!(scaled.executor_options().timeout_scale, 0.01);
         assert!(Config::try_parse_from(["orders", "--max-in-flight", "0"]).is_err());
         assert!(Config::try_parse_from(["orders", "--request-timeout-secs", "0"]).is_err());
         assert!(Config::try_parse_from(["orders", "--wal-autocheckpoint", "10"]).is_err());

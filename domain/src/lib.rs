@@ -16,6 +16,7 @@
 //! - [`event`]: the outbox event (CloudEvents 1.0) and the saga input it carries.
 //! - [`idempotency`]: key rules, the request fingerprint, the stored response.
 //! - [`access`]: the caller of a request and the ownership rules every route applies.
+//! - [`standard_webhooks`]: Standard Webhooks signatures, signing and verifying.
 //! - [`store`]: the API's storage port `OrderStore`, which lives here, below both adapters
 //!   that implement it, rather than with the HTTP API that uses it.
 //! - `wire_names!`: the name <-> enum conversions of the statuses, written once.
@@ -30,6 +31,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod standard_webhooks;
 pub mod store;
 pub mod time;
 pub mod validation;

@@ -11,4 +11,5 @@ mod identity_lambda;
 mod lambda_boot;
 mod processor_streams;
 mod saga_store_dynamodb;
+mod sfn_tokens;
 mod store_contract_dynamodb;

@@ -27,6 +27,7 @@ fn snapshot(seq: u64, state: &str, status: ExecutionStatus) -> ExecutionSnapshot
         started_at: Utc::now(),
         updated_at: Utc::now(),
         seq,
+        waiting: None,
     }
 }
 
@@ -40,6 +41,7 @@ fn event(seq: u64, kind: HistoryEventKind) -> HistoryEvent {
         error: None,
         cause: None,
         delay_ms: None,
+        task_token: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod execution_store_sqlite;
 mod executor;
 mod http_api;
 mod identity;
+mod queue_sqlite;
 mod saga_e2e;
 mod saga_faults;
 mod saga_steps;

@@ -24,7 +24,7 @@ async fn happy_path_completes_reserves_and_charges_once() {
     let o = s.wait_terminal(&id, T).await;
     assert_eq!(o["status"], "COMPLETED", "{o}");
     assert_eq!(o["version"], 4, "{o}");
-    assert_eq!(s.execution_status(&id), "SUCCEEDED");
+    assert_eq!(s.execution_status(&id).await, "SUCCEEDED");
     for name in [
         "ReserveInventory",
         "ProcessPayment",
@@ -52,7 +52,7 @@ async fn sold_out_product_fails_without_payment() {
     let o = s.wait_terminal(&id, T).await;
     assert_failed_with(&o, "OutOfStock");
     assert_eq!(
-        s.execution_status(&id),
+        s.execution_status(&id).await,
         "SUCCEEDED",
         "compensated: a business outcome"
     );
@@ -74,7 +74,7 @@ async fn declined_payment_fails_releases_stock_and_is_not_retried() {
     let o = s.wait_terminal(&id, T).await;
     assert_failed_with(&o, "PaymentDeclined");
     assert_eq!(
-        s.execution_status(&id),
+        s.execution_status(&id).await,
         "SUCCEEDED",
         "compensated: a business outcome"
     );

@@ -90,5 +90,5 @@ async fn a_release_that_never_runs_leaves_the_order_compensating_and_fails_the_e
     let order = s.get_json(&format!("/orders/{id}")).await;
     assert_eq!(order["status"], "COMPENSATING", "{order}");
     assert_eq!(s.stock("gizmo").await, 7, "the reservation is still held");
-    assert_eq!(s.execution_status(&id), "FAILED");
+    assert_eq!(s.execution_status(&id).await, "FAILED");
 }

@@ -8,4 +8,5 @@ mod hygiene;
 mod limits;
 mod processes;
 mod shutdown;
+mod standard_webhooks;
 mod template_contract;

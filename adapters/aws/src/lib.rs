@@ -9,7 +9,8 @@
 //! - [`dynamodb`]: the API's `OrderStore` ([`dynamodb::DynamoStore`]) and the steps'
 //!   `StepStore` ([`dynamodb::DynamoStepStore`]), with the orders item's one codec
 //!   ([`dynamodb::item`]) and the attribute helpers ([`dynamodb::attr`]).
-//! - [`sfn`]: Step Functions as the processor's `SagaStarter`.
+//! - [`sfn`]: Step Functions as the processor's `SagaStarter`, and the task-token calls
+//!   ([`sfn::TaskTokens`]) that resume a Task waiting on `.waitForTaskToken`.
 //! - [`lambda`]: the stream and step functions (`src/bin/orders-processor.rs`,
 //!   `src/bin/orders-steps.rs`), wired the way the API function in the root crate is.
 //! - [`sdk`]: SDK set-up, and the error description and classification every adapter uses.

@@ -9,14 +9,17 @@
 //! - `executions.rs`: the executor's
 //!   [`ExecutionStore`](orders_workflow::executor::ExecutionStore) (snapshots and history).
 //! - `outbox.rs`: the relay's [`OutboxSource`](orders_processor::relay::OutboxSource).
+//! - `queue.rs`: the [`TaskQueue`](orders_workflow::executor::TaskQueue) the executor sends
+//!   task-token messages on, and its consumer side (receive, delete, visibility).
 //! - `writer.rs`, `readers.rs`, `schema.rs`: the one writer thread (group commit), the pool of
 //!   read connections, the migrations and the catalogue seed.
 //!
 //! Writes go through the writer (one thread, group commit, an answer only after COMMIT);
 //! reads use a pool of read-only connections. `synchronous = FULL` makes every committed
 //! group survive power loss, not only a process crash: an answered 201 is on disk. The store
-//! also signals the local outbox relay after each commit that added an event, so the relay
-//! wakes on commit instead of polling.
+//! also signals the local outbox relay after each commit that added an event, and a queue's
+//! consumers after each commit that added a message, so they wake on commit instead of
+//! polling.
 //!
 //! What a commit costs is mostly whole pages written to the WAL and, at each checkpoint,
 //! copied into the database: hence 2 KiB pages for a new file and a checkpoint every few
@@ -25,6 +28,7 @@
 mod executions;
 mod orders;
 mod outbox;
+mod queue;
 mod readers;
 mod schema;
 mod space;
@@ -33,6 +37,7 @@ mod steps;
 mod writer;
 
 pub use outbox::ParkedEvent;
+pub use queue::{MAX_BODY_BYTES, QueueDepth, QueueError, Receipt, ReceivedMessage};
 pub use space::WriteRefusals;
 pub use step_jobs::StepInOneJob;
 
@@ -91,6 +96,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
     outbox_signal: Arc<Notify>,
+    queue_signals: queue::QueueSignals,
     space: Arc<Space>,
 }
 
@@ -177,6 +183,7 @@ impl SqliteStore {
             writer,
             readers: Readers::new(path.to_owned()),
             outbox_signal: Arc::new(Notify::new()),
+            queue_signals: queue::QueueSignals::default(),
             space,
         })
     }

@@ -145,7 +145,28 @@ DROP INDEX orders_by_customer;
 CREATE INDEX orders_by_customer ON orders (customer_id, created_at, order_id);
 "#;
 
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+/// The local task queues (`queue.rs`). A deleted message keeps its row, without its body, so
+/// its `(queue, dedup_id)` stays taken. `visible_at_ms` is 0 until the first receive; the
+/// partial index serves the receive (live messages of a queue in send order), and holds
+/// `visible_at_ms` so that in-flight messages are skipped without reading their rows.
+const V4: &str = r#"
+CREATE TABLE queue_messages (
+    seq            INTEGER PRIMARY KEY,     -- send order: FIFO within a queue
+    queue          TEXT NOT NULL,
+    dedup_id       TEXT NOT NULL,
+    message_id     TEXT NOT NULL UNIQUE,
+    body           TEXT,                    -- JSON; NULL once deleted
+    sent_at_ms     INTEGER NOT NULL,
+    visible_at_ms  INTEGER NOT NULL,
+    receipt        TEXT UNIQUE,             -- the latest receive's; NULL before it, and once deleted
+    receive_count  INTEGER NOT NULL DEFAULT 0,
+    deleted_at_ms  INTEGER,                 -- set: a tombstone, kept for its dedup_id
+    UNIQUE (queue, dedup_id)
+) STRICT;
+CREATE INDEX queue_live ON queue_messages (queue, seq, visible_at_ms) WHERE deleted_at_ms IS NULL;
+"#;
+
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 pub(crate) fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -249,6 +270,69 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(ids, ["a", "c", "b"]);
+    }
+
+    #[test]
+    fn version_4_adds_the_queue_to_a_version_3_database() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in [V1, V2, V3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        conn.execute(
+            "INSERT INTO executions VALUES ('e', 'RUNNING', 1, '{}', 't', 't')",
+            [],
+        )
+        .unwrap();
+
+        migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
+        assert_eq!(user_version(&conn), 4);
+        let executions: i64 = conn
+            .query_row("SELECT count(*) FROM executions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(executions, 1, "the older rows are kept");
+
+        let send = |queue: &str, dedup: &str, id: &str| {
+            conn.execute(
+                "INSERT INTO queue_messages (queue, dedup_id, message_id, body, sent_at_ms, visible_at_ms)
+                 VALUES (?1, ?2, ?3, '{}', 1, 0)",
+                [queue, dedup, id],
+            )
+        };
+        send("q", "token", "m1").unwrap();
+        assert!(
+            send("q", "token", "m2").is_err(),
+            "one message per dedup id"
+        );
+        send("other", "token", "m3").unwrap();
+        conn.execute(
+            "UPDATE queue_messages SET body = NULL, deleted_at_ms = 2 WHERE message_id = 'm1'",
+            [],
+        )
+        .unwrap();
+        assert!(send("q", "token", "m4").is_err(), "a tombstone keeps it");
+
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::queue::RECEIVE_SQL))
+            .unwrap()
+            .query_map(rusqlite::params!["q", 5, 10], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING COVERING INDEX queue_live")
+                    || p.contains("USING INDEX queue_live")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+            "sorts: {plan:?}"
+        );
+
+        // A second start migrates nothing again.
+        migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
+        assert_eq!(user_version(&conn), 4);
     }
 
     #[test]

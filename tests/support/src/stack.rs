@@ -255,17 +255,28 @@ impl Stack {
         )
     }
 
-    /// The status (`SUCCEEDED`, `FAILED`, ...) of the one execution whose input is this order's.
-    pub fn execution_status(&self, order: &str) -> String {
+    /// The status (`SUCCEEDED`, `FAILED`) of the one execution whose input is this order's,
+    /// once it has finished (within 10 s). The order's last step commits in the step's own
+    /// transaction and the executor records the end of the execution after it, so a reader who
+    /// saw the order terminal may still find the execution RUNNING for a moment.
+    pub async fn execution_status(&self, order: &str) -> String {
         let conn = rusqlite::Connection::open(self.db()).expect("open db");
         conn.busy_timeout(Duration::from_secs(5))
             .expect("busy timeout");
-        conn.query_row(
-            "SELECT status FROM executions WHERE json_extract(snapshot, '$.input.orderId') = ?1",
-            [order],
-            |r| r.get(0),
-        )
-        .expect("one execution for the order")
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status: String = conn
+                .query_row(
+                    "SELECT status FROM executions WHERE json_extract(snapshot, '$.input.orderId') = ?1",
+                    [order],
+                    |r| r.get(0),
+                )
+                .expect("one execution for the order");
+            if status != "RUNNING" || Instant::now() >= deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Whether the order's outbox row is marked published.

@@ -5,14 +5,16 @@
 //! local executor would interpret differently from Step Functions, or not at all, is refused
 //! at load time with an error naming the state, instead of surfacing as a divergent run. That
 //! is why unknown fields are denied, why Wait/Parallel/Map and intrinsic functions are refused
-//! rather than half-supported, and why every Task `Resource` must be a `${Name}` substitution:
-//! locally the name selects an in-process handler, on AWS it becomes a Lambda ARN.
+//! rather than half-supported, and why every Task `Resource` must be a `${Name}` substitution
+//! (or one of the two callback integrations, whose target is one): locally the name selects an
+//! in-process handler or queue, on AWS it becomes a Lambda ARN or a queue URL.
 //!
 //! A loaded [`StateMachine`] is a closed graph: StartAt exists, every transition target
 //! exists, every state is reachable, every path parses. The executor relies on that and never
 //! re-checks it.
 
 pub mod choice;
+mod integration;
 pub mod path;
 mod raw;
 mod substitution;
@@ -20,6 +22,7 @@ pub mod template;
 mod validate;
 
 pub use choice::{ChoiceRule, Comparison, Condition};
+pub use integration::{Integration, LAMBDA_CALLBACK, SQS_CALLBACK};
 pub use path::{Context, Path, PathError, RuntimeError, STATES_RUNTIME};
 pub use substitution::{substitute, substitution_names};
 pub use template::Template;
@@ -64,10 +67,20 @@ pub enum AslError {
     ConflictingTransition { state: String },
     #[error("state \"{state}\": is not reachable from StartAt")]
     Unreachable { state: String },
-    #[error("state \"{state}\": Resource uses unknown substitution \"${{{name}}}\"")]
-    UnknownSubstitution { state: String, name: String },
-    #[error("state \"{state}\": Resource \"{resource}\" is not a ${{Name}} substitution")]
+    #[error("state \"{state}\": {field} uses unknown substitution \"${{{name}}}\"")]
+    UnknownSubstitution {
+        state: String,
+        field: &'static str,
+        name: String,
+    },
+    #[error(
+        "state \"{state}\": Resource \"{resource}\" is not a ${{Name}} substitution (nor {LAMBDA_CALLBACK} or {SQS_CALLBACK})"
+    )]
     ResourceNotSubstitution { state: String, resource: String },
+    #[error(
+        "state \"{state}\": a .waitForTaskToken Task must pass the task token: reference $$.Task.Token in its Parameters"
+    )]
+    MissingTaskToken { state: String },
     #[error("state \"{state}\": {field}: States.ALL must appear alone and in the last entry")]
     StatesAllNotLast { state: String, field: &'static str },
     #[error("state \"{state}\": {field}: {source}")]
@@ -100,6 +113,7 @@ impl AslError {
             | AslError::Unreachable { state }
             | AslError::UnknownSubstitution { state, .. }
             | AslError::ResourceNotSubstitution { state, .. }
+            | AslError::MissingTaskToken { state }
             | AslError::StatesAllNotLast { state, .. }
             | AslError::Path { state, .. }
             | AslError::IntrinsicFunction { state, .. }
@@ -140,8 +154,10 @@ pub enum Transition {
 /// OutputPath: `{}`; ResultPath: discard the result). An absent field is `Some($)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskState {
-    /// The substitution name (`ReserveInventoryFunctionArn` for `${ReserveInventoryFunctionArn}`).
+    /// The substitution name (`ReserveInventoryFunctionArn` for `${ReserveInventoryFunctionArn}`):
+    /// of the handler (`Resource`, or a callback's `FunctionName`) or of the queue (`QueueUrl`).
     pub resource: String,
+    pub integration: Integration,
     pub input_path: Option<Path>,
     pub parameters: Option<Template>,
     pub result_selector: Option<Template>,
@@ -149,8 +165,11 @@ pub struct TaskState {
     pub output_path: Option<Path>,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
-    /// Accepted for Step Functions; the local executor does not enforce it.
+    /// Bounds a handler call, or a callback wait from the start of the attempt (`States.Timeout`).
     pub timeout_seconds: Option<u64>,
+    /// A callback wait fails with `States.HeartbeatTimeout` this long after its start or its last
+    /// heartbeat.
+    pub heartbeat_seconds: Option<u64>,
     pub transition: Transition,
 }
 
@@ -283,12 +302,22 @@ impl StateMachine {
         StateMachine::load(DEFINITION, &substitution_names(DEFINITION))
     }
 
-    /// The substitution names of every Task: the handlers an executor needs.
+    /// The substitution names of every Task that calls a handler: the handlers an executor
+    /// needs (a `${Name}` Resource, a lambda callback's FunctionName).
     pub fn task_resources(&self) -> BTreeSet<&str> {
+        self.tasks(|i| i != Integration::SqsCallback)
+    }
+
+    /// The queue names of every sqs callback Task (its QueueUrl substitution).
+    pub fn task_queues(&self) -> BTreeSet<&str> {
+        self.tasks(|i| i == Integration::SqsCallback)
+    }
+
+    fn tasks(&self, integration: impl Fn(Integration) -> bool) -> BTreeSet<&str> {
         self.states
             .values()
             .filter_map(|s| match s {
-                State::Task(t) => Some(t.resource.as_str()),
+                State::Task(t) if integration(t.integration) => Some(t.resource.as_str()),
                 _ => None,
             })
             .collect()

@@ -250,11 +250,13 @@ pub struct Context {
     pub state_entered_time: DateTime<Utc>,
     /// Retries so far in this visit of the state (0 on the first attempt).
     pub retry_count: u32,
+    /// `$$.Task.Token`: only a `.waitForTaskToken` Task's attempt has one.
+    pub task_token: Option<String>,
 }
 
 impl Context {
     pub fn to_value(&self) -> Value {
-        json!({
+        let mut value = json!({
             "Execution": {
                 "Id": self.execution_name,
                 "Name": self.execution_name,
@@ -266,7 +268,11 @@ impl Context {
                 "EnteredTime": self.state_entered_time.to_rfc3339_opts(SecondsFormat::Millis, true),
                 "RetryCount": self.retry_count,
             },
-        })
+        });
+        if let (Some(token), Value::Object(fields)) = (&self.task_token, &mut value) {
+            fields.insert("Task".to_owned(), json!({ "Token": token }));
+        }
+        value
     }
 }
 

@@ -8,6 +8,7 @@
 //! checks across states (transitions, reachability) live in `validate`.
 
 use super::choice::RawRule;
+use super::integration::{self, Integration};
 use super::path::Path;
 use super::template::{Template, TemplateError};
 use super::{
@@ -69,6 +70,12 @@ struct RawTask {
     catch: Vec<RawCatcher>,
     #[serde(default)]
     timeout_seconds: Option<u64>,
+    #[serde(default)]
+    heartbeat_seconds: Option<u64>,
+    #[serde(default)]
+    timeout_seconds_path: Option<Value>,
+    #[serde(default)]
+    heartbeat_seconds_path: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -229,26 +236,22 @@ impl StateParser<'_> {
     }
 
     fn task(&self, raw: RawTask, substitutions: &BTreeSet<String>) -> Result<TaskState, AslError> {
-        let resource = match raw
-            .resource
-            .strip_prefix("${")
-            .and_then(|r| r.strip_suffix('}'))
-            .filter(|n| super::substitution::is_name(n))
-        {
-            Some(name) if substitutions.contains(name) => name.to_owned(),
-            Some(name) => {
-                return Err(AslError::UnknownSubstitution {
-                    state: self.name.to_owned(),
-                    name: name.to_owned(),
-                });
-            }
-            None => {
-                return Err(AslError::ResourceNotSubstitution {
-                    state: self.name.to_owned(),
-                    resource: raw.resource,
-                });
-            }
-        };
+        let (resource, integration) = integration::resource(
+            self.name,
+            &raw.resource,
+            raw.parameters.as_ref(),
+            substitutions,
+        )?;
+        integration::timeouts(
+            self.name,
+            integration,
+            raw.timeout_seconds,
+            raw.heartbeat_seconds,
+            [
+                ("TimeoutSecondsPath", raw.timeout_seconds_path.is_some()),
+                ("HeartbeatSecondsPath", raw.heartbeat_seconds_path.is_some()),
+            ],
+        )?;
         validate::retry(self.name, &raw.retry)?;
         let catch = raw
             .catch
@@ -264,16 +267,36 @@ impl StateParser<'_> {
             })
             .collect::<Result<Vec<_>, AslError>>()?;
         validate::catch(self.name, &catch)?;
+        let input_path = self.path(raw.input_path, "InputPath")?;
+        let parameters = self.template(raw.parameters, "Parameters")?;
+        let result_selector = self.template(raw.result_selector, "ResultSelector")?;
+        integration::check_token_use(
+            self.name,
+            integration,
+            parameters.as_ref(),
+            &[
+                ("InputPath", input_path.iter().collect()),
+                (
+                    "ResultSelector",
+                    result_selector
+                        .as_ref()
+                        .map(Template::paths)
+                        .unwrap_or_default(),
+                ),
+            ],
+        )?;
         Ok(TaskState {
             resource,
-            input_path: self.path(raw.input_path, "InputPath")?,
-            parameters: self.template(raw.parameters, "Parameters")?,
-            result_selector: self.template(raw.result_selector, "ResultSelector")?,
+            integration,
+            input_path,
+            parameters,
+            result_selector,
             result_path: self.reference(raw.result_path, "ResultPath")?,
             output_path: self.reference(raw.output_path, "OutputPath")?,
             retry: raw.retry,
             catch,
             timeout_seconds: raw.timeout_seconds,
+            heartbeat_seconds: raw.heartbeat_seconds,
             transition: self.transition(raw.next, raw.end)?,
         })
     }
@@ -300,9 +323,17 @@ impl StateParser<'_> {
     }
 
     fn pass(&self, raw: RawPass) -> Result<PassState, AslError> {
+        let input_path = self.path(raw.input_path, "InputPath")?;
+        let parameters = self.template(raw.parameters, "Parameters")?;
+        integration::check_token_use(
+            self.name,
+            Integration::Invoke,
+            parameters.as_ref(),
+            &[("InputPath", input_path.iter().collect())],
+        )?;
         Ok(PassState {
-            input_path: self.path(raw.input_path, "InputPath")?,
-            parameters: self.template(raw.parameters, "Parameters")?,
+            input_path,
+            parameters,
             result: raw.result,
             result_path: self.reference(raw.result_path, "ResultPath")?,
             output_path: self.reference(raw.output_path, "OutputPath")?,

@@ -36,7 +36,8 @@ pub(super) fn reads_context(state: &State) -> bool {
     }
 }
 
-pub(super) fn context(snapshot: &ExecutionSnapshot) -> Value {
+/// `token` is the attempt's `$$.Task.Token` (a callback Task's Parameters only).
+pub(super) fn context(snapshot: &ExecutionSnapshot, token: Option<&str>) -> Value {
     Context {
         execution_name: snapshot.name.clone(),
         execution_input: snapshot.input.clone(),
@@ -44,6 +45,7 @@ pub(super) fn context(snapshot: &ExecutionSnapshot) -> Value {
         state_name: snapshot.state.clone(),
         state_entered_time: snapshot.state_entered_at,
         retry_count: snapshot.attempt() - 1,
+        task_token: token.map(str::to_owned),
     }
     .to_value()
 }

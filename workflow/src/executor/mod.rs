@@ -11,30 +11,44 @@
 //!   it stays RUNNING in the store, to be resumed on the next start.
 //! * **Waiting costs nothing.** Retries sleep on the tokio timer, and the concurrency limit
 //!   (`max_concurrent`) is held only while a handler runs, so thousands of executions can
-//!   back off at once without starving the ones that are ready.
+//!   back off at once without starving the ones that are ready. An execution waiting for a
+//!   task token (a `.waitForTaskToken` Task) is *parked*: no runner, no permit, not counted in
+//!   [`Executor::running`]; only its deadline is kept, and its token or the deadline starts a
+//!   runner from the stored snapshot again.
+//! * **One writer wins.** A token call and the runner (or the deadline) may race on one wait;
+//!   both write through the store's seq check, so exactly one closes it and the other re-reads.
 //! * **One runner per execution per process.** Starting or resuming a name that is already
 //!   running here is a no-op; across processes the store's seq check refuses interleaving.
 
+mod active;
 mod context;
+pub mod queue;
 pub mod retry;
 mod run;
 mod store;
+mod task;
+mod timer;
+mod tokens;
+mod tx;
+mod wait;
 
+pub use queue::{QueueMessage, TaskQueue, TaskQueueError};
 pub use retry::{RetryDecision, retry_delay};
 pub use store::{
     ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, HistoryEvent,
-    HistoryEventKind,
+    HistoryEventKind, STATES_HEARTBEAT_TIMEOUT, STATES_TIMEOUT, Waiting,
 };
+pub use tokens::TaskTokenError;
 
 use crate::asl::StateMachine;
 use async_trait::async_trait;
 use chrono::Utc;
+use run::Start;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, watch};
-use tokio::task::AbortHandle;
 
 /// A Task's implementation, registered under its substitution name.
 ///
@@ -77,6 +91,9 @@ pub struct ExecutorOptions {
     pub max_concurrent: usize,
     /// Multiplies every retry delay; tests use e.g. 0.001.
     pub delay_scale: f64,
+    /// Multiplies every TimeoutSeconds and HeartbeatSeconds; finite and above 0 (tests and
+    /// drills use e.g. 0.01).
+    pub timeout_scale: f64,
 }
 
 impl Default for ExecutorOptions {
@@ -84,6 +101,7 @@ impl Default for ExecutorOptions {
         ExecutorOptions {
             max_concurrent: 256,
             delay_scale: 1.0,
+            timeout_scale: 1.0,
         }
     }
 }
@@ -99,6 +117,8 @@ pub enum StartOutcome {
 pub enum ExecError {
     #[error("no handler registered for Task resource \"${{{0}}}\"")]
     MissingHandler(String),
+    #[error("Task queue \"${{{0}}}\" needs a task queue: build the executor with `with_queue`")]
+    MissingQueue(String),
     #[error("invalid executor options: {0}")]
     InvalidOptions(String),
     #[error("invalid execution name {0:?}: it must be 1 to 80 characters")]
@@ -109,20 +129,15 @@ pub enum ExecError {
     Store(#[from] ExecutionStoreError),
 }
 
-/// Executions running in this process: name -> (token, abort handle once spawned).
-#[derive(Default)]
-struct Active {
-    next_token: u64,
-    runs: HashMap<String, (u64, Option<AbortHandle>)>,
-}
-
 pub struct Executor {
     machine: StateMachine,
     handlers: HashMap<String, Arc<dyn TaskHandler>>,
     store: Arc<dyn ExecutionStore>,
+    queue: Option<Arc<dyn TaskQueue>>,
     opts: ExecutorOptions,
     permits: Semaphore,
-    active: Mutex<Active>,
+    active: Mutex<active::Active>,
+    parked: Arc<timer::Parked>,
     /// How many spawned executions have not finished; `idle` waits for 0.
     running: watch::Sender<usize>,
     shutting_down: AtomicBool,
@@ -134,40 +149,51 @@ impl std::fmt::Debug for Executor {
             .field("start_at", &self.machine.start_at)
             .field("opts", &self.opts)
             .field("running", &*self.running.borrow())
+            .field("waiting", &self.parked.len())
             .finish_non_exhaustive()
     }
 }
 
-/// Held by a spawned execution; dropping it (finished, failed or aborted) deregisters it.
-struct RunGuard {
-    executor: Arc<Executor>,
-    name: String,
-    token: u64,
-}
-
-impl Drop for RunGuard {
+impl Drop for Executor {
     fn drop(&mut self) {
-        {
-            let mut active = self.executor.lock_active();
-            if active
-                .runs
-                .get(&self.name)
-                .is_some_and(|(t, _)| *t == self.token)
-            {
-                active.runs.remove(&self.name);
-            }
-        }
-        self.executor.running.send_modify(|n| *n -= 1);
+        self.parked.stop();
     }
 }
 
 impl Executor {
+    /// An executor for a machine without sqs callback Tasks (those need [`Executor::with_queue`]).
     pub fn new(
         machine: StateMachine,
         handlers: HashMap<String, Arc<dyn TaskHandler>>,
         store: Arc<dyn ExecutionStore>,
         opts: ExecutorOptions,
     ) -> Result<Arc<Executor>, ExecError> {
+        Executor::build(machine, handlers, store, None, opts)
+    }
+
+    /// An executor whose `sqs:sendMessage.waitForTaskToken` Tasks send to `queue`.
+    pub fn with_queue(
+        machine: StateMachine,
+        handlers: HashMap<String, Arc<dyn TaskHandler>>,
+        store: Arc<dyn ExecutionStore>,
+        queue: Arc<dyn TaskQueue>,
+        opts: ExecutorOptions,
+    ) -> Result<Arc<Executor>, ExecError> {
+        Executor::build(machine, handlers, store, Some(queue), opts)
+    }
+
+    fn build(
+        machine: StateMachine,
+        handlers: HashMap<String, Arc<dyn TaskHandler>>,
+        store: Arc<dyn ExecutionStore>,
+        queue: Option<Arc<dyn TaskQueue>>,
+        opts: ExecutorOptions,
+    ) -> Result<Arc<Executor>, ExecError> {
+        if queue.is_none()
+            && let Some(name) = machine.task_queues().first()
+        {
+            return Err(ExecError::MissingQueue((*name).to_owned()));
+        }
         if let Some(missing) = machine
             .task_resources()
             .into_iter()
@@ -185,13 +211,20 @@ impl Executor {
                 "delay_scale must be finite and not negative".into(),
             ));
         }
+        if !(opts.timeout_scale.is_finite() && opts.timeout_scale > 0.0) {
+            return Err(ExecError::InvalidOptions(
+                "timeout_scale must be finite and above 0".into(),
+            ));
+        }
         Ok(Arc::new(Executor {
             permits: Semaphore::new(opts.max_concurrent),
             machine,
             handlers,
             store,
+            queue,
             opts,
-            active: Mutex::new(Active::default()),
+            active: Mutex::new(active::Active::default()),
+            parked: Arc::default(),
             running: watch::Sender::new(0),
             shutting_down: AtomicBool::new(false),
         }))
@@ -222,18 +255,35 @@ impl Executor {
         if !self.store.create(&snapshot, &events).await? {
             return Ok(StartOutcome::AlreadyExists);
         }
-        self.spawn(snapshot);
+        self.spawn(Start::Snapshot(Box::new(snapshot)), false);
         Ok(StartOutcome::Started)
     }
 
-    /// Runs every RUNNING execution from its stored snapshot (after a restart). Returns how
-    /// many were spawned; executions already running in this process are skipped.
+    /// Carries on every RUNNING execution from its stored snapshot (after a restart): runs it,
+    /// or, if it waits for a task token it was submitted with, parks it again with its stored
+    /// deadline (a wait recorded but not submitted runs, to be submitted with its token).
+    /// Returns how many were resumed; executions already running or parked here are skipped.
     pub async fn resume_unfinished(self: &Arc<Self>) -> Result<usize, ExecError> {
         let unfinished = self.store.unfinished().await?;
-        Ok(unfinished
-            .into_iter()
-            .filter(|s| self.spawn(s.clone()))
-            .count())
+        let mut resumed = 0;
+        for snapshot in unfinished {
+            if self.parked.contains(&snapshot.name) {
+                continue;
+            }
+            match &snapshot.waiting {
+                Some(waiting) if waiting.submitted => {
+                    if self.shutting_down.load(Ordering::SeqCst)
+                        || self.is_running_here(&snapshot.name)
+                    {
+                        continue;
+                    }
+                    self.park(&snapshot.name, waiting.deadline().map(|(at, _)| at));
+                    resumed += 1;
+                }
+                _ => resumed += usize::from(self.spawn(Start::Snapshot(Box::new(snapshot)), false)),
+            }
+        }
+        Ok(resumed)
     }
 
     /// Waits until no execution spawned by this executor is running.
@@ -250,75 +300,28 @@ impl Executor {
         let _ = rx.wait_for(|n| *n < limit).await;
     }
 
-    /// How many executions are running in this process.
+    /// How many executions are running in this process (parked ones are not).
     pub fn running(&self) -> usize {
         *self.running.borrow()
     }
 
+    /// How many executions are parked here, waiting for a task token (or its deadline).
+    pub fn waiting(&self) -> usize {
+        self.parked.len()
+    }
+
     /// Stops every execution at its next await point, as a crash would, and waits for them
-    /// to stop. Their last recorded snapshot stays RUNNING, so `resume_unfinished` on the next
-    /// executor carries on from there. Afterwards `start` refuses new executions.
+    /// to stop; parked ones are forgotten and the deadline timer stops. Their last recorded
+    /// snapshot stays RUNNING, so `resume_unfinished` on the next executor carries on from
+    /// there. Afterwards `start` and the token calls refuse.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.parked.stop();
         // Collected under the lock, aborted outside it: an aborted run deregisters itself
         // under the same lock. A run whose handle is not stored yet sees the flag in `spawn`.
-        let handles: Vec<AbortHandle> = {
-            let active = self.lock_active();
-            active
-                .runs
-                .values()
-                .filter_map(|(_, h)| h.clone())
-                .collect()
-        };
-        for handle in handles {
+        for handle in self.abort_handles() {
             handle.abort();
         }
         self.idle().await;
-    }
-
-    fn lock_active(&self) -> MutexGuard<'_, Active> {
-        self.active.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Spawns the execution unless it already runs here; returns whether it was spawned.
-    fn spawn(self: &Arc<Self>, snapshot: ExecutionSnapshot) -> bool {
-        let name = snapshot.name.clone();
-        let token = {
-            let mut active = self.lock_active();
-            if self.shutting_down.load(Ordering::SeqCst) || active.runs.contains_key(&name) {
-                return false;
-            }
-            active.next_token += 1;
-            let token = active.next_token;
-            active.runs.insert(name.clone(), (token, None));
-            token
-        };
-        self.running.send_modify(|n| *n += 1);
-        let guard = RunGuard {
-            executor: Arc::clone(self),
-            name: name.clone(),
-            token,
-        };
-        let handle = tokio::spawn(async move {
-            let executor = Arc::clone(&guard.executor);
-            run::run(executor, snapshot).await;
-            drop(guard);
-        });
-        let abort_now = {
-            let mut active = self.lock_active();
-            match active.runs.get_mut(&name) {
-                Some((t, slot)) if *t == token => {
-                    *slot = Some(handle.abort_handle());
-                    // Read under the lock `shutdown` collects handles under: either it saw
-                    // this handle or this sees its flag, so no run escapes a shutdown.
-                    self.shutting_down.load(Ordering::SeqCst)
-                }
-                _ => false,
-            }
-        };
-        if abort_now {
-            handle.abort();
-        }
-        true
     }
 }

@@ -57,7 +57,48 @@ pub struct ExecutionSnapshot {
     pub updated_at: DateTime<Utc>,
     /// The seq of the last history event.
     pub seq: u64,
+    /// The open wait of a `.waitForTaskToken` Task in `state`, if it is waiting for its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
 }
+
+/// A callback Task's wait, recorded before anything is submitted, so that a token that comes
+/// back at once finds it and a crash before the submission is submitted again with that token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Waiting {
+    pub token: String,
+    /// The start of the attempt.
+    #[serde(with = "rfc3339")]
+    pub started_at: DateTime<Utc>,
+    /// TimeoutSeconds after the start (scaled): then `States.Timeout`.
+    #[serde(default, with = "rfc3339::option")]
+    pub timeout_at: Option<DateTime<Utc>>,
+    /// HeartbeatSeconds after the start or the last heartbeat (scaled): then
+    /// `States.HeartbeatTimeout`.
+    #[serde(default, with = "rfc3339::option")]
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Whether the handler returned or the message was enqueued.
+    #[serde(default)]
+    pub submitted: bool,
+}
+
+impl Waiting {
+    /// The first deadline, and the error it raises.
+    pub fn deadline(&self) -> Option<(DateTime<Utc>, &'static str)> {
+        let timeout = self.timeout_at.map(|t| (t, STATES_TIMEOUT));
+        let heartbeat = self.heartbeat_at.map(|t| (t, STATES_HEARTBEAT_TIMEOUT));
+        match (timeout, heartbeat) {
+            (Some(t), Some(h)) => Some(if h.0 < t.0 { h } else { t }),
+            (t, h) => t.or(h),
+        }
+    }
+}
+
+/// A Task that ran past its TimeoutSeconds.
+pub const STATES_TIMEOUT: &str = "States.Timeout";
+/// A callback Task that got no heartbeat within HeartbeatSeconds.
+pub const STATES_HEARTBEAT_TIMEOUT: &str = "States.HeartbeatTimeout";
 
 impl ExecutionSnapshot {
     /// The 1-based attempt number the next run of `state` will be.
@@ -75,8 +116,12 @@ orders_domain::wire_names! {
     pub enum HistoryEventKind with ALL {
         ExecutionStarted,
         StateEntered,
+        TaskScheduled,
+        TaskSubmitted,
+        TaskHeartbeat,
         TaskSucceeded,
         TaskFailed,
+        TaskTimedOut,
         RetryScheduled,
         CaughtError,
         StateExited,
@@ -105,6 +150,9 @@ pub struct HistoryEvent {
     pub cause: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// For TaskScheduled: the token the wait was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,4 +2,5 @@
 //! it is tested over the SQLite store, in the root crate's `tests/embedded/executor/`).
 
 mod asl_validation;
+mod callbacks;
 mod retry_rules;

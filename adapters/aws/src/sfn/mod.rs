@@ -4,6 +4,13 @@
 //! machine (for 90 days after an execution ends), so a redelivered event cannot start a second
 //! saga: `ExecutionAlreadyExists` is the duplicate being recognised and counts as success.
 //! Every other failure is returned, never swallowed, so the stream handler reports the record.
+//!
+//! [`tokens`] holds the other direction: the task-token calls that resume a Task waiting on
+//! `.waitForTaskToken`.
+
+pub mod tokens;
+
+pub use tokens::{TaskTokens, TokenError};
 
 use async_trait::async_trait;
 use aws_sdk_sfn::Client;

@@ -1,0 +1,273 @@
+//! Task tokens and the calls that answer them: SendTaskSuccess, SendTaskFailure and
+//! SendTaskHeartbeat, with Step Functions' semantics and exception names.
+//!
+//! A token is base64url of a version byte, 256 bits from the OS's random source (two v4 UUIDs,
+//! 244 of them random) and the execution's name: unguessable, and it names the execution, so
+//! answering it needs no index, just the execution's snapshot, whose open wait must hold the
+//! very same token. Each answer is one `record` with the store's seq check; when it loses to
+//! the runner (a deadline) or to another answer, the call re-reads and judges again, so exactly
+//! one of them closes a wait, and the others get `TaskTimedOut`.
+
+use super::context::context;
+use super::store::{ExecutionStoreError, HistoryEventKind};
+use super::task::{heartbeat_deadline, succeeded, task_failed, waiting_task};
+use super::tx::{Committed, Tx};
+use super::{Executor, TaskError};
+use chrono::Utc;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tracing::info;
+
+const VERSION: u8 = 1;
+const RANDOM_BYTES: usize = 32;
+/// Step Functions' tokens are at most 1024 characters; ours stay well below (80-char names).
+const MAX_TOKEN_LEN: usize = 1024;
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Why a token call was refused; the names are Step Functions' exceptions.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskTokenError {
+    #[error("InvalidToken: the task token is malformed")]
+    InvalidToken,
+    #[error("TaskDoesNotExist: no task was given this token")]
+    TaskDoesNotExist,
+    #[error(
+        "TaskTimedOut: the task of this token is closed (answered, timed out or retried, or its execution ended)"
+    )]
+    TaskTimedOut,
+    #[error("the executor is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] ExecutionStoreError),
+}
+
+/// A fresh token for a wait of execution `name`.
+pub(super) fn issue(name: &str) -> String {
+    let mut bytes = Vec::with_capacity(1 + RANDOM_BYTES + name.len());
+    bytes.push(VERSION);
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes.extend_from_slice(name.as_bytes());
+    encode(&bytes)
+}
+
+/// The execution a well-formed token names.
+pub(super) fn execution_of(token: &str) -> Result<String, TaskTokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TaskTokenError::InvalidToken);
+    }
+    let bytes = decode(token).ok_or(TaskTokenError::InvalidToken)?;
+    match bytes.split_first() {
+        Some((&VERSION, rest)) if rest.len() > RANDOM_BYTES => {
+            let name = std::str::from_utf8(&rest[RANDOM_BYTES..])
+                .map_err(|_| TaskTokenError::InvalidToken)?;
+            if name.chars().count() > 80 {
+                return Err(TaskTokenError::InvalidToken);
+            }
+            Ok(name.to_owned())
+        }
+        _ => Err(TaskTokenError::InvalidToken),
+    }
+}
+
+fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// Unpadded base64url; `None` for anything else, non-canonical trailing bits included.
+fn decode(text: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u32> = text
+        .bytes()
+        .map(|c| ALPHABET.iter().position(|a| *a == c).map(|p| p as u32))
+        .collect::<Option<_>>()?;
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, d)| n | d << (18 - 6 * i));
+        let bytes = chunk.len() - 1;
+        if n & ((1 << (24 - 8 * bytes)) - 1) != 0 {
+            return None;
+        }
+        out.extend((0..bytes).map(|i| (n >> (16 - 8 * i)) as u8));
+    }
+    Some(out)
+}
+
+/// What a token call says about its task.
+enum Answer {
+    Success(Value),
+    Failure(TaskError),
+    Heartbeat,
+}
+
+impl Executor {
+    /// SendTaskSuccess: `output` is the task's result (ResultSelector, ResultPath and OutputPath
+    /// apply). Durable before it returns Ok; the execution then carries on in the background.
+    pub async fn send_task_success(
+        self: &Arc<Self>,
+        token: &str,
+        output: Value,
+    ) -> Result<(), TaskTokenError> {
+        self.answer(token, Answer::Success(output)).await
+    }
+
+    /// SendTaskFailure: the task fails with `error` and `cause`, through Retry and Catch.
+    pub async fn send_task_failure(
+        self: &Arc<Self>,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), TaskTokenError> {
+        self.answer(token, Answer::Failure(TaskError::new(error, cause)))
+            .await
+    }
+
+    /// SendTaskHeartbeat: the task's HeartbeatSeconds count again from now.
+    pub async fn send_task_heartbeat(self: &Arc<Self>, token: &str) -> Result<(), TaskTokenError> {
+        self.answer(token, Answer::Heartbeat).await
+    }
+
+    async fn answer(self: &Arc<Self>, token: &str, answer: Answer) -> Result<(), TaskTokenError> {
+        let name = execution_of(token)?;
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(TaskTokenError::ShuttingDown);
+        }
+        let mut stored = self
+            .store
+            .get(&name)
+            .await?
+            .ok_or(TaskTokenError::TaskDoesNotExist)?;
+        loop {
+            let now = Utc::now();
+            let open = stored
+                .waiting
+                .as_ref()
+                .filter(|w| w.token == token && !stored.is_finished());
+            let Some(waiting) = open else {
+                return Err(self.closed_or_unknown(&name, token).await);
+            };
+            // Past its deadline the task is over, whether or not the timer has recorded it yet.
+            if waiting.deadline().is_some_and(|(at, _)| at <= now) {
+                return Err(TaskTokenError::TaskTimedOut);
+            }
+            let Some(task) = waiting_task(self, &stored) else {
+                return Err(TaskTokenError::TaskTimedOut);
+            };
+            let mut tx = Tx::new(stored, now);
+            let attempt = tx.snapshot.attempt();
+            match &answer {
+                Answer::Success(output) => {
+                    let ctx = context(&tx.snapshot, None);
+                    let outcome = succeeded(&mut tx, task, attempt, output.clone(), &ctx);
+                    tx.apply(outcome);
+                }
+                Answer::Failure(err) => {
+                    let outcome = task_failed(self, &mut tx, task, attempt, err.clone());
+                    tx.apply(outcome);
+                }
+                Answer::Heartbeat => {
+                    let at = heartbeat_deadline(self, task, now);
+                    if let Some(waiting) = tx.snapshot.waiting.as_mut() {
+                        waiting.heartbeat_at = at;
+                    }
+                    tx.event(HistoryEventKind::TaskHeartbeat).attempt = Some(attempt);
+                }
+            }
+            match tx.commit(self).await? {
+                Committed::Written(written) => {
+                    match &answer {
+                        Answer::Heartbeat => self.parked.rearm(
+                            &name,
+                            written
+                                .waiting
+                                .as_ref()
+                                .and_then(|w| w.deadline())
+                                .map(|d| d.0),
+                        ),
+                        _ if written.is_finished() => {
+                            self.parked.remove(&name);
+                            super::run::log_end(&written);
+                        }
+                        _ => {
+                            info!(execution = %name, "task token answered");
+                            self.wake(&name);
+                        }
+                    }
+                    return Ok(());
+                }
+                Committed::Lost(current) => stored = current,
+            }
+        }
+    }
+
+    /// A token that matches no open wait: closed if the execution ever issued it.
+    async fn closed_or_unknown(&self, name: &str, token: &str) -> TaskTokenError {
+        match self.store.history(name).await {
+            Ok(history)
+                if history
+                    .iter()
+                    .any(|e| e.task_token.as_deref() == Some(token)) =>
+            {
+                TaskTokenError::TaskTimedOut
+            }
+            Ok(_) => TaskTokenError::TaskDoesNotExist,
+            Err(e) => TaskTokenError::Store(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_name_their_execution_and_differ() {
+        let a = issue("order-1");
+        let b = issue("order-1");
+        assert_ne!(a, b);
+        assert_eq!(execution_of(&a).unwrap(), "order-1");
+        assert!(a.bytes().all(|c| ALPHABET.contains(&c)));
+        for bytes in [&b""[..], b"f", b"fo", b"foo", b"\xff\x00\x10\x80"] {
+            assert_eq!(decode(&encode(bytes)).as_deref(), Some(bytes));
+        }
+    }
+
+    #[test]
+    fn malformed_tokens_are_invalid() {
+        let good = issue("x");
+        let short = encode(&[VERSION; RANDOM_BYTES]);
+        let other_version = encode(&[2; RANDOM_BYTES + 2]);
+        let not_utf8 = encode(&[&[VERSION][..], &[0; RANDOM_BYTES], &[0xff]].concat());
+        for bad in [
+            "",
+            "not base64!",
+            &good[..good.len() - 1],
+            &format!("{good}="),
+            &short,
+            &other_version,
+            &not_utf8,
+            &"A".repeat(2000),
+        ] {
+            assert!(
+                matches!(execution_of(bad), Err(TaskTokenError::InvalidToken)),
+                "{bad}"
+            );
+        }
+    }
+}
