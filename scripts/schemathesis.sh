@@ -8,8 +8,8 @@
 # Two passes, each on its own server: identity off (`--auth none`), then identity on
 # (`--auth jwt` with `orders dev-keys` keys) with an admin token from `orders dev-token` on
 # every request (`--header "Authorization: Bearer ..."`).
-#   SCHEMATHESIS_MAX_EXAMPLES (default 40), SCHEMATHESIS_MAX_TIME seconds (default 90 for the
-#   first pass), SCHEMATHESIS_AUTH_MAX_TIME seconds for the identity-on pass (default 60),
+#   SCHEMATHESIS_MAX_EXAMPLES (default 40), SCHEMATHESIS_MAX_TIME seconds (default 75 for the
+#   first pass), SCHEMATHESIS_AUTH_MAX_TIME seconds for the identity-on pass (default 50),
 #   SCHEMATHESIS_SEED (default 1; change it to explore other inputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +62,7 @@ status=0
 
 start_release_service
 wait_healthy
-fuzz "identity off" "${SCHEMATHESIS_MAX_TIME:-90}"
+fuzz "identity off" "${SCHEMATHESIS_MAX_TIME:-75}"
 stop_release_service
 
 prepare_release_service
@@ -71,7 +71,7 @@ admin_token=$(target/release/orders dev-token --dir "$dir/keys" --sub fuzz-admin
 ORDERS_AUTH=jwt ORDERS_JWKS="$dir/keys/jwks.json" ORDERS_JWT_ISSUER=orders-dev ORDERS_JWT_AUDIENCE=orders \
     start_release_service
 wait_healthy
-fuzz "identity on (admin token)" "${SCHEMATHESIS_AUTH_MAX_TIME:-60}" --header "Authorization: Bearer $admin_token"
+fuzz "identity on (admin token)" "${SCHEMATHESIS_AUTH_MAX_TIME:-50}" --header "Authorization: Bearer $admin_token"
 stop_release_service
 
 exit "$status"
