@@ -18,7 +18,6 @@ pub(super) struct Rig {
     moto: MotoSession,
     sfn: Client,
     pub(super) tokens: TaskTokens,
-    http: reqwest::Client,
     /// The warehouse queue's URL.
     pub(super) queue: String,
 }
@@ -26,15 +25,10 @@ pub(super) struct Rig {
 pub(super) async fn rig() -> Rig {
     let moto = orders_aws::moto::session().await;
     let sdk = moto.sdk_config().await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("HTTP client");
     let mut rig = Rig {
         sfn: Client::new(&sdk),
         tokens: TaskTokens::new(Client::new(&sdk)),
         moto,
-        http,
         queue: String::new(),
     };
     let created = rig
@@ -48,24 +42,8 @@ impl Rig {
     /// One SQS call in the JSON protocol. The authorization header only names the service for
     /// moto's routing; moto does not check signatures.
     async fn sqs(&self, action: &str, body: Value) -> Value {
-        let answer = self
-            .http
-            .post(&self.moto.endpoint)
-            .header("x-amz-target", format!("AmazonSQS.{action}"))
-            .header("content-type", "application/x-amz-json-1.0")
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, \
-                 SignedHeaders=host, Signature=0",
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("SQS {action}: {e}"));
-        let status = answer.status();
-        let text = answer.text().await.expect("SQS answer body");
-        assert!(status.is_success(), "SQS {action}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("SQS {action} answer {text}: {e}"))
+        let target = format!("AmazonSQS.{action}");
+        orders_test_support::aws_json::call(&self.moto.endpoint, "sqs", &target, &body).await
     }
 
     /// The next warehouse request, taken off the queue (long polls, bounded).

@@ -6,6 +6,7 @@
 //! `OrderStore`, [`saga_contract`] for `StepStore`).
 
 pub mod apigw;
+pub mod aws_json;
 pub mod cognito;
 pub mod contract;
 pub mod dynamodb;

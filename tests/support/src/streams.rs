@@ -6,23 +6,8 @@
 use serde_json::{Value, json};
 
 async fn streams_call(endpoint: &str, target: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(endpoint)
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header("X-Amz-Target", format!("DynamoDBStreams_20120810.{target}"))
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("streams request");
-    let status = response.status();
-    let text = response.text().await.expect("streams body");
-    assert!(status.is_success(), "{target}: {status} {text}");
-    serde_json::from_str(&text).expect("streams JSON")
+    let target = format!("DynamoDBStreams_20120810.{target}");
+    crate::aws_json::call(endpoint, "dynamodb", &target, &body).await
 }
 
 /// Every record on the stream so far, as GetRecords returns them.
