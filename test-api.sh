@@ -5,6 +5,9 @@
 #
 # Env: BASE_URL (default http://127.0.0.1:3000), SAGA=1|0 (run the saga checks,
 # default 1), SAGA_TIMEOUT (seconds to wait for a terminal order status, default 30).
+# WEBHOOK_SECRET: the server's ORDERS_PAYMENT_WEBHOOK_SECRET (`whsec_...`; printed at start
+# when generated); when set (and openssl is installed), the webhook checks also sign requests:
+# a correctly signed but stale one is refused, a signed event of an unhandled type is taken.
 # Identity (a server with --auth jwt; leave all three unset for --auth none):
 #   ADMIN_TOKEN  a token with the admin scope (orders/admin), sent as `Authorization: Bearer`
 #                on every request of the suite, so it passes unchanged (an admin may act for
@@ -116,6 +119,12 @@ req GET /openapi.json
 assert_status "GET /openapi.json" 200
 assert_json "openapi version 3.1.x" '.openapi | startswith("3.1")'
 assert_json "openapi has /orders and /orders/{id}" '.paths | has("/orders") and has("/orders/{id}")'
+assert_json "openapi has PATCH /orders/{id} and POST /webhooks/payments" \
+  '(.paths["/orders/{id}"] | has("patch")) and (.paths["/webhooks/payments"] | has("post"))'
+assert_json "openapi: the webhook is secured by its signature headers, not a bearer token" \
+  '.paths["/webhooks/payments"].post.security == [{"webhookId": [], "webhookTimestamp": [], "webhookSignature": []}]'
+assert_json "openapi: the lifecycle statuses" \
+  '.components.schemas.OrderStatus.enum | contains(["AWAITING_PAYMENT","SHIPPED","CANCELLED"])'
 
 # ---------------------------------------------------------------- idempotency: seed scenarios
 C1="cust-$RUN-1"
@@ -181,7 +190,7 @@ assert_status "GET /orders/{id}" 200
 assert_json "order: orderId, customerId, items" ".orderId == \"$ID1\" and .customerId == \"$C1\" and (.items | length == 1)"
 assert_json "order: totalAmount 1299.99, currency EUR" '.totalAmount == 1299.99 and .currency == "EUR"'
 assert_json "order: status is a known status" \
-  '.status as $s | any(["PENDING","INVENTORY_RESERVED","PAYMENT_PROCESSED","COMPLETED","COMPENSATING","FAILED"][]; . == $s)'
+  '.status as $s | any(["PENDING","INVENTORY_RESERVED","AWAITING_PAYMENT","PAYMENT_PROCESSED","SHIPPED","COMPLETED","COMPENSATING","FAILED","CANCELLED"][]; . == $s)'
 assert_json "order: version is a number >= 1" '(.version | type == "number") and .version >= 1'
 assert_json "order: createdAt, updatedAt strings; history array" \
   '(.createdAt|type == "string") and (.updatedAt|type == "string") and (.history|type == "array")'
@@ -275,6 +284,73 @@ assert_match "after the 409: orderId is a uuid" "$UUID_RE" "$(jqr .orderId)"
 req GET "/customers/cust-$RUN-novouchers/vouchers"
 assert_status "GET /customers/{new}/vouchers" 200
 assert_json "new customer: vouchers []" '.vouchers == []'
+
+# ---------------------------------------------------------------- payment webhooks
+# Signed (Standard Webhooks), never token-authenticated: a bad signature is a 401 problem
+# whose challenge is not Bearer, with or without a token on the request.
+WH_BODY=$(printf '{"type":"payment.succeeded","data":{"paymentId":"pay_%s","orderId":"%s","amount":1299.99}}' "${ID1//-/}" "$ID1")
+NOW=$(date +%s)
+AS= req POST /webhooks/payments -H 'Content-Type: application/json' --data-binary "$WH_BODY"
+assert_problem "webhook without signature headers (no token)" 401
+case "$(hdr www-authenticate)" in
+  Bearer*) fail "webhook 401: the challenge is not Bearer" "another scheme" "'$(hdr www-authenticate)'" ;;
+  *) ok "webhook 401: the challenge is not Bearer" ;;
+esac
+AS= req POST /webhooks/payments -H 'Content-Type: application/json' -H "webhook-id: msg_$RUN" \
+  -H "webhook-timestamp: $NOW" --data-binary "$WH_BODY"
+assert_problem "webhook without webhook-signature" 401
+AS= req POST /webhooks/payments -H 'Content-Type: application/json' -H "webhook-id: msg_$RUN" \
+  -H "webhook-timestamp: $NOW" -H 'webhook-signature: v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' --data-binary "$WH_BODY"
+assert_problem "webhook with a wrong signature" 401
+req POST /webhooks/payments -H 'Content-Type: application/json' -H "webhook-id: msg_$RUN" \
+  -H "webhook-timestamp: $NOW" -H 'webhook-signature: v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' --data-binary "$WH_BODY"
+assert_problem "webhook with a wrong signature (and a token, which does not help)" 401
+# whsig SECRET ID TIMESTAMP BODY: the webhook-signature value (v1,<base64 HMAC-SHA256>).
+whsig() {
+  local key
+  key=$(printf '%s' "${1#whsec_}" | base64 -d 2>/dev/null | od -An -v -tx1 | tr -d ' \n')
+  printf '%s.%s.%s' "$2" "$3" "$4" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64
+}
+if [ -n "${WEBHOOK_SECRET:-}" ] && command -v openssl >/dev/null 2>&1; then
+  STALE=$((NOW - 301))
+  AS= req POST /webhooks/payments -H 'Content-Type: application/json' -H "webhook-id: msg_${RUN}_stale" \
+    -H "webhook-timestamp: $STALE" -H "webhook-signature: v1,$(whsig "$WEBHOOK_SECRET" "msg_${RUN}_stale" "$STALE" "$WH_BODY")" \
+    --data-binary "$WH_BODY"
+  assert_problem "webhook correctly signed 301 s ago" 401
+  OTHER='{"type":"payment.disputed","data":{}}'
+  AS= req POST /webhooks/payments -H 'Content-Type: application/json' -H "webhook-id: msg_${RUN}_other" \
+    -H "webhook-timestamp: $NOW" -H "webhook-signature: v1,$(whsig "$WEBHOOK_SECRET" "msg_${RUN}_other" "$NOW" "$OTHER")" \
+    --data-binary "$OTHER"
+  assert_status "webhook correctly signed, of a type not handled" 200
+  assert_json "webhook of a type not handled: received, ignored" '.received == true and .outcome == "ignored"'
+else
+  skip "webhook: correctly signed stale and unhandled-type deliveries (no WEBHOOK_SECRET or openssl)"
+fi
+
+# ---------------------------------------------------------------- PATCH /orders/{id}: refusals
+# (the cancellations themselves are in the saga section: they need the saga running)
+patch_order() { # ID BODY [curl args...]
+  local id=$1 body=$2; shift 2
+  req PATCH "/orders/$id" -H 'Content-Type: application/json' --data-binary "$body" "$@"
+}
+patch_order "$ID1" '{"status":"COMPLETED"}'
+assert_problem "PATCH status COMPLETED" 400
+assert_json "PATCH status COMPLETED: errors names status" 'any(.errors[]; .field == "status")'
+patch_order "$ID1" '{"status":"CANCELLED","note":"x"}'
+assert_problem "PATCH with an unknown field" 400
+assert_json "PATCH unknown field: errors names it" 'any(.errors[]; .field == "note")'
+patch_order "$ID1" "{\"status\":\"CANCELLED\",\"reason\":\"$(printf '%0501d' 0)\"}"
+assert_problem "PATCH with a reason of 501 characters" 400
+patch_order "$ID1" '{"status":"CANCELLED","reason":""}'
+assert_problem "PATCH with an empty reason" 400
+req PATCH "/orders/$ID1" -H 'Content-Type: text/plain' --data-binary '{"status":"CANCELLED"}'
+assert_problem "PATCH as text/plain" 415
+patch_order 00000000-0000-4000-8000-000000000000 '{"status":"CANCELLED"}'
+assert_problem "PATCH /orders/{unknown uuid}" 404
+patch_order not-a-uuid '{"status":"CANCELLED"}'
+assert_problem "PATCH /orders/not-a-uuid" 404
+req GET "/orders/$ID1"
+assert_json "refused PATCHes changed nothing" 'has("cancellationRequested") | not'
 
 # ---------------------------------------------------------------- inventory
 req GET /inventory/laptop
@@ -379,14 +455,22 @@ if [ -n "$TOKEN" ]; then
   ADMIN_SUB=$(sub_of "$ADMIN_TOKEN")
   req GET "/orders/$IDT_A"
   assert_eq "identity: the admin's own order is the admin's sub ($ADMIN_SUB)" "${ADMIN_SUB:-<no sub in ADMIN_TOKEN>}" "$(jqr .customerId)"
+  # cancellation: owner or admin; another customer's order is a 404, as GET answers
+  AS="$TOKEN" req PATCH "/orders/$ID1" -H 'Content-Type: application/json' --data-binary '{"status":"CANCELLED"}'
+  assert_problem "identity: customer PATCHes another customer's order" 404
+  req GET "/orders/$ID1"
+  assert_json "identity: the refused PATCH changed nothing" 'has("cancellationRequested") | not'
+  AS= req PATCH "/orders/$IDC" -H 'Content-Type: application/json' --data-binary '{"status":"CANCELLED"}'
+  assert_problem "identity: PATCH without a token" 401
 else
   skip "identity: 401 without or with a bad token, open /health and /openapi.json (no TOKEN)"
   skip "identity: a customer acts only for themselves; another's order is 404; PUT /inventory 403 (no TOKEN)"
   skip "identity: idempotency keys scoped per caller (no TOKEN)"
+  skip "identity: PATCH of another customer's order is 404, without a token 401 (no TOKEN)"
 fi
 
 # ---------------------------------------------------------------- saga
-# wait_terminal ORDER_ID TIMEOUT_SECS: poll until COMPLETED or FAILED; sets TERMINAL
+# wait_terminal ORDER_ID TIMEOUT_SECS: poll until COMPLETED, FAILED or CANCELLED; sets TERMINAL
 # to the last status seen, leaves the order in $TMP/body; returns 1 on timeout.
 wait_terminal() {
   local deadline=$((SECONDS + $2))
@@ -394,9 +478,21 @@ wait_terminal() {
   while :; do
     req GET "/orders/$1"
     TERMINAL=$(jqr .status)
-    case "$TERMINAL" in COMPLETED|FAILED) return 0 ;; esac
+    case "$TERMINAL" in COMPLETED|FAILED|CANCELLED) return 0 ;; esac
     [ "$SECONDS" -ge "$deadline" ] && return 1
     sleep 0.5
+  done
+}
+# wait_for ORDER_ID STATUS TIMEOUT_SECS: poll (every 0.1 s) until the order is in STATUS;
+# sets SEEN to the last status; returns 1 on timeout.
+wait_for() {
+  local deadline=$((SECONDS + $3))
+  while :; do
+    req GET "/orders/$1"
+    SEEN=$(jqr .status)
+    [ "$SEEN" = "$2" ] && return 0
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.1
   done
 }
 # vouchers_of CUSTOMER: GET the customer's vouchers, waiting up to 3 s for a non-empty list.
@@ -421,6 +517,12 @@ if [ "$SAGA" = "1" ]; then
   S_DECLINED=$(jqr .orderId)
   CV="cust-$RUN-s4"; post_order "" "$(order_body "$CV" laptop 1 100.01)"; S_VOUCHER=$(jqr .orderId)
   CN="cust-$RUN-s5"; post_order "" "$(order_body "$CN" laptop 1 100.00)"; S_NOVOUCHER=$(jqr .orderId)
+  # cancellation: a payment that never answers keeps the order AWAITING_PAYMENT until cancelled
+  PC="p-$RUN-cancel"
+  req PUT "/inventory/$PC" -H 'Content-Type: application/json' --data-binary '{"available": 5}'
+  assert_status "saga: PUT /inventory/$PC available 5" 200
+  post_order "" "$(order_body "cust-$RUN-s6" "$PC" 2 10.00 '"paymentMethod":"pm_card_noAnswer"')"
+  S_CANCEL=$(jqr .orderId)
 
   wait_terminal "$S_OK" "$SAGA_TIMEOUT"
   assert_eq "saga: laptop order ends COMPLETED" COMPLETED "$TERMINAL"
@@ -445,12 +547,61 @@ if [ "$SAGA" = "1" ]; then
   assert_eq "saga: order of exactly 100.00 ends COMPLETED" COMPLETED "$TERMINAL"
   vouchers_of "$CN"
   assert_json "saga: order of exactly 100.00 earns no voucher" '.vouchers == []'
+
+  # the happy path went through the payment webhook and the warehouse
+  req GET "/orders/$S_OK"
+  assert_json "saga: completed order: payment SUCCEEDED" '.payment.status == "SUCCEEDED" and (.payment.paymentId | startswith("pay_"))'
+  assert_json "saga: completed order: shipment with a tracking number" '(.shipment.trackingNumber | length > 0) and (.shipment.shippedAt | type == "string")'
+  assert_json "saga: completed order: RequestPayment, MarkShipped, MarkCompleted in its history" \
+    '[.history[].step] | contains(["RequestPayment","MarkShipped","MarkCompleted"])'
+  assert_json "saga: completed order: no failureReason, no cancellation" '(has("failureReason") or has("cancellationRequested")) | not'
+  patch_order "$S_OK" '{"status":"CANCELLED"}'
+  assert_problem "saga: PATCH a COMPLETED order" 409
+  assert_json "saga: 409 says the parcel has shipped" '.detail | test("shipped")'
+  patch_order "$S_DECLINED" '{"status":"CANCELLED"}'
+  assert_problem "saga: PATCH a FAILED order" 409
+
+  # cancel the order waiting for a payment that never comes
+  if wait_for "$S_CANCEL" AWAITING_PAYMENT "$SAGA_TIMEOUT"; then ok "saga: pm_card_noAnswer order waits in AWAITING_PAYMENT"
+  else fail "saga: pm_card_noAnswer order waits in AWAITING_PAYMENT" AWAITING_PAYMENT "$SEEN"; fi
+  assert_json "saga: the waiting order's payment is REQUESTED" '.payment.status == "REQUESTED"'
+  KC="key-$RUN-cancel"
+  CANCEL_BODY='{"status":"CANCELLED","reason":"changed my mind"}'
+  patch_order "$S_CANCEL" "$CANCEL_BODY" -H "x-idempotency-key: $KC"
+  assert_status "saga: PATCH cancel with key KC" 202
+  cp "$TMP/body" "$TMP/cancel1"
+  assert_json "saga: 202 body: the order, cancellationRequested, the reason" \
+    ".orderId == \"$S_CANCEL\" and .cancellationRequested == true and .cancellationReason == \"changed my mind\""
+  assert_eq "saga: first cancel: no Idempotent-Replayed" "" "$(hdr idempotent-replayed)"
+  patch_order "$S_CANCEL" '{ "reason" : "changed my mind", "status" : "CANCELLED" }' -H "x-idempotency-key: $KC"
+  assert_status "saga: PATCH cancel replayed (reordered keys)" 202
+  assert_eq "saga: cancel replay: Idempotent-Replayed: true" "true" "$(hdr idempotent-replayed)"
+  if cmp -s "$TMP/cancel1" "$TMP/body"; then ok "saga: cancel replay: byte-identical body"
+  else fail "saga: cancel replay: byte-identical body" "$(cat "$TMP/cancel1")" "$(cat "$TMP/body")"; fi
+  patch_order "$S_CANCEL" '{"status":"CANCELLED"}' -H "x-idempotency-key: $KC"
+  assert_problem "saga: same key, another PATCH body" 422
+  post_order "$KC" "$(order_body "$C1" laptop 1 1)"
+  assert_problem "saga: the PATCH's key on a POST /orders" 422
+  patch_order "$S_CANCEL" '{"status":"CANCELLED"}'
+  assert_status "saga: PATCH cancel again without a key" 202
+  assert_json "saga: asked again: still the first request's reason" '.cancellationRequested == true and .cancellationReason == "changed my mind"'
+  wait_terminal "$S_CANCEL" "$SAGA_TIMEOUT"
+  assert_eq "saga: the cancelled order ends CANCELLED" CANCELLED "$TERMINAL"
+  assert_json "saga: cancelled order: no charge kept, no failureReason" \
+    '((.payment.status // "none") != "SUCCEEDED") and (has("failureReason") | not)'
+  assert_json "saga: cancelled order: compensation in its history" '[.history[].step] | contains(["ReleaseInventory","MarkCancelled"])'
+  req GET "/inventory/$PC"
+  assert_eq "saga: the cancelled order's stock is released" 5 "$(jqr .available)"
+  patch_order "$S_CANCEL" '{"status":"CANCELLED"}'
+  assert_status "saga: PATCH a CANCELLED order" 202
 else
   skip "saga: laptop order ends COMPLETED with history (SAGA=0)"
   skip "saga: sold-out order ends FAILED with failureReason (SAGA=0)"
   skip "saga: declined payment ends FAILED and releases stock (SAGA=0)"
   skip "saga: order over 100.00 earns one READY voucher of 5 (SAGA=0)"
   skip "saga: order of exactly 100.00 earns no voucher (SAGA=0)"
+  skip "saga: payment and shipment of a completed order; 409 for COMPLETED and FAILED (SAGA=0)"
+  skip "saga: cancel of an order waiting for its payment, replay, 422, ends CANCELLED, stock released (SAGA=0)"
 fi
 
 # ---------------------------------------------------------------- summary

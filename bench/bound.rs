@@ -18,9 +18,10 @@ use clap::Parser;
 use orders::clock::SystemClock;
 use orders::config::Config;
 use orders::http::{AppState, router};
+use orders_domain::lifecycle::{PaymentWebhook, WebhookOutcome};
 use orders_domain::store::{
-    CreateOrder, CreateOutcome, ListOrders, OrderPage, OrderRecord, OrderStore, StockLevel,
-    StoreError, VoucherRecord,
+    CancelOrder, CancelOutcome, CreateOrder, CreateOutcome, ListOrders, OrderPage, OrderRecord,
+    OrderStore, Respond, StockLevel, StoreError, VoucherRecord,
 };
 use orders_domain::{CustomerId, OrderId, ProductId};
 use std::sync::Arc;
@@ -61,6 +62,23 @@ impl OrderStore for NullStore {
 
     async fn list_vouchers(&self, _: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError> {
         Ok(Vec::new())
+    }
+
+    async fn apply_payment_webhook(
+        &self,
+        _: &PaymentWebhook,
+    ) -> Result<WebhookOutcome, StoreError> {
+        Ok(WebhookOutcome::Ignored(
+            "the storage ceiling keeps nothing".into(),
+        ))
+    }
+
+    async fn cancel_order(
+        &self,
+        _: CancelOrder,
+        _: Respond<'_>,
+    ) -> Result<CancelOutcome, StoreError> {
+        Ok(CancelOutcome::NotFound)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -16,7 +16,7 @@ fi
 echo "asl-validator $("$tools/node_modules/.bin/asl-validator" --version): $definition"
 "$tools/node_modules/.bin/asl-validator" --json-path "$definition"
 filled="$tools/statemachine.filled.json"
-sed -E 's/\$\{[A-Za-z]+FunctionArn\}/arn:aws:lambda:us-east-1:123456789012:function:orders-steps/g' "$definition" > "$filled"
+sed -E 's/\$\{[A-Za-z]+FunctionArn\}/arn:aws:lambda:us-east-1:123456789012:function:orders-steps/g; s|\$\{WarehouseQueueUrl\}|https://sqs.us-east-1.amazonaws.com/123456789012/orders-warehouse|g' "$definition" > "$filled"
 echo "statelint: $definition (substitutions filled)"
 "$tools/node_modules/.bin/statelint" "$filled"
 echo "statelint: valid"

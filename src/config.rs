@@ -5,9 +5,11 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use orders_aws::functions;
+use orders_domain::standard_webhooks::WebhookSecret;
 use orders_workflow::steps;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -16,7 +18,10 @@ use std::path::PathBuf;
     about = "Order service: idempotent POST /orders with a transactional outbox and a saga.",
     long_about = "Order service: idempotent POST /orders with a transactional outbox and a saga.\n\n\
     Runs the HTTP API, the outbox relay and the saga executor in one process on an embedded \
-    SQLite database. Every setting can also be given by the environment variable shown.\n\n\
+    SQLite database, with the outside actors the saga waits for simulated in process: a \
+    payment provider answering charges with signed webhooks to POST /webhooks/payments, and \
+    a warehouse worker shipping orders from the local queue. Every setting can also be given \
+    by the environment variable shown.\n\n\
     Without a command it serves; `orders parked-events --database PATH` prints the outbox \
     events the relay parked (dead letters) as JSON and exits; `orders dev-keys` and \
     `orders dev-token --sub ID` make a signing key and tokens for --auth jwt locally."
@@ -106,6 +111,43 @@ pub struct Config {
     #[arg(long, env = "ORDERS_MAX_DB_BYTES", value_parser = clap::value_parser!(u64).range(1_048_576..))]
     pub max_db_size: Option<u64>,
 
+    /// The Standard Webhooks secret (`whsec_` and base64) payment webhooks are signed with.
+    /// Unset locally: generated on the first start, saved owner-only beside the database as
+    /// `<database>.webhook-secret`, printed once, and read from there on later starts.
+    #[arg(long, env = crate::local::secret::WEBHOOK_SECRET_ENV, hide_env_values = true, value_parser = webhook_secret)]
+    pub payment_webhook_secret: Option<WebhookSecret>,
+
+    /// The payment provider's base URL (it serves `POST /charges`). Unset: the built-in
+    /// provider simulator is started on --payment-sim-listen and answers with signed webhooks
+    /// to this service's own listener.
+    #[arg(long, env = "ORDERS_PAYMENT_PROVIDER_URL", value_parser = provider_url)]
+    pub payment_provider_url: Option<reqwest::Url>,
+
+    /// Where the provider simulator listens (port 0: any free port). Unused with
+    /// --payment-provider-url.
+    #[arg(long, env = "ORDERS_PAYMENT_SIM_LISTEN", default_value = "127.0.0.1:0")]
+    pub payment_sim_listen: SocketAddr,
+
+    /// Milliseconds from an accepted charge to the simulator's webhook. Cards:
+    /// `pm_card_noAnswer` is never answered (the payment times out), a method containing
+    /// `Declined` fails, any other succeeds.
+    #[arg(long, env = "ORDERS_PAYMENT_SIM_DELAY_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub payment_sim_delay_ms: u64,
+
+    /// Milliseconds the warehouse worker takes to pack a parcel; it sends task heartbeats
+    /// meanwhile (about three per HeartbeatSeconds).
+    #[arg(long, env = "ORDERS_WAREHOUSE_PACKING_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub warehouse_packing_ms: u64,
+
+    /// Share (0.0-1.0) of shipments the warehouse refuses (the task fails with
+    /// `WarehouseRefused` and the order is compensated).
+    #[arg(long, env = "ORDERS_WAREHOUSE_FAILURE_RATE", default_value_t = 0.0, value_parser = steps::parse_rate)]
+    pub warehouse_failure_rate: f64,
+
+    /// Parcels the warehouse worker packs at once.
+    #[arg(long, env = "ORDERS_WAREHOUSE_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub warehouse_concurrency: u64,
+
     #[command(flatten)]
     pub identity: crate::identity::IdentityArgs,
 
@@ -118,6 +160,24 @@ fn scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && (0.0..=100.0).contains(&r) => Ok(r),
         _ => Err(format!("{s:?} is not a number from 0 to 100")),
+    }
+}
+
+fn webhook_secret(s: &str) -> Result<WebhookSecret, String> {
+    WebhookSecret::parse(s).map_err(|e| e.to_string())
+}
+
+/// An absolute http(s) URL; a provider's path may follow the host (`http://h/sim/`).
+fn provider_url(s: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{s:?} is not an http(s) URL with a host"));
+    }
+    // `charges` is joined to it: without the slash a last path segment would be replaced.
+    if url.path().ends_with('/') {
+        Ok(url)
+    } else {
+        reqwest::Url::parse(&format!("{s}/")).map_err(|e| e.to_string())
     }
 }
 
@@ -191,6 +251,36 @@ impl Config {
         }
     }
 
+    /// The local stack's settings around `api` and the webhook secret in use.
+    pub fn local_settings(
+        &self,
+        api: crate::http::ApiSettings,
+        webhook_secret: WebhookSecret,
+    ) -> crate::local::assemble::LocalSettings {
+        use crate::local::assemble::{ActorSettings, LocalSettings, Provider};
+        let provider = match &self.payment_provider_url {
+            Some(url) => Provider::External(url.clone()),
+            None => Provider::Simulator {
+                listen: self.payment_sim_listen,
+                delay: Duration::from_millis(self.payment_sim_delay_ms),
+            },
+        };
+        LocalSettings {
+            api,
+            steps: self.step_settings(),
+            executor: self.executor_options(),
+            relay: orders_processor::relay::RelayOptions::default(),
+            actors: ActorSettings {
+                provider,
+                packing: Duration::from_millis(self.warehouse_packing_ms),
+                failure_rate: self.warehouse_failure_rate,
+                warehouse_concurrency: self.warehouse_concurrency as usize,
+                warehouse_visibility: Duration::from_secs(30),
+            },
+            webhook_secret,
+        }
+    }
+
     pub fn sqlite_options(&self) -> orders_sqlite::SqliteOptions {
         orders_sqlite::SqliteOptions {
             wal_autocheckpoint: self.wal_autocheckpoint,
@@ -216,63 +306,10 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             // Established by the composition root (`local`, `lambda`): it may fetch keys.
             identity: crate::identity::Identity::None,
+            payment_webhook_secret: self.payment_webhook_secret.clone(),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_the_design() {
-        let c = Config::try_parse_from(["orders"]).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
-        assert_eq!(c.database, PathBuf::from("./data/orders.db"));
-        assert_eq!(c.idempotency_ttl_secs, 600);
-        assert!(!c.require_idempotency_key);
-        assert_eq!(c.body_limit, 65_536);
-        assert_eq!(c.max_in_flight, 1024);
-        assert_eq!(c.request_timeout_secs, 10);
-        assert_eq!(c.max_connections, 4096);
-        assert_eq!(c.client_idle_timeout_secs, 30);
-        assert_eq!(c.sqlite_options(), Default::default());
-        assert_eq!(c.executor_options().timeout_scale, 1.0);
-    }
-
-    #[test]
-    fn bad_values_are_refused() {
-        assert!(Config::try_parse_from(["orders", "--listen", "nowhere"]).is_err());
-        assert!(Config::try_parse_from(["orders", "--idempotency-ttl-secs", "0"]).is_err());
-        assert!(Config::try_parse_from(["orders", "--require-idempotency-key", "maybe"]).is_err());
-        assert!(
-            Config::try_parse_from(["orders", "--payment-transient-error-rate", "1.5"]).is_err()
-        );
-        assert!(Config::try_parse_from(["orders", "--retry-delay-scale", "-1"]).is_err());
-        for bad in ["0", "-1", "NaN", "inf", "101"] {
-            assert!(
-                Config::try_parse_from(["orders", "--timeout-scale", bad]).is_err(),
-                "{bad}"
-            );
-        }
-        let scaled = Config::try_parse_from(["orders", "--timeout-scale", "0.01"]).unwrap();
-        assert_eq!(scaled.executor_options().timeout_scale, 0.01);
-        assert!(Config::try_parse_from(["orders", "--max-in-flight", "0"]).is_err());
-        assert!(Config::try_parse_from(["orders", "--request-timeout-secs", "0"]).is_err());
-        assert!(Config::try_parse_from(["orders", "--wal-autocheckpoint", "10"]).is_err());
-        assert!(Config::try_parse_from(["orders", "--max-db-size", "4096"]).is_err());
-        let capped = Config::try_parse_from(["orders", "--max-db-size", "8388608"]).unwrap();
-        assert_eq!(capped.sqlite_options().max_db_bytes, Some(8_388_608));
-        let c = Config::try_parse_from(["orders", "--require-idempotency-key"]).unwrap();
-        assert!(c.require_idempotency_key);
-    }
-
-    #[test]
-    fn parked_events_takes_the_database_after_the_command() {
-        let c =
-            Config::try_parse_from(["orders", "parked-events", "--database", "/tmp/x.db"]).unwrap();
-        assert_eq!(c.command, Some(Command::ParkedEvents));
-        assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
-        assert_eq!(Config::try_parse_from(["orders"]).unwrap().command, None);
-    }
-}
+mod tests;

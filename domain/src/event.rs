@@ -1,16 +1,22 @@
-//! The outbox event: a CloudEvents 1.0 envelope whose `data` is the saga's input.
+//! The outbox's events: CloudEvents 1.0 envelopes.
 //!
-//! It is written in the same transaction as the order, read by the relay (local) or the
-//! DynamoDB Streams processor (AWS), and its `id` becomes the saga execution's name. The saga
-//! input carries amounts as integer cents: it is read by machines, never shown to people.
+//! `order.created` ([`OutboxEvent`], `data` the saga's input) is written in the same
+//! transaction as the order, read by the relay (local) or the DynamoDB Streams processor
+//! (AWS), and its `id` becomes the saga execution's name. A [`SignalEvent`] carries a result
+//! for a waiting saga (a payment webhook, a cancellation) the same way; it is internal and
+//! never published. The saga input carries amounts as integer cents: it is read by machines,
+//! never shown to people.
 
 use crate::ids::{CustomerId, EventId, OrderId, ProductId, VoucherCode};
+use crate::lifecycle::TaskSignal;
 use crate::money::{Cents, as_cents};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub const SPEC_VERSION: &str = "1.0";
 pub const ORDER_CREATED: &str = "order.created";
+/// The type of the internal signals ([`SignalEvent`]).
+pub const TASK_SIGNAL: &str = "orders.internal.task-signal";
 pub const SOURCE: &str = "/orders";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +82,65 @@ impl OutboxEvent {
     }
 }
 
+/// An internal signal for the order's saga, in the outbox envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalEvent {
+    pub specversion: String,
+    pub id: EventId,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub time: DateTime<Utc>,
+    pub subject: OrderId,
+    pub datacontenttype: String,
+    pub data: TaskSignal,
+}
+
+impl SignalEvent {
+    pub fn new(time: DateTime<Utc>, order: OrderId, signal: TaskSignal) -> Self {
+        SignalEvent {
+            specversion: SPEC_VERSION.to_owned(),
+            id: EventId::new(),
+            source: SOURCE.to_owned(),
+            event_type: TASK_SIGNAL.to_owned(),
+            time,
+            subject: order,
+            datacontenttype: "application/json".to_owned(),
+            data: signal,
+        }
+    }
+}
+
+/// Any outbox row, by its `type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxMessage {
+    OrderCreated(OutboxEvent),
+    Signal(SignalEvent),
+}
+
+impl OutboxMessage {
+    /// Decodes and checks a row of either kind; an unknown type is poison.
+    pub fn decode(json: &[u8]) -> Result<Self, EventError> {
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "type")]
+            event_type: String,
+        }
+        let head: Head =
+            serde_json::from_slice(json).map_err(|e| EventError::Malformed(e.to_string()))?;
+        if head.event_type != TASK_SIGNAL {
+            return OutboxEvent::decode(json).map(OutboxMessage::OrderCreated);
+        }
+        let ev: SignalEvent =
+            serde_json::from_slice(json).map_err(|e| EventError::Malformed(e.to_string()))?;
+        if ev.specversion != SPEC_VERSION {
+            return Err(EventError::SpecVersion(ev.specversion));
+        }
+        Ok(OutboxMessage::Signal(ev))
+    }
+}
+
 /// Everything the saga needs, so no step has to read the order to learn what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -133,6 +198,30 @@ mod tests {
             OutboxEvent::decode(json.to_string().as_bytes()).unwrap(),
             ev
         );
+    }
+
+    #[test]
+    fn signals_and_orders_decode_by_type() {
+        let order = OrderId::new();
+        let signal = SignalEvent::new(
+            Utc::now(),
+            order,
+            TaskSignal::CancelWaiting {
+                execution: "e".into(),
+                reason: None,
+            },
+        );
+        let json = serde_json::to_vec(&signal).unwrap();
+        assert_eq!(
+            OutboxMessage::decode(&json).unwrap(),
+            OutboxMessage::Signal(signal)
+        );
+        let created = serde_json::to_vec(&sample()).unwrap();
+        assert!(matches!(
+            OutboxMessage::decode(&created).unwrap(),
+            OutboxMessage::OrderCreated(_)
+        ));
+        assert!(OutboxMessage::decode(b"{\"type\":\"order.deleted\"}").is_err());
     }
 
     #[test]

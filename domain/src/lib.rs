@@ -13,7 +13,10 @@
 //!   format.
 //! - [`order`], [`voucher`], [`validation`], [`catalogue`]: statuses and their moves, the
 //!   voucher rules, the create request's validation, the seeded products.
-//! - [`event`]: the outbox event (CloudEvents 1.0) and the saga input it carries.
+//! - [`event`]: the outbox events (CloudEvents 1.0): the saga input `order.created` carries,
+//!   and the internal signals for a waiting saga.
+//! - [`lifecycle`]: what the outside actors leave on an order (payment, shipment,
+//!   cancellation) and the signals that carry their results.
 //! - [`idempotency`]: key rules, the request fingerprint, the stored response.
 //! - [`access`]: the caller of a request and the ownership rules every route applies.
 //! - [`standard_webhooks`]: Standard Webhooks signatures, signing and verifying.
@@ -29,6 +32,7 @@ pub mod catalogue;
 pub mod event;
 pub mod idempotency;
 pub mod ids;
+pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod standard_webhooks;
@@ -38,8 +42,9 @@ pub mod validation;
 pub mod voucher;
 
 pub use catalogue::CATALOGUE;
-pub use event::{OutboxEvent, SagaInput, SagaItem};
+pub use event::{OutboxEvent, OutboxMessage, SagaInput, SagaItem, SignalEvent};
 pub use ids::{CustomerId, EventId, OrderId, ProductId, VoucherCode};
+pub use lifecycle::{PaymentId, PaymentStatus, Shipment, TaskSignal};
 pub use money::{Cents, Currency, MoneyError};
 pub use order::{OrderItem, OrderStatus, PaymentMethod};
 pub use voucher::{VOUCHER_DISCOUNT, VOUCHER_THRESHOLD, VoucherStatus};

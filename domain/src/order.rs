@@ -1,6 +1,8 @@
-//! The order's lifecycle. Status changes only move along the saga's edges
-//! (`PENDING -> INVENTORY_RESERVED -> PAYMENT_PROCESSED -> COMPLETED`, or any non-terminal
-//! status `-> COMPENSATING -> FAILED`), each one a conditional update on the order's `version`.
+//! The order's lifecycle. Status changes only move along the saga's edges (`PENDING ->
+//! INVENTORY_RESERVED -> AWAITING_PAYMENT -> PAYMENT_PROCESSED -> SHIPPED -> COMPLETED`; any
+//! status before SHIPPED `-> COMPENSATING -> FAILED | CANCELLED`), each one a conditional
+//! update on the order's `version`. Once the parcel is SHIPPED nothing is compensated: a
+//! shipped order can only complete.
 
 use crate::ids::ProductId;
 use crate::money::Cents;
@@ -12,17 +14,42 @@ crate::wire_names! {
     pub enum OrderStatus with ALL {
         Pending = "PENDING",
         InventoryReserved = "INVENTORY_RESERVED",
+        AwaitingPayment = "AWAITING_PAYMENT",
         PaymentProcessed = "PAYMENT_PROCESSED",
+        Shipped = "SHIPPED",
         Completed = "COMPLETED",
         Compensating = "COMPENSATING",
         Failed = "FAILED",
+        Cancelled = "CANCELLED",
     }
     unknown: UnknownStatus = |s| UnknownStatus(s.to_owned());
 }
 
 impl OrderStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, OrderStatus::Completed | OrderStatus::Failed)
+        matches!(
+            self,
+            OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Cancelled
+        )
+    }
+
+    /// Whether a customer may still cancel: only before the parcel leaves the warehouse.
+    pub fn is_cancellable(self) -> bool {
+        use OrderStatus::*;
+        matches!(
+            self,
+            Pending | InventoryReserved | AwaitingPayment | PaymentProcessed
+        )
+    }
+
+    /// Whether `self` is one of the forward statuses a cancellation request stops the saga
+    /// from entering (every forward move is refused once cancellation was asked for).
+    pub fn is_forward(self) -> bool {
+        use OrderStatus::*;
+        matches!(
+            self,
+            Pending | InventoryReserved | AwaitingPayment | PaymentProcessed | Shipped | Completed
+        )
     }
 
     /// Whether the saga may move an order from `self` to `next`. Staying put is allowed so
@@ -33,10 +60,15 @@ impl OrderStatus {
             || matches!(
                 (self, next),
                 (Pending, InventoryReserved)
-                    | (InventoryReserved, PaymentProcessed)
-                    | (PaymentProcessed, Completed)
-                    | (Pending | InventoryReserved | PaymentProcessed, Compensating)
-                    | (Compensating, Failed)
+                    | (InventoryReserved, AwaitingPayment)
+                    | (AwaitingPayment, PaymentProcessed)
+                    | (PaymentProcessed, Shipped)
+                    | (Shipped, Completed)
+                    | (
+                        Pending | InventoryReserved | AwaitingPayment | PaymentProcessed,
+                        Compensating
+                    )
+                    | (Compensating, Failed | Cancelled)
             )
     }
 }
@@ -49,13 +81,15 @@ impl OrderStatus {
         let forward = |s: OrderStatus| match s {
             Pending => Some(0),
             InventoryReserved => Some(1),
-            PaymentProcessed => Some(2),
-            Completed => Some(3),
-            Compensating | Failed => None,
+            AwaitingPayment => Some(2),
+            PaymentProcessed => Some(3),
+            Shipped => Some(4),
+            Completed => Some(5),
+            Compensating | Failed | Cancelled => None,
         };
         match (forward(self), forward(target)) {
             (Some(a), Some(b)) => a >= b,
-            _ => self == target || (self == Failed && target == Compensating),
+            _ => self == target || (matches!(self, Failed | Cancelled) && target == Compensating),
         }
     }
 }
@@ -139,6 +173,20 @@ mod tests {
         assert!(!Compensating.has_reached(Failed));
         assert!(!Failed.has_reached(Completed));
         assert!(!Completed.has_reached(Compensating));
+        assert!(InventoryReserved.can_move_to(AwaitingPayment));
+        assert!(!InventoryReserved.can_move_to(PaymentProcessed));
+        assert!(AwaitingPayment.can_move_to(Compensating));
+        assert!(
+            !Shipped.can_move_to(Compensating),
+            "a shipped parcel is not compensated"
+        );
+        assert!(Compensating.can_move_to(Cancelled));
+        assert!(!Cancelled.can_move_to(Failed));
+        assert!(Shipped.has_reached(AwaitingPayment));
+        assert!(Cancelled.has_reached(Compensating));
+        assert!(Cancelled.is_terminal() && !Shipped.is_terminal());
+        assert!(PaymentProcessed.is_cancellable() && !Shipped.is_cancellable());
+        assert!(!Compensating.is_cancellable());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! emulator.
 
 use crate::idempotency::{IdempotencyKey, StoredResponse};
+use crate::lifecycle::{CancelRequest, PaymentView, PaymentWebhook, Shipment, WebhookOutcome};
 use crate::validation::OrderDraft;
 use crate::{
     Cents, CustomerId, EventId, OrderId, OrderItem, OrderStatus, OutboxEvent, PaymentMethod,
@@ -215,7 +216,42 @@ pub struct OrderRecord {
     pub updated_at: DateTime<Utc>,
     pub voucher_issued: Option<VoucherRecord>,
     pub steps: Vec<StepRecord>,
+    /// Once RequestPayment asked the provider.
+    pub payment: Option<PaymentView>,
+    /// Once the warehouse reported the parcel shipped.
+    pub shipment: Option<Shipment>,
+    pub cancellation: Option<CancelRequest>,
 }
+
+/// A customer's cancellation (`PATCH /orders/{id}`): what its one transaction writes.
+#[derive(Debug, Clone)]
+pub struct CancelOrder {
+    pub order: OrderId,
+    pub reason: Option<String>,
+    /// With a key: the record that keeps the response the transaction's outcome gives.
+    pub idempotency: Option<(IdempotencyKey, String)>,
+    pub ttl: Duration,
+    pub now: DateTime<Utc>,
+}
+
+/// What a cancellation came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Recorded now, with the signal for the saga: the order as it is after the write.
+    Accepted(OrderRecord),
+    /// Asked before (or the order is CANCELLED): nothing changed.
+    AlreadyRequested(OrderRecord),
+    /// Too late (SHIPPED, COMPLETED, FAILED) or failing already (COMPENSATING without a
+    /// request): nothing changed.
+    NotCancellable(OrderRecord),
+    NotFound,
+    Replayed(StoredResponse),
+    KeyReused,
+}
+
+/// How a cancellation's response is built from the order it leaves, so that the
+/// idempotency record written in the same transaction holds exactly what is sent.
+pub type Respond<'a> = &'a (dyn Fn(&OrderRecord) -> StoredResponse + Send + Sync);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoucherRecord {
@@ -284,6 +320,36 @@ pub trait OrderStore: Send + Sync {
     async fn set_inventory(&self, level: StockLevel) -> Result<(), StoreError>;
 
     async fn list_vouchers(&self, customer: &CustomerId) -> Result<Vec<VoucherRecord>, StoreError>;
+
+    /// Records a verified payment webhook and its effect in one atomic write:
+    /// - the `webhook-id` is kept; seen before: `Duplicate`, nothing else changes;
+    /// - `payment.succeeded` for the order's REQUESTED payment while the order is
+    ///   AWAITING_PAYMENT with no cancellation asked: the payment SUCCEEDED, the order
+    ///   PAYMENT_PROCESSED (version + 1), and a `TaskSignal::Succeed` with output
+    ///   `{"paymentId", "amountCents"}` for the payment's task token: `Applied`;
+    /// - `payment.failed` in that same situation: the payment FAILED and a
+    ///   `TaskSignal::Fail` (`PaymentDeclined`, the reason): `Applied`;
+    /// - a success for a REQUESTED payment whose order no longer waits for it (cancellation
+    ///   asked, compensating, failed, cancelled): the payment REFUNDED at once: `Refunded`;
+    ///   a failure then: the payment FAILED, `Ignored`;
+    /// - anything else (unknown order or payment, another payment id, an amount that is not
+    ///   the payment's, a payment already settled): `Ignored` with the reason.
+    async fn apply_payment_webhook(
+        &self,
+        webhook: &PaymentWebhook,
+    ) -> Result<WebhookOutcome, StoreError>;
+
+    /// A customer's cancellation in one atomic write: the idempotency check (as
+    /// `create_order`'s), then by the order's state: cancellable (`OrderStatus::is_cancellable`)
+    /// with no request yet: the request (reason, time; version + 1), a
+    /// `TaskSignal::CancelWaiting` for the order's saga, and the idempotency record of
+    /// `respond(order after)`: `Accepted`. Already asked, or CANCELLED: `AlreadyRequested`
+    /// (its idempotency record written too). Otherwise `NotCancellable`, nothing written.
+    async fn cancel_order(
+        &self,
+        cmd: CancelOrder,
+        respond: Respond<'_>,
+    ) -> Result<CancelOutcome, StoreError>;
 
     /// Storage health, for /health: reads answer, and writes are not being refused for want
     /// of space ([`StoreError::StorageFull`] while they are).

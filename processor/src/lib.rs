@@ -1,25 +1,35 @@
-//! Outbox processing: turning each outbox event into exactly one saga start.
+//! Outbox processing: turning each outbox row into what it asks for, a saga start
+//! (`order.created`) or a signal to a waiting saga ([`SignalEvent`]).
 //!
-//! Delivery from the outbox is at-least-once (a crash between "started" and "marked
-//! published" replays the event), so correctness rests on the start being idempotent: the
+//! Delivery from the outbox is at-least-once (a crash between "acted on" and "marked
+//! published" replays the row), so correctness rests on both actions being idempotent: the
 //! execution is named after the event id, and a start that finds that name taken counts as
-//! success. The same [`start_event`] serves the local relay ([`relay`]) and, on AWS, the
-//! DynamoDB Streams Lambda (`orders_aws::lambda::stream`); only the [`SagaStarter`] behind it
-//! differs (the local executor, or Step Functions' StartExecution in `orders_aws::sfn`).
+//! success; a signal whose task no longer waits for it (answered by the earlier delivery) is
+//! stale, which counts as done too. The same [`process_event`] serves the local relay
+//! ([`relay`]) and, on AWS, the DynamoDB Streams Lambda (`orders_aws::lambda::stream`); only
+//! the ports behind it differ: the [`SagaStarter`] (the local executor, or Step Functions'
+//! StartExecution in `orders_aws::sfn`) and the [`TaskSignaller`] (the local executor's token
+//! calls, or SendTaskSuccess / SendTaskFailure).
 //!
 //! # Layout
 //!
-//! - this file: [`start_event`] and the port [`SagaStarter`] with what a start comes to.
+//! - this file: [`process_event`] (and [`start_event`], for order.created rows only), the port
+//!   [`SagaStarter`] with what a start comes to, and [`ProcessError`].
+//! - [`signal`]: the port [`TaskSignaller`] and what a delivery comes to.
 //! - [`relay`]: the local relay and its port [`relay::OutboxSource`] (what it reads the outbox
 //!   through; `orders-sqlite` implements it).
 //!
-//! No adapter lives here: the ports' implementations are in `orders-sqlite` and `orders-aws`.
+//! No adapter lives here: the ports' implementations are in `orders-sqlite`, `orders-aws` and
+//! the service's local stack.
 
 pub mod relay;
+pub mod signal;
+
+pub use signal::{Delivered, SignalError, TaskSignaller};
 
 use async_trait::async_trait;
 use orders_domain::event::EventError;
-use orders_domain::{OutboxEvent, SagaInput};
+use orders_domain::{OutboxEvent, OutboxMessage, SagaInput, SignalEvent};
 
 /// What starting an execution came to. Both are success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,18 +48,75 @@ pub trait SagaStarter: Send + Sync {
     async fn start(&self, name: &str, input: &SagaInput) -> Result<Started, StartError>;
 }
 
-/// Why one event did not lead to a started saga.
+/// A failure that may pass: the row is retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProcessError {
-    /// The event can never be processed (undecodable, wrong type): park it, do not retry.
-    #[error("poison event: {0}")]
-    Poison(#[from] EventError),
-    /// The start failed and may succeed later: retry.
+pub enum RetryableError {
     #[error(transparent)]
-    Retryable(#[from] StartError),
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Signal(#[from] SignalError),
 }
 
-/// Decodes one outbox event and starts its saga.
+/// Why one outbox row was not acted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessError {
+    /// The row can never be processed (undecodable, unknown type): park it, do not retry.
+    #[error("poison event: {0}")]
+    Poison(#[from] EventError),
+    /// The start or the delivery failed and may succeed later: retry.
+    #[error(transparent)]
+    Retryable(RetryableError),
+}
+
+impl From<StartError> for ProcessError {
+    fn from(e: StartError) -> Self {
+        ProcessError::Retryable(e.into())
+    }
+}
+
+impl From<SignalError> for ProcessError {
+    fn from(e: SignalError) -> Self {
+        ProcessError::Retryable(e.into())
+    }
+}
+
+/// What one outbox row came to; every one is done with (the row is marked published).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    Started(OutboxEvent, Started),
+    Signalled(SignalEvent, Delivered),
+}
+
+/// Decodes one outbox row and acts on it: starts its saga, or delivers its signal. A stale
+/// delivery is logged here, once, for both runtimes.
+pub async fn process_event(
+    payload: &[u8],
+    starter: &dyn SagaStarter,
+    signaller: &dyn TaskSignaller,
+) -> Result<Processed, ProcessError> {
+    match OutboxMessage::decode(payload)? {
+        OutboxMessage::OrderCreated(event) => {
+            let started = starter.start(&event.id.to_string(), &event.data).await?;
+            Ok(Processed::Started(event, started))
+        }
+        OutboxMessage::Signal(event) => {
+            let delivered = signaller.deliver(&event.data).await?;
+            if let Delivered::Stale(reason) = &delivered {
+                tracing::info!(
+                    event_id = %event.id,
+                    order_id = %event.subject,
+                    signal = signal::kind(&event.data),
+                    %reason,
+                    "stale signal: nothing waits for it; done"
+                );
+            }
+            Ok(Processed::Signalled(event, delivered))
+        }
+    }
+}
+
+/// Decodes one `order.created` row and starts its saga; any other row is poison here. For a
+/// consumer that only starts sagas; the outbox's consumers use [`process_event`].
 pub async fn start_event(
     payload: &[u8],
     starter: &dyn SagaStarter,
@@ -60,67 +127,4 @@ pub async fn start_event(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use orders_domain::{Cents, CustomerId, EventId, OrderId, ProductId, SagaItem};
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Recorder(Mutex<HashMap<String, SagaInput>>);
-
-    #[async_trait]
-    impl SagaStarter for Recorder {
-        async fn start(&self, name: &str, input: &SagaInput) -> Result<Started, StartError> {
-            let mut m = self.0.lock().unwrap();
-            if m.contains_key(name) {
-                return Ok(Started::AlreadyExists);
-            }
-            m.insert(name.to_owned(), input.clone());
-            Ok(Started::New)
-        }
-    }
-
-    fn event() -> OutboxEvent {
-        OutboxEvent::order_created(
-            EventId::new(),
-            chrono::Utc::now(),
-            SagaInput {
-                order_id: OrderId::new(),
-                customer_id: CustomerId::parse("c").unwrap(),
-                items: vec![SagaItem {
-                    product_id: ProductId::parse("laptop").unwrap(),
-                    quantity: 1,
-                }],
-                total_cents: Cents(100),
-                payment_method: "pm_card_visa".into(),
-                voucher_code: None,
-            },
-        )
-    }
-
-    #[tokio::test]
-    async fn a_redelivered_event_starts_one_saga() {
-        let rec = Recorder::default();
-        let ev = event();
-        let payload = serde_json::to_vec(&ev).unwrap();
-        assert_eq!(start_event(&payload, &rec).await.unwrap().1, Started::New);
-        assert_eq!(
-            start_event(&payload, &rec).await.unwrap().1,
-            Started::AlreadyExists
-        );
-        let started = rec.0.lock().unwrap();
-        assert_eq!(started.len(), 1);
-        assert_eq!(started[&ev.id.to_string()], ev.data);
-    }
-
-    #[tokio::test]
-    async fn poison_is_not_retryable() {
-        let rec = Recorder::default();
-        assert!(matches!(
-            start_event(b"not json", &rec).await,
-            Err(ProcessError::Poison(_))
-        ));
-        assert!(rec.0.lock().unwrap().is_empty());
-    }
-}
+mod tests;

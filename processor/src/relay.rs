@@ -1,19 +1,20 @@
-//! The local outbox relay: reads unpublished events in commit order, starts their sagas, and
-//! marks them published.
+//! The local outbox relay: reads unpublished events in commit order, acts on them (starts a
+//! saga, or delivers a signal to a waiting one), and marks them published.
 //!
 //! It wakes when the store signals a commit (no fixed sleep on the hot path) and also polls
 //! slowly, which covers events written by another process on the same database. Nothing is
 //! held in memory across iterations: the outbox table is the queue, so after a crash the relay
 //! simply starts again from the oldest unpublished event. A poison event is parked with its
-//! reason and never blocks the events behind it; a failed start is retried with backoff
-//! while the rest of its batch goes ahead.
+//! reason and never blocks the events behind it; a failed start or delivery is retried with
+//! backoff while the rest of its batch goes ahead. A stale signal (its task no longer waits)
+//! is done, like a start that finds its saga already there.
 //!
 //! A failure that lasts (storage refusing writes on a full disk fails every start and every
 //! mark) is one streak: a WARN when the first pass fails, passes at the backoff's pace (up to
 //! `max_backoff` apart) and quiet while it lasts, and an INFO with the count when a pass
 //! succeeds again. Not one line per event and pass.
 
-use crate::{ProcessError, SagaStarter, start_event};
+use crate::{ProcessError, Processed, SagaStarter, TaskSignaller, process_event};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -69,6 +70,7 @@ impl Default for RelayOptions {
 pub struct Relay {
     pub source: Arc<dyn OutboxSource>,
     pub starter: Arc<dyn SagaStarter>,
+    pub signaller: Arc<dyn TaskSignaller>,
     pub signal: Arc<Notify>,
     pub options: RelayOptions,
 }
@@ -107,28 +109,38 @@ impl Relay {
         }
     }
 
-    /// One pass over the pending events: how many were handled. The batch's sagas are started
-    /// concurrently (ordering across events is not assumed, and concurrent starts share group
-    /// commits); a poison event is parked; a retryable failure is counted on its event, the
-    /// others are still published, and the pass reports an error so the relay backs off.
+    /// One pass over the pending events: how many were handled. The batch's events are acted
+    /// on concurrently (ordering across events is not assumed, and concurrent starts share
+    /// group commits); a poison event is parked; a retryable failure is counted on its event,
+    /// the others are still published, and the pass reports an error so the relay backs off.
     pub async fn pass(&self) -> Result<usize, OutboxError> {
         let batch = self.source.pending(self.options.batch).await?;
-        let mut starts = JoinSet::new();
+        let mut tasks = JoinSet::new();
         for ev in &batch {
-            let (starter, seq, payload) = (self.starter.clone(), ev.seq, ev.payload.clone());
-            starts.spawn(
-                async move { (seq, start_event(payload.as_bytes(), starter.as_ref()).await) },
-            );
+            let (starter, signaller) = (self.starter.clone(), self.signaller.clone());
+            let (seq, payload) = (ev.seq, ev.payload.clone());
+            tasks.spawn(async move {
+                let outcome =
+                    process_event(payload.as_bytes(), starter.as_ref(), signaller.as_ref()).await;
+                (seq, outcome)
+            });
         }
         let mut published = Vec::with_capacity(batch.len());
         let mut failed = 0;
         let mut first_failure = None;
-        while let Some(joined) = starts.join_next().await {
+        while let Some(joined) = tasks.join_next().await {
             let (seq, outcome) =
-                joined.map_err(|e| OutboxError(format!("start task failed: {e}")))?;
+                joined.map_err(|e| OutboxError(format!("outbox event task failed: {e}")))?;
             match outcome {
-                Ok((event, started)) => {
-                    tracing::debug!(event_id = %event.id, order_id = %event.subject, ?started, "saga started");
+                Ok(processed) => {
+                    match &processed {
+                        Processed::Started(event, started) => {
+                            tracing::debug!(event_id = %event.id, order_id = %event.subject, ?started, "saga started");
+                        }
+                        Processed::Signalled(event, delivered) => {
+                            tracing::debug!(event_id = %event.id, order_id = %event.subject, ?delivered, "signal delivered");
+                        }
+                    }
                     published.push(seq);
                 }
                 Err(ProcessError::Poison(e)) => {
@@ -137,7 +149,7 @@ impl Relay {
                 }
                 Err(ProcessError::Retryable(e)) => {
                     // The pass reports the failures (and the relay logs its streak once).
-                    tracing::debug!(seq, error = %e, "saga start failed; will retry");
+                    tracing::debug!(seq, error = %e, "outbox event failed; will retry");
                     self.source.record_failure(seq, &e.to_string()).await?;
                     first_failure.get_or_insert(e);
                     failed += 1;
@@ -150,7 +162,7 @@ impl Relay {
         }
         if let Some(first) = first_failure {
             return Err(OutboxError(format!(
-                "{failed} of {} saga starts failed (first: {first})",
+                "{failed} of {} outbox events failed (first: {first})",
                 batch.len()
             )));
         }
@@ -187,3 +199,6 @@ impl Streak {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

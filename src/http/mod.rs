@@ -14,6 +14,7 @@ pub mod limits;
 pub mod openapi;
 mod orders;
 pub mod problem;
+mod webhooks;
 
 use crate::clock::Clock;
 use crate::identity::Identity;
@@ -22,6 +23,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use orders_domain::standard_webhooks::WebhookSecret;
 use orders_domain::store::OrderStore;
 use problem::ApiError;
 use std::sync::Arc;
@@ -48,6 +50,9 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// How callers are established (none, bearer tokens, API Gateway's claims).
     pub identity: Identity,
+    /// The Standard Webhooks secret payment webhooks are signed with; without one,
+    /// `POST /webhooks/payments` answers 503 (nothing can be verified, so nothing is taken).
+    pub payment_webhook_secret: Option<WebhookSecret>,
 }
 
 impl ApiSettings {
@@ -66,6 +71,7 @@ impl Default for ApiSettings {
             max_in_flight: 1024,
             request_timeout: Duration::from_secs(10),
             identity: Identity::None,
+            payment_webhook_secret: None,
         }
     }
 }
@@ -86,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::routes())
         .merge(inventory::routes())
         .merge(customers::routes())
+        .merge(webhooks::routes())
         .merge(health::routes())
         .merge(openapi::routes())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })

@@ -4,19 +4,23 @@
 //! open ones, each with its 401 and, where a caller can name another customer or needs the
 //! admin scope, its 403; `customerId` of a new order no longer required, since it defaults to
 //! the caller). With identity off none of that applies, and the document does not claim it.
+//! The payment webhook is never token-authenticated: its security is the three Standard
+//! Webhooks headers ([`Signatures`]), whatever the identity.
 
-use super::{AppState, customers, health, inventory, orders};
+use super::{AppState, customers, health, inventory, orders, webhooks};
 use crate::identity::Identity;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-/// Open to every caller, token or not.
-pub const OPEN_ROUTES: [&str; 2] = ["/health", "/openapi.json"];
+/// Served without a token: open to every caller, or (the webhook) authenticated otherwise.
+pub const OPEN_ROUTES: [&str; 3] = ["/health", "/openapi.json", webhooks::PATH];
 /// Where a valid token can still be refused: another customer named, or not an admin.
 const FORBIDDEN: [(&str, &str); 4] = [
     ("post", "/orders"),
@@ -31,10 +35,13 @@ const FORBIDDEN: [(&str, &str); 4] = [
         title = "Orders",
         description = "Idempotent order API with a transactional outbox and a saga."
     ),
+    modifiers(&Signatures),
     paths(
         orders::create_order,
         orders::get_order,
+        orders::cancel::cancel_order,
         orders::list_orders,
+        webhooks::payment_webhook,
         inventory::get_inventory,
         inventory::put_inventory,
         customers::list_vouchers,
@@ -54,6 +61,37 @@ pub fn document(identity: &Identity) -> utoipa::openapi::OpenApi {
 }
 
 struct Security;
+
+/// The security schemes of the payment webhook: one per Standard Webhooks header, all three
+/// required together (the operation names them in one requirement).
+struct Signatures;
+
+impl Modify for Signatures {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let schemes = [
+            (
+                "webhookId",
+                "webhook-id",
+                "The message id: the same on every retry, so a redelivery has no second effect.",
+            ),
+            (
+                "webhookTimestamp",
+                "webhook-timestamp",
+                "Unix seconds; more than 5 minutes from the service's clock is refused.",
+            ),
+            (
+                "webhookSignature",
+                "webhook-signature",
+                "`v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}` under the `whsec_` secret (Standard Webhooks); space-separated entries, one valid `v1` is enough.",
+            ),
+        ];
+        for (name, header, description) in schemes {
+            let key = ApiKeyValue::with_description(header, description);
+            components.add_security_scheme(name, SecurityScheme::ApiKey(ApiKey::Header(key)));
+        }
+    }
+}
 
 fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
     let content = ContentBuilder::new()
@@ -109,7 +147,9 @@ impl Modify for Security {
             for (method, operation) in operations {
                 let Some(op) = operation else { continue };
                 if OPEN_ROUTES.contains(&path.as_str()) {
-                    op.security = Some(vec![SecurityRequirement::default()]);
+                    // Open, unless the operation declares a security of its own (the webhook).
+                    op.security
+                        .get_or_insert_with(|| vec![SecurityRequirement::default()]);
                     continue;
                 }
                 op.security = Some(vec![bearer.clone()]);

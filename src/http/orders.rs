@@ -1,37 +1,39 @@
-//! `/orders`: create (idempotent), read one, list a customer's.
+//! `/orders`: create (idempotent), read one, list a customer's; cancel one ([`cancel`]).
 //!
 //! Creation reads as extract -> validate -> build -> store -> respond. Order matters: key
 //! syntax (the extractor), then body, then validation, all before any storage call, so a
 //! rejected request stores nothing and the client may fix it and retry with the same key.
 //! Whether the key replays is decided inside the store's atomic write.
 
+pub mod cancel;
+mod view;
+
+pub use view::OrderView;
+
 use super::caller::Authenticated;
-use super::idempotency::{IdempotencyHeader, REPLAYED_HEADER};
+use super::idempotency::{IdempotencyHeader, REPLAYED_HEADER, request_fingerprint};
 use super::json::JsonBody;
 use super::problem::{ApiError, Problem};
 use super::{ApiResult, AppState, RawId};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use orders_domain::access::Caller;
-use orders_domain::idempotency::{StoredResponse, fingerprint};
+use orders_domain::idempotency::StoredResponse;
 use orders_domain::money::Total;
-use orders_domain::store::{
-    CreateOrder, CreateOutcome, ListCursor, ListOrders, NewOrder, OrderRecord, StepRecord,
-};
+use orders_domain::store::{CreateOrder, CreateOutcome, ListCursor, ListOrders, NewOrder};
 use orders_domain::time::format_millis as format_ts;
 use orders_domain::validation::validate_order;
-use orders_domain::{Cents, Currency, OrderId, OrderItem, OrderStatus};
-use orders_domain::{CustomerId, VoucherCode, VoucherStatus};
+use orders_domain::{Cents, Currency, CustomerId, OrderId, OrderStatus, VoucherCode};
 use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/orders", post(create_order).get(list_orders))
-        .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}", get(get_order).patch(cancel::cancel_order))
 }
 
 /// The create request, for the OpenAPI document; the handler validates the raw JSON itself.
@@ -104,7 +106,10 @@ pub async fn create_order(
     caller.acts_for(Some(draft.customer_id.clone()))?;
     let order = NewOrder::from_draft(draft, s.clock.now());
     let (id, response) = (order.id, OrderCreated::of(&order).response());
-    let key = key.map(|k| (caller.scope(k), fingerprint(&body)));
+    let key = key.map(|k| {
+        let fp = request_fingerprint(&Method::POST, "/orders", &body);
+        (caller.scope(k), fp)
+    });
     let cmd = CreateOrder::new(order, key, response.clone(), s.settings.ttl());
     let outcome = s.store.create_order(cmd).await?;
     if outcome == CreateOutcome::Created {
@@ -140,21 +145,35 @@ impl OrderCreated {
 
     /// The 201 as it is sent, and replayed byte for byte.
     fn response(&self) -> StoredResponse {
-        StoredResponse {
-            status: StatusCode::CREATED.as_u16(),
-            location: Some(format!("/orders/{}", self.order_id)),
-            body: serde_json::to_string(self).expect("serializable"),
-        }
+        let location = format!("/orders/{}", self.order_id);
+        wire_response(StatusCode::CREATED, Some(location), self)
+    }
+}
+
+/// A response as an idempotency record keeps it: status, `Location`, the JSON body's bytes.
+pub(crate) fn wire_response(
+    status: StatusCode,
+    location: Option<String>,
+    body: &impl Serialize,
+) -> StoredResponse {
+    StoredResponse {
+        status: status.as_u16(),
+        location,
+        body: serde_json::to_string(body).expect("serializable"),
     }
 }
 
 /// The answer to a create: the fresh 201, or the stored one with `Idempotent-Replayed`.
 fn respond(outcome: CreateOutcome, fresh: StoredResponse) -> ApiResult {
-    let (stored, replayed) = match outcome {
-        CreateOutcome::Created => (fresh, false),
-        CreateOutcome::Replayed(r) => (r, true),
-        CreateOutcome::KeyReused => return Err(ApiError::KeyReused),
-    };
+    match outcome {
+        CreateOutcome::Created => send_stored(fresh, false),
+        CreateOutcome::Replayed(r) => send_stored(r, true),
+        CreateOutcome::KeyReused => Err(ApiError::KeyReused),
+    }
+}
+
+/// Sends a response kept as an idempotency record keeps it (fresh, or `replayed` from one).
+pub(crate) fn send_stored(stored: StoredResponse, replayed: bool) -> ApiResult {
     let status =
         StatusCode::from_u16(stored.status).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut res = (status, stored.body).into_response();
@@ -170,73 +189,6 @@ fn respond(outcome: CreateOutcome, fresh: StoredResponse) -> ApiResult {
         h.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     }
     Ok(res)
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IssuedVoucher {
-    voucher_code: String,
-    discount: Cents,
-    status: VoucherStatus,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderView {
-    order_id: OrderId,
-    #[schema(value_type = String)]
-    customer_id: CustomerId,
-    items: Vec<OrderItem>,
-    /// Sum of the items, before any voucher.
-    #[schema(value_type = Total)]
-    subtotal: Cents,
-    discount: Cents,
-    #[schema(value_type = Total)]
-    total_amount: Cents,
-    currency: Currency,
-    status: OrderStatus,
-    /// Incremented on every status change (optimistic locking).
-    version: i64,
-    payment_method: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    voucher_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failure_reason: Option<String>,
-    /// The voucher this order earned, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    voucher_issued: Option<IssuedVoucher>,
-    /// The saga's steps so far.
-    history: Vec<StepRecord>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl From<OrderRecord> for OrderView {
-    fn from(r: OrderRecord) -> Self {
-        let o = r.order;
-        OrderView {
-            order_id: o.id,
-            customer_id: o.customer_id,
-            items: o.items,
-            subtotal: o.subtotal,
-            discount: o.discount,
-            total_amount: o.total,
-            currency: Currency::Eur,
-            status: r.status,
-            version: r.version,
-            payment_method: o.payment_method.as_str().to_owned(),
-            voucher_code: o.voucher_code.map(|c| c.to_string()),
-            failure_reason: r.failure_reason,
-            voucher_issued: r.voucher_issued.map(|v| IssuedVoucher {
-                voucher_code: v.code.to_string(),
-                discount: v.discount,
-                status: v.status,
-            }),
-            history: r.steps,
-            created_at: format_ts(o.created_at),
-            updated_at: format_ts(r.updated_at),
-        }
-    }
 }
 
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",

@@ -7,11 +7,15 @@ use crate::identity::AuthError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orders_domain::access::AccessError;
+use orders_domain::standard_webhooks::VerifyError;
 use orders_domain::store::StoreError;
 use orders_domain::validation::FieldError;
 use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The `WWW-Authenticate` challenge of a webhook whose signature is refused.
+pub const SIGNATURE_CHALLENGE: &str = r#"StandardWebhooks realm="payments""#;
 
 /// `Retry-After` (seconds) of a 503 answered because storage refuses writes.
 pub const STORAGE_FULL_RETRY_AFTER: &str = "5";
@@ -35,12 +39,19 @@ pub enum ApiError {
     Unauthorized(AuthError),
     #[error("{0}")]
     Forbidden(String),
+    /// A webhook whose Standard Webhooks signature does not verify. Why is told: the sender
+    /// needs it to fix its clock or its secret, and it reveals nothing about the secret.
+    #[error("the webhook signature was refused: {0}")]
+    BadSignature(VerifyError),
     #[error("this method is not allowed on this resource")]
     MethodNotAllowed,
     #[error("this idempotency key was already used with a different request body")]
     KeyReused,
     #[error("{0}")]
     Conflict(String),
+    /// The order is past the point where a cancellation can stop it; the detail says why.
+    #[error("the order cannot be cancelled: {0}")]
+    NotCancellable(String),
     #[error("the service is busy, retry shortly")]
     Unavailable,
     #[error("too many requests are in progress, retry shortly")]
@@ -49,6 +60,9 @@ pub enum ApiError {
     TimedOut(f64),
     #[error("storage refuses writes (disk full); this request changed nothing, retry later")]
     StorageFull,
+    /// No webhook secret is configured, so no webhook can be verified.
+    #[error("webhooks not configured")]
+    WebhooksNotConfigured,
     #[error("internal error")]
     Internal(String),
 }
@@ -97,6 +111,11 @@ impl ApiError {
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            BadSignature(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-signature",
+                "Invalid webhook signature",
+            ),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -108,6 +127,11 @@ impl ApiError {
                 "Idempotency key reused",
             ),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            NotCancellable(_) => (
+                StatusCode::CONFLICT,
+                "not-cancellable",
+                "Order not cancellable",
+            ),
             Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -127,6 +151,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage-full",
                 "Storage full",
+            ),
+            WebhooksNotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webhooks-not-configured",
+                "Webhooks not configured",
             ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -163,16 +192,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
         // Space rarely returns within a second: a full disk asks clients to wait longer than
-        // a busy or overloaded service does.
+        // a busy or overloaded service does, and a missing secret waits for an operator.
         let retry_after = match self {
             ApiError::StorageFull => STORAGE_FULL_RETRY_AFTER,
+            ApiError::WebhooksNotConfigured => "60",
             _ => "1",
         };
         // RFC 6750: no error code when the request carried no token, `invalid_token` when the
         // token it carried was refused.
+        // A refused signature is challenged with a scheme of its own (RFC 9110 wants one on
+        // every 401), never `Bearer`: no token would be accepted there.
         let challenge = match &self {
             ApiError::Unauthorized(AuthError::Missing) => Some("Bearer"),
             ApiError::Unauthorized(_) => Some(r#"Bearer error="invalid_token""#),
+            ApiError::BadSignature(_) => Some(SIGNATURE_CHALLENGE),
             _ => None,
         };
         if let ApiError::Internal(cause) = &self {

@@ -1,18 +1,23 @@
-//! The local stack: the API, the outbox relay and the saga executor in one process on one
-//! SQLite file. Start-up fails fast (port taken, database unusable); shutdown on SIGINT or
-//! SIGTERM stops accepting, finishes in-flight requests, then lets the store's writer commit
-//! everything it was handed before the process exits.
+//! The local stack: the API, the outbox relay, the saga executor and the outside actors it
+//! simulates (the payment provider, the warehouse) in one process on one SQLite file.
+//! Start-up fails fast (a port taken, the database or the webhook secret unusable); shutdown
+//! on SIGINT or SIGTERM stops accepting, finishes in-flight requests, stops the relay, then
+//! the actors, then lets running steps finish before the store's writer commits everything
+//! it was handed and the process exits.
+//!
+//! [`assemble`] is the wiring itself, shared with the in-process test stack.
 
-use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::http::{AppState, router};
-use orders_processor::relay::RelayOptions;
-use orders_sqlite::SqliteStore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+pub mod assemble;
+pub mod payment_sim;
 pub mod saga;
+pub mod secret;
+pub mod signals;
+pub mod warehouse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -27,6 +32,12 @@ pub enum StackError {
     Saga(#[from] saga::SagaSetupError),
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    #[error(transparent)]
+    WebhookSecret(#[from] secret::SecretFileError),
+    #[error(transparent)]
+    Simulator(#[from] payment_sim::SimError),
+    #[error("payment provider: {0}")]
+    Provider(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
     #[error("{0}")]
@@ -44,9 +55,14 @@ pub async fn run(config: Config) -> Result<(), StackError> {
     }
     // Before the database or the port: a service that would run unprotected, or could not
     // verify a single token, does not start at all.
-    let mut settings = config.api_settings();
-    settings.identity = config.identity.local(config.listen).await?;
-    let store = Arc::new(SqliteStore::open_with(
+    let mut api = config.api_settings();
+    api.identity = config.identity.local(config.listen).await?;
+    let (webhook_secret, source) =
+        secret::resolve(config.payment_webhook_secret.as_ref(), &config.database)?;
+    if let secret::SecretSource::Generated(path) = &source {
+        println!("{}", secret::generated_notice(path, &webhook_secret));
+    }
+    let store = Arc::new(orders_sqlite::SqliteStore::open_with(
         &config.database,
         config.sqlite_options(),
     )?);
@@ -56,50 +72,45 @@ pub async fn run(config: Config) -> Result<(), StackError> {
             addr: config.listen,
             source,
         })?;
-    let state = AppState {
-        store: store.clone(),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(settings),
-    };
-    let saga = saga::build(
-        store.clone(),
-        config.step_settings(),
-        config.executor_options(),
-        RelayOptions::default(),
-    )?;
-    let resumed = saga
-        .executor
-        .resume_unfinished()
-        .await
-        .map_err(saga::SagaSetupError::from)?;
-    let (stop_relay, stopped) = watch::channel(false);
-    let relay = tokio::spawn(saga.relay.run(stopped.clone()));
-    let maintenance = tokio::spawn(maintain(store.clone(), saga.executor.clone(), stopped));
-
     let addr = listener.local_addr().map_err(StackError::Serve)?;
-    tracing::info!(%addr, database = %config.database.display(), resumed, "orders listening on http://{addr}");
-    let served = axum::serve(config.guard(listener), router(state))
+    let local = assemble::assemble(
+        store.clone(),
+        addr,
+        config.local_settings(api, webhook_secret),
+    )
+    .await?;
+    let (stop_relay, stopped) = watch::channel(false);
+    let relay = tokio::spawn(local.relay.run(stopped.clone()));
+    let maintenance = tokio::spawn(maintain(store.clone(), local.executor.clone(), stopped));
+
+    let provider = local
+        .actors
+        .simulator_url()
+        .or_else(|| config.payment_provider_url.clone())
+        .map_or_else(String::new, |u| u.to_string());
+    tracing::info!(%addr, database = %config.database.display(), resumed = local.resumed, payment_provider = %provider, "orders listening on http://{addr}");
+    let served = axum::serve(config.guard(listener), local.router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
 
-    // Order matters: no new requests, then no new sagas, then let running steps finish (or
-    // stop them; they resume on the next start), then the writer commits what it holds.
+    // Order matters: no new requests, then no new sagas, then no more answers from the
+    // actors, then let running steps finish (or stop them; they resume on the next start),
+    // then the writer commits what it holds.
     tracing::info!("shutting down: in-flight requests finished");
     let _ = stop_relay.send(true);
     let _ = relay.await;
     let _ = maintenance.await;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    if tokio::time::timeout(grace, saga.executor.idle())
-        .await
-        .is_err()
-    {
+    local.actors.stop(grace).await;
+    let executor = local.executor;
+    if tokio::time::timeout(grace, executor.idle()).await.is_err() {
         tracing::info!(
-            running = saga.executor.running(),
+            running = executor.running(),
             "stopping running sagas; they resume on the next start"
         );
     }
-    saga.executor.shutdown().await;
-    drop(saga.executor);
+    executor.shutdown().await;
+    drop(executor);
     drop(store);
     served.map_err(StackError::Serve)
 }
@@ -110,7 +121,7 @@ pub async fn parked_events_json(database: &std::path::Path) -> Result<String, St
     if !database.is_file() {
         return Err(format!("no database at {}", database.display()));
     }
-    let store = SqliteStore::open(database).map_err(|e| e.to_string())?;
+    let store = orders_sqlite::SqliteStore::open(database).map_err(|e| e.to_string())?;
     let parked = store.parked_events().await.map_err(|e| e.to_string())?;
     let events: Vec<serde_json::Value> = parked
         .into_iter()
@@ -131,7 +142,7 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 /// stays RUNNING in the database; without this it would wait for the next process start.
 /// Expired idempotency records are already ignored at read; purging them bounds the table.
 async fn maintain(
-    store: Arc<SqliteStore>,
+    store: Arc<orders_sqlite::SqliteStore>,
     executor: Arc<orders_workflow::executor::Executor>,
     mut stop: watch::Receiver<bool>,
 ) {

@@ -1,14 +1,18 @@
 //! The saga, locally: the executor of `workflow/statemachine.asl.json` with the shared step
-//! handlers over the SQLite store, fed by the outbox relay. On AWS the same roles are played
-//! by Step Functions, the step Lambda and the DynamoDB Streams processor.
+//! handlers over the SQLite store, its callback Tasks sending on the store's queue table,
+//! RequestPayment asking the payment provider over HTTP, all fed by the outbox relay. On AWS
+//! the same roles are played by Step Functions, the step Lambda, SQS and the DynamoDB Streams
+//! processor.
 
+use super::signals::ExecutorSignaller;
 use async_trait::async_trait;
 use orders_domain::SagaInput;
 use orders_processor::relay::{Relay, RelayOptions};
 use orders_processor::{SagaStarter, StartError, Started};
 use orders_sqlite::{SqliteStore, StepInOneJob};
 use orders_workflow::asl::StateMachine;
-use orders_workflow::executor::{ExecError, Executor, ExecutorOptions, StartOutcome};
+use orders_workflow::executor::{ExecError, Executor, ExecutorOptions, StartOutcome, TaskHandler};
+use orders_workflow::steps::payment::{PaymentProvider, RequestPayment};
 use orders_workflow::steps::{Step, StepSettings};
 use std::sync::Arc;
 
@@ -44,24 +48,41 @@ pub struct LocalSaga {
     pub relay: Relay,
 }
 
-/// Builds the executor and the relay over one store; resumes nothing yet.
+/// Builds the executor and the relay over one store; resumes nothing yet. Every step runs as
+/// one store job, except that RequestPayment then asks `provider` for the charge.
 pub fn build(
     store: Arc<SqliteStore>,
     steps: StepSettings,
     options: ExecutorOptions,
-    relay: RelayOptions,
+    relay_options: RelayOptions,
+    provider: Arc<dyn PaymentProvider>,
 ) -> Result<LocalSaga, SagaSetupError> {
     let machine = StateMachine::saga()?;
-    let handlers = Step::handlers(Arc::new(StepInOneJob {
+    let in_one_job: Arc<dyn TaskHandler> = Arc::new(StepInOneJob {
         store: store.clone(),
         settings: steps,
-    }));
-    let executor = Executor::new(machine, handlers, store.clone(), options)?;
-    let relay = Relay {
+    });
+    let mut handlers = Step::handlers(in_one_job.clone());
+    handlers.insert(
+        Step::RequestPayment.substitution(),
+        Arc::new(RequestPayment {
+            steps: in_one_job,
+            provider,
+        }),
+    );
+    let executor = Executor::with_queue(machine, handlers, store.clone(), store.clone(), options)?;
+    let relay = relay(&store, &executor, relay_options);
+    Ok(LocalSaga { executor, relay })
+}
+
+/// The outbox relay of the local stack: starts sagas on `executor` and delivers the task
+/// signals (payment results, cancellations) to it.
+pub fn relay(store: &Arc<SqliteStore>, executor: &Arc<Executor>, options: RelayOptions) -> Relay {
+    Relay {
         source: store.clone(),
         starter: Arc::new(ExecutorStarter(executor.clone())),
+        signaller: Arc::new(ExecutorSignaller(executor.clone())),
         signal: store.outbox_signal(),
-        options: relay,
-    };
-    Ok(LocalSaga { executor, relay })
+        options,
+    }
 }

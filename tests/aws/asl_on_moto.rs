@@ -1,34 +1,28 @@
-//! `statemachine.asl.json`, with its function ARNs substituted as the deployment does, on
-//! moto's Step Functions: CreateStateMachine accepts it, and executions run through it.
+//! `statemachine.asl.json`, with its function ARNs and the warehouse queue's URL substituted as
+//! the deployment does, on moto's Step Functions and SQS: CreateStateMachine accepts it, and
+//! executions run through every path of the lifecycle.
 //!
 //! moto runs Lambda tasks without Docker by echoing the Task's input (it does not even look
-//! the function up, so none has to be created), so every task succeeds: what this checks is
-//! the definition itself (it parses, its Parameters build the `{"step", "input"}` payload the
-//! step Lambda expects, its paths and Choice route an order over and under the voucher
-//! threshold), executed by an interpreter other than ours.
+//! the function up, so none has to be created), so every plain step succeeds, and nothing
+//! would ever answer the two callback Tasks. The tests stand in for what answers them on AWS,
+//! with the same SDK calls: RequestPayment's token is read from its `TaskScheduled` event
+//! (the payload the step Lambda would receive) and answered with `SendTaskSuccess` (the
+//! webhook's signal) or `SendTaskFailure` (`PaymentDeclined`, `OrderCancelled`);
+//! PrepareShipment's message is taken off moto's SQS queue and answered with the warehouse's
+//! `SendTaskSuccess`. What this checks is the definition itself, executed by an interpreter
+//! other than ours: its Parameters build the payloads and the queue message, its ResultPaths
+//! keep the payment and the shipment, its Choices route by amount and by the caught error,
+//! and a payment nobody answers times out into compensation (on a copy with a 1 s
+//! `TimeoutSeconds`, the only change).
 
 use aws_sdk_sfn::Client;
-use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
-use orders_workflow::asl::{substitute, substitution_names};
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use orders_domain::lifecycle::{ORDER_CANCELLED, PAYMENT_DECLINED};
+use orders_test_support::moto_stack;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const STEPS_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-steps";
-const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/orders-saga";
-
-fn definition() -> String {
-    let text = include_str!("../../workflow/statemachine.asl.json");
-    // One function serves every Task state, as deployed.
-    let values: BTreeMap<String, String> = substitution_names(text)
-        .into_iter()
-        .map(|name| (name, STEPS_ARN.to_owned()))
-        .collect();
-    assert!(!values.is_empty(), "the definition names its functions");
-    let out = substitute(text, &values).expect("every placeholder has a value");
-    assert!(!out.contains("${"), "no placeholder left");
-    out
-}
+const PATIENCE: Duration = Duration::from_secs(60);
 
 fn saga_input(total_cents: i64) -> Value {
     json!({
@@ -40,133 +34,280 @@ fn saga_input(total_cents: i64) -> Value {
     })
 }
 
-/// Runs one execution to its end; returns its status, output, the Task states entered and
-/// the Lambda payloads, both in history order.
-async fn run(
-    sfn: &Client,
-    machine: &str,
-    name: &str,
-    input: &Value,
-) -> (ExecutionStatus, Value, Vec<String>, Vec<Value>) {
-    let started = sfn
-        .start_execution()
-        .state_machine_arn(machine)
-        .name(name)
-        .input(input.to_string())
-        .send()
-        .await
-        .expect("start execution");
-    let arn = started.execution_arn();
-    // Waiting for an asynchronous interpreter to finish, bounded; not a retry of a failure.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = loop {
-        let d = sfn
-            .describe_execution()
-            .execution_arn(arn)
-            .send()
-            .await
-            .expect("describe execution");
-        if d.status() != &ExecutionStatus::Running {
-            break d;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "execution {name} still running after 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let history = sfn
-        .get_execution_history()
-        .execution_arn(arn)
-        .max_results(1000)
-        .send()
-        .await
-        .expect("execution history");
-    let mut tasks = Vec::new();
-    let mut payloads = Vec::new();
-    for e in history.events() {
-        match e.r#type() {
-            HistoryEventType::TaskStateEntered => {
-                let d = e.state_entered_event_details().expect("state details");
-                tasks.push(d.name().to_owned());
-            }
-            HistoryEventType::LambdaFunctionScheduled => {
-                let d = e
-                    .lambda_function_scheduled_event_details()
-                    .expect("lambda details");
-                assert_eq!(d.resource(), STEPS_ARN);
-                let payload = d.input().expect("lambda input");
-                payloads.push(serde_json::from_str(payload).expect("payload JSON"));
-            }
-            _ => {}
-        }
-    }
-    let output = done
-        .output()
-        .map(|o| serde_json::from_str(o).expect("output JSON"))
-        .unwrap_or(Value::Null);
-    (done.status().clone(), output, tasks, payloads)
+struct Rig {
+    moto: orders_aws::moto::MotoSession,
+    sfn: Client,
+    queue: String,
 }
 
-#[tokio::test]
-async fn the_saga_definition_is_accepted_and_runs_on_moto() {
-    let moto = orders_aws::moto::session().await;
-    let sfn = Client::new(&moto.sdk_config().await);
-    let created = sfn
-        .create_state_machine()
-        .name("orders-saga")
-        .definition(definition())
-        .role_arn(ROLE_ARN)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateStateMachine: {}", orders_aws::sdk::describe(&e)));
-    let machine = created.state_machine_arn();
+impl Rig {
+    async fn new() -> Rig {
+        let moto = orders_aws::moto::session().await;
+        let sfn = Client::new(&moto.sdk_config().await);
+        let queue = moto_stack::create_warehouse_queue(&moto.endpoint).await;
+        Rig { moto, sfn, queue }
+    }
 
-    let big = saga_input(26_000);
-    let (status, output, tasks, payloads) = run(&sfn, machine, "big-order", &big).await;
+    async fn machine(&self, name: &str, definition: &str) -> String {
+        self.sfn
+            .create_state_machine()
+            .name(name)
+            .definition(definition)
+            .role_arn(moto_stack::SAGA_ROLE)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateStateMachine: {}", orders_aws::sdk::describe(&e)))
+            .state_machine_arn()
+            .to_owned()
+    }
+
+    async fn start(&self, machine: &str, name: &str, input: &Value) -> String {
+        self.sfn
+            .start_execution()
+            .state_machine_arn(machine)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .expect("start execution")
+            .execution_arn()
+            .to_owned()
+    }
+
+    async fn history(&self, arn: &str) -> Vec<HistoryEvent> {
+        self.sfn
+            .get_execution_history()
+            .execution_arn(arn)
+            .max_results(1000)
+            .send()
+            .await
+            .expect("execution history")
+            .events()
+            .to_vec()
+    }
+
+    /// The token RequestPayment hands the step Lambda, once the Task is submitted (bounded).
+    async fn payment_token(&self, arn: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let history = self.history(arn).await;
+            let submitted = history
+                .iter()
+                .any(|e| e.r#type() == &HistoryEventType::TaskSubmitted);
+            let payload = history
+                .iter()
+                .filter_map(|e| e.task_scheduled_event_details())
+                .map(|d| serde_json::from_str::<Value>(d.parameters()).expect("parameters"))
+                .find(|p| p["Payload"]["step"] == "RequestPayment");
+            if let (true, Some(p)) = (submitted, payload) {
+                assert_eq!(p["FunctionName"], moto_stack::STEPS_ARN);
+                assert!(p["Payload"]["input"]["orderId"].is_string(), "{p}");
+                let token = p["Payload"]["taskToken"].as_str().expect("token");
+                assert!(!token.is_empty() && !token.contains("$$"), "{token}");
+                return token.to_owned();
+            }
+            assert!(Instant::now() < deadline, "RequestPayment never waited");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The warehouse request PrepareShipment put on the queue.
+    async fn shipment_request(&self) -> Value {
+        let message = moto_stack::take_message(&self.moto.endpoint, &self.queue, PATIENCE)
+            .await
+            .expect("a shipment request on the warehouse queue");
+        serde_json::from_str(message["Body"].as_str().expect("body")).expect("JSON body")
+    }
+
+    async fn succeed(&self, token: &str, output: &Value) {
+        self.sfn
+            .send_task_success()
+            .task_token(token)
+            .output(output.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("SendTaskSuccess: {}", orders_aws::sdk::describe(&e)));
+    }
+
+    async fn fail(&self, token: &str, error: &str) {
+        self.sfn
+            .send_task_failure()
+            .task_token(token)
+            .error(error)
+            .cause("from the test")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("SendTaskFailure: {}", orders_aws::sdk::describe(&e)));
+    }
+
+    /// Status, output and the Task states entered, once the execution ended (bounded).
+    async fn ended(&self, arn: &str) -> (ExecutionStatus, Value, Vec<String>) {
+        let deadline = Instant::now() + PATIENCE;
+        let done = loop {
+            let d = self
+                .sfn
+                .describe_execution()
+                .execution_arn(arn)
+                .send()
+                .await
+                .expect("describe execution");
+            if d.status() != &ExecutionStatus::Running {
+                break d;
+            }
+            assert!(Instant::now() < deadline, "{arn} still running");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let tasks = self
+            .history(arn)
+            .await
+            .iter()
+            .filter(|e| e.r#type() == &HistoryEventType::TaskStateEntered)
+            .filter_map(|e| e.state_entered_event_details())
+            .map(|d| d.name().to_owned())
+            .collect();
+        let output = done
+            .output()
+            .map(|o| serde_json::from_str(o).expect("output JSON"))
+            .unwrap_or(Value::Null);
+        (done.status().clone(), output, tasks)
+    }
+}
+
+fn shipment() -> Value {
+    json!({"trackingNumber": "TRK-0123456789AB", "shippedAt": "2026-12-01T10:00:00.000Z"})
+}
+
+/// Runs one order through payment and shipment, both answered with success.
+async fn happy(rig: &Rig, machine: &str, name: &str, input: &Value) -> (Value, Vec<String>) {
+    let run = rig.start(machine, name, input).await;
+    let token = rig.payment_token(&run).await;
+    let payment = json!({"paymentId": "pay_1", "status": "SUCCEEDED"});
+    rig.succeed(&token, &payment).await;
+    let request = rig.shipment_request().await;
+    assert_eq!(request["orderId"], input["orderId"]);
+    assert_eq!(request["items"], input["items"]);
+    let token = request["taskToken"]
+        .as_str()
+        .expect("the token is in the message");
+    rig.succeed(token, &shipment()).await;
+    let (status, output, tasks) = rig.ended(&run).await;
     assert_eq!(status, ExecutionStatus::Succeeded, "output: {output}");
-    let steps: Vec<&str> = payloads
-        .iter()
-        .map(|p| p["step"].as_str().unwrap())
-        .collect();
-    assert_eq!(tasks, steps, "each Task state names itself in its payload");
+    assert_eq!(output["payment"], payment, "ResultPath $.payment");
+    assert_eq!(output["shipment"], shipment(), "ResultPath $.shipment");
+    assert!(
+        output["reservation"].is_object(),
+        "ResultPath $.reservation"
+    );
+    (output, tasks)
+}
+
+const COMPENSATION: [&str; 4] = [
+    "BeginCompensation",
+    "RefundPayment",
+    "ReleaseInventory",
+    "RestoreVoucher",
+];
+
+#[tokio::test]
+async fn the_lifecycle_runs_on_moto_over_and_under_the_voucher_threshold() {
+    let rig = Rig::new().await;
+    let machine = rig
+        .machine("orders-saga", &moto_stack::saga_definition(&rig.queue))
+        .await;
+    let (_, tasks) = happy(&rig, &machine, "big-order", &saga_input(26_000)).await;
     assert_eq!(
-        steps,
+        tasks,
         [
             "ReserveInventory",
-            "ProcessPayment",
+            "RequestPayment",
             "SendNotification",
+            "PrepareShipment",
+            "MarkShipped",
             "IssueVoucher",
             "MarkCompleted"
         ]
     );
-    // Each step receives the saga state: the order, plus what earlier steps added.
-    for p in &payloads {
-        assert_eq!(p["input"]["orderId"], big["orderId"], "{p}");
-        assert_eq!(p["input"]["totalCents"], json!(26_000));
-    }
-    assert!(payloads[0]["input"].get("reservation").is_none());
-    assert!(
-        payloads[1]["input"].get("reservation").is_some(),
-        "ResultPath $.reservation"
-    );
-    assert_eq!(output["orderId"], big["orderId"]);
-
     // At 100.00 EUR exactly no voucher is earned: the Choice skips IssueVoucher.
-    let (status, _, tasks, payloads) = run(&sfn, machine, "small-order", &saga_input(10_000)).await;
-    assert_eq!(status, ExecutionStatus::Succeeded);
-    let steps: Vec<&str> = payloads
-        .iter()
-        .map(|p| p["step"].as_str().unwrap())
-        .collect();
-    assert_eq!(tasks, steps);
+    let (_, tasks) = happy(&rig, &machine, "small-order", &saga_input(10_000)).await;
     assert_eq!(
-        steps,
+        tasks,
         [
             "ReserveInventory",
-            "ProcessPayment",
+            "RequestPayment",
             "SendNotification",
+            "PrepareShipment",
+            "MarkShipped",
             "MarkCompleted"
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_declined_payment_compensates_and_ends_failed_and_a_cancellation_cancelled() {
+    let rig = Rig::new().await;
+    let machine = rig
+        .machine("orders-saga", &moto_stack::saga_definition(&rig.queue))
+        .await;
+
+    let declined = rig.start(&machine, "declined", &saga_input(5_000)).await;
+    let token = rig.payment_token(&declined).await;
+    rig.fail(&token, PAYMENT_DECLINED).await;
+    let (status, output, tasks) = rig.ended(&declined).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "compensated: {output}");
+    assert_eq!(output["error"]["Error"], PAYMENT_DECLINED);
+    let mut want = vec!["ReserveInventory", "RequestPayment"];
+    want.extend(COMPENSATION);
+    want.push("MarkFailed");
+    assert_eq!(tasks, want);
+
+    // Cancelled while the warehouse packs: the waiting shipment Task fails with
+    // OrderCancelled, and the Choice after compensation picks MarkCancelled.
+    let cancelled = rig.start(&machine, "cancelled", &saga_input(5_000)).await;
+    let token = rig.payment_token(&cancelled).await;
+    rig.succeed(&token, &json!({"paymentId": "pay_2"})).await;
+    let request = rig.shipment_request().await;
+    rig.fail(request["taskToken"].as_str().unwrap(), ORDER_CANCELLED)
+        .await;
+    let (status, output, tasks) = rig.ended(&cancelled).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "compensated: {output}");
+    assert_eq!(output["error"]["Error"], ORDER_CANCELLED);
+    let mut want = vec![
+        "ReserveInventory",
+        "RequestPayment",
+        "SendNotification",
+        "PrepareShipment",
+    ];
+    want.extend(COMPENSATION);
+    want.push("MarkCancelled");
+    assert_eq!(tasks, want);
+}
+
+#[tokio::test]
+async fn a_payment_nobody_answers_times_out_into_compensation() {
+    let rig = Rig::new().await;
+    let mut definition: Value =
+        serde_json::from_str(&moto_stack::saga_definition(&rig.queue)).expect("JSON");
+    definition["States"]["RequestPayment"]["TimeoutSeconds"] = json!(1);
+    let machine = rig.machine("orders-saga-1s", &definition.to_string()).await;
+    let run = rig.start(&machine, "unanswered", &saga_input(5_000)).await;
+    let token = rig.payment_token(&run).await;
+    let (status, output, tasks) = rig.ended(&run).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "compensated: {output}");
+    assert_eq!(output["error"]["Error"], "PaymentTimeout", "{output}");
+    assert_eq!(output["timeout"]["Error"], "States.Timeout", "{output}");
+    let mut want = vec!["ReserveInventory", "RequestPayment"];
+    want.extend(COMPENSATION);
+    want.push("MarkFailed");
+    assert_eq!(tasks, want);
+    // A late webhook's signal finds the task closed (moto: the execution ended).
+    let late = orders_aws::sfn::TaskTokens::new(rig.sfn.clone())
+        .succeed(&token, &json!({}))
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(orders_aws::sfn::TokenError::Closed | orders_aws::sfn::TokenError::Unknown)
+        ),
+        "{late:?}"
     );
 }

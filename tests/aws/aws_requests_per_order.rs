@@ -1,7 +1,11 @@
 //! How many AWS requests one order costs on the AWS runtime, counted on the real SDK clients
 //! (an interceptor sees every transmission, retries included) while one order goes through
 //! the real code on moto: POST /orders on the DynamoDB store, the stream processor starting
-//! its execution, each Task of the happy path as the step Lambda runs it, and a GET.
+//! its execution, each Task of the happy path as the step Lambda runs it, the payment
+//! webhook's write and the processor delivering its signal (SendTaskSuccess), the warehouse
+//! worker's heartbeat and success, and a GET. The provider's HTTP call and Step Functions'
+//! own SQS SendMessage are not requests of ours; the tokens come from the execution moto runs
+//! (read with an uncounted client).
 //! `cargo test --release --test aws_requests_per_order -- --nocapture` prints the table that
 //! docs/ARCHITECTURE.md quotes; the assertions pin it, so a change in the count is a
 //! decision someone makes, not a drift.
@@ -15,10 +19,14 @@ use axum::http::Request;
 use orders::clock::SystemClock;
 use orders::http::{ApiSettings, AppState, router};
 use orders_aws::dynamodb::DynamoStepStore;
-use orders_aws::lambda::stream::handle_batch;
-use orders_aws::sfn::StepFunctionsStarter;
+use orders_aws::lambda::stream::{Ports, handle_batch};
+use orders_aws::lambda::warehouse::{MessageOutcome, Warehouse, WarehouseConfig};
+use orders_aws::sfn::{StepFunctionsSignaller, StepFunctionsStarter, TaskTokens};
 use orders_aws::tables::attrs;
 use orders_domain::OutboxEvent;
+use orders_domain::lifecycle::{PaymentResult, PaymentWebhook};
+use orders_domain::store::OrderStore;
+use orders_domain::{PaymentId, Shipment};
 use orders_workflow::steps::{Step, StepSettings, Steps};
 use requests::Requests;
 use serde_json::{Value, json};
@@ -30,7 +38,9 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
     let counted = Requests::default();
     let stack = moto_stack::stack("count-", |c| c.interceptor(counted.clone())).await;
     let sdk = stack.moto.sdk_config().await;
-    let machine = moto_stack::create_saga(&aws_sdk_sfn::Client::new(&sdk)).await;
+    let plain = aws_sdk_sfn::Client::new(&sdk);
+    let saga = moto_stack::create_saga(&plain, &stack.moto.endpoint).await;
+    let machine = saga.arn.clone();
     counted.take();
     let mut table: Vec<(String, Vec<String>)> = Vec::new();
 
@@ -68,9 +78,13 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
             .interceptor(SfnCounter(sfn_counted.clone()))
             .build(),
     );
+    let ports = Ports {
+        starter: Arc::new(StepFunctionsStarter::new(sfn.clone(), &machine)),
+        signaller: Arc::new(StepFunctionsSignaller::new(sfn.clone(), &machine)),
+    };
     let response = handle_batch(
         streams::lambda_event(&records, &stack.stream_arn),
-        Arc::new(StepFunctionsStarter::new(sfn, &machine)),
+        ports.clone(),
     )
     .await;
     assert!(response.batch_item_failures.is_empty());
@@ -84,22 +98,88 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
         )),
         settings: StepSettings::default(),
     };
-    let input = serde_json::to_value(&event.data).unwrap();
-    for step in [
-        Step::ReserveInventory,
-        Step::ProcessPayment,
-        Step::SendNotification,
-        Step::IssueVoucher,
-        Step::MarkCompleted,
-    ] {
-        steps
-            .invoke(json!({"step": step.name(), "input": input}))
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", step.name()));
-        table.push((format!("step {}", step.name()), counted.take()));
+    let mut input = serde_json::to_value(&event.data).unwrap();
+    let execution = ports_execution(&plain, &machine, &event.id.to_string()).await;
+    let payment_token = payment_token(&plain, &execution).await;
+    // One step as the step Lambda runs it, its requests a row of the table.
+    macro_rules! run {
+        ($step:expr, $extra:expr) => {{
+            let step: Step = $step;
+            let mut payload = json!({"step": step.name(), "input": input});
+            let extra: Value = $extra;
+            payload
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            steps
+                .invoke(payload)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", step.name()));
+            table.push((format!("step {}", step.name()), counted.take()));
+        }};
     }
+    run!(Step::ReserveInventory, json!({}));
+    run!(Step::RequestPayment, json!({"taskToken": payment_token}));
 
-    // 4. Reading it back.
+    // 4. The provider's webhook (its write), then its signal through the processor.
+    let order_id = event.data.order_id;
+    let webhook = PaymentWebhook {
+        webhook_id: "msg_count_1".into(),
+        result: PaymentResult::Succeeded,
+        payment_id: PaymentId::for_order(order_id),
+        order_id,
+        amount: event.data.total_cents,
+        reason: None,
+        received_at: chrono::Utc::now(),
+    };
+    let outcome = stack
+        .dynamodb
+        .store
+        .apply_payment_webhook(&webhook)
+        .await
+        .unwrap();
+    assert_eq!(outcome, orders_domain::lifecycle::WebhookOutcome::Applied);
+    table.push(("webhook payment.succeeded".into(), counted.take()));
+    let all = streams::stream_records(&stack.moto.endpoint, &stack.stream_arn).await;
+    assert_eq!(all.len(), 2, "the signal's outbox row");
+    let response = handle_batch(streams::lambda_event(&all[1..], &stack.stream_arn), ports).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    table.push(("processor (signal record)".into(), sfn_counted.take()));
+
+    run!(Step::SendNotification, json!({}));
+
+    // 5. The warehouse worker on the request PrepareShipment queued.
+    let message = moto_stack::take_message(
+        &stack.moto.endpoint,
+        &saga.queue_url,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .expect("the shipment request");
+    let worker = Warehouse {
+        tokens: TaskTokens::new(sfn.clone()),
+        config: WarehouseConfig {
+            packing: std::time::Duration::ZERO,
+        },
+    };
+    let sqs_message: aws_lambda_events::event::sqs::SqsMessage =
+        serde_json::from_value(json!({"messageId": message["MessageId"], "body": message["Body"]}))
+            .unwrap();
+    let MessageOutcome::Shipped(tracking) = worker.handle_message(&sqs_message).await else {
+        panic!("the parcel was not shipped");
+    };
+    table.push(("warehouse (one request)".into(), sfn_counted.take()));
+
+    let shipment = Shipment {
+        tracking_number: tracking,
+        shipped_at: chrono::Utc::now(),
+    };
+    input["shipment"] = serde_json::to_value(&shipment).unwrap();
+    run!(Step::MarkShipped, json!({}));
+    run!(Step::IssueVoucher, json!({}));
+    run!(Step::MarkCompleted, json!({}));
+
+    // 6. Reading it back.
     let id = event.data.order_id;
     let got = app
         .oneshot(
@@ -133,6 +213,48 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
     );
 }
 
+/// The execution the processor started for the event.
+async fn ports_execution(sfn: &aws_sdk_sfn::Client, machine: &str, name: &str) -> String {
+    sfn.list_executions()
+        .state_machine_arn(machine)
+        .send()
+        .await
+        .unwrap()
+        .executions
+        .into_iter()
+        .find(|e| e.name() == name)
+        .expect("the started execution")
+        .execution_arn()
+        .to_owned()
+}
+
+/// RequestPayment's token, from its `TaskScheduled` event once moto has it (bounded).
+async fn payment_token(sfn: &aws_sdk_sfn::Client, execution: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let history = sfn
+            .get_execution_history()
+            .execution_arn(execution)
+            .send()
+            .await
+            .unwrap();
+        let token = history
+            .events()
+            .iter()
+            .filter_map(|e| e.task_scheduled_event_details())
+            .filter_map(|d| serde_json::from_str::<Value>(d.parameters()).ok())
+            .find_map(|p| p["Payload"]["taskToken"].as_str().map(str::to_owned));
+        if let Some(token) = token {
+            return token;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "RequestPayment never scheduled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The same counter for the Step Functions client (another SDK, the same hook).
 #[derive(Debug)]
 struct SfnCounter(Requests);
@@ -153,13 +275,23 @@ impl aws_sdk_sfn::config::Intercept for SfnCounter {
     }
 }
 
-const EXPECTED: [(&str, usize); 9] = [
+/// Measured on moto. Against the previous saga (ReserveInventory 4, SendNotification 3):
+/// each of the two gains one GetItem, the cancel guard reading the order's cancellation before
+/// it acts (a cancelled order reserves nothing and notifies no one). RequestPayment (its move
+/// to AWAITING_PAYMENT, the payment with its token), the webhook (read, then one transaction:
+/// result, status, signal), the signal (one SendTaskSuccess), the warehouse (one heartbeat, one
+/// success) and MarkShipped are new.
+const EXPECTED: [(&str, usize); 13] = [
     ("POST /orders (new)", 1),
     ("POST /orders (replay)", 1),
     ("processor (stream record)", 1),
-    ("step ReserveInventory", 4),
-    ("step ProcessPayment", 5),
-    ("step SendNotification", 3),
+    ("step ReserveInventory", 5),
+    ("step RequestPayment", 5),
+    ("webhook payment.succeeded", 2),
+    ("processor (signal record)", 1),
+    ("step SendNotification", 4),
+    ("warehouse (one request)", 2),
+    ("step MarkShipped", 3),
     ("step IssueVoucher", 3),
     ("step MarkCompleted", 3),
     ("GET /orders/{id} (with voucher)", 2),

@@ -1,7 +1,8 @@
-//! The three uploaded artifacts, booted: cargo-lambda's arm64 `bootstrap` of each function,
+//! The four uploaded artifacts, booted: cargo-lambda's arm64 `bootstrap` of each function,
 //! started (under qemu) with the environment Lambda gives it, against a stand-in of the
 //! Lambda Runtime API, with DynamoDB and Step Functions on moto behind it. Each must answer the
-//! event its trigger sends (API Gateway v2, a DynamoDB Streams batch, a Task input) the way
+//! event its trigger sends (API Gateway v2, a DynamoDB Streams batch, a Task input, an SQS
+//! batch) the way
 //! the deployment relies on, and each must refuse to start, naming the variable, without its
 //! configuration.
 //!
@@ -32,6 +33,9 @@ const ANSWER: Duration = Duration::from_secs(120);
 const ORDER: &str =
     r#"{"customerId":"boot-1","items":[{"productId":"laptop","quantity":1,"price":1299.99}]}"#;
 
+/// The Standard Webhooks reference secret.
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 /// The bootstrap of `spec`'s binary with the names of the tables it uses.
 fn function(spec: FunctionSpec, api: &RuntimeApi, endpoint: &str, tables: &TableNames) -> Command {
     let mut cmd = runtime_api::bootstrap(spec.binary, &api.address, endpoint);
@@ -41,6 +45,11 @@ fn function(spec: FunctionSpec, api: &RuntimeApi, endpoint: &str, tables: &Table
     if spec.binary == functions::API.binary {
         // As deployed: API Gateway verifies tokens, the function reads the claims it passes.
         cmd.env(functions::AUTH_ENV, "jwt");
+        cmd.env(functions::PAYMENT_WEBHOOK_SECRET_ENV, WEBHOOK_SECRET);
+    }
+    if spec.binary == functions::STEPS.binary {
+        // Nothing listens there: no test here asks the provider.
+        cmd.env(functions::PAYMENT_PROVIDER_URL_ENV, "http://127.0.0.1:9/");
     }
     cmd
 }
@@ -155,7 +164,9 @@ async fn the_processor_starts_the_saga_of_a_stream_insert() {
     runtime_api::lambda_dir();
     let stack = moto_stack::stack("boot-proc-", |c| c).await;
     let sfn = aws_sdk_sfn::Client::new(&stack.moto.sdk_config().await);
-    let machine = moto_stack::create_saga(&sfn).await;
+    let machine = moto_stack::create_saga(&sfn, &stack.moto.endpoint)
+        .await
+        .arn;
     let endpoint = stack.moto.endpoint.clone();
     let (batch, event) = created_order(&stack.dynamodb, &stack.stream_arn, &endpoint).await;
 
@@ -215,16 +226,27 @@ async fn each_function_refuses_to_start_without_its_configuration_and_names_it()
     runtime_api::lambda_dir();
     let tables = TableNames::with_prefix("boot-");
     // The processor reads no table: its one required variable is the state machine's ARN.
+    // The warehouse requires nothing; a packing time that is not one stops it all the same.
     let cases = [
-        (functions::API, ORDERS.env_var),
-        (functions::PROCESSOR, STATE_MACHINE_ARN_ENV),
-        (functions::STEPS, SAGA.env_var),
+        (functions::API, ORDERS.env_var, None),
+        (functions::API, functions::PAYMENT_WEBHOOK_SECRET_ENV, None),
+        (functions::PROCESSOR, STATE_MACHINE_ARN_ENV, None),
+        (functions::STEPS, SAGA.env_var, None),
+        (functions::STEPS, functions::PAYMENT_PROVIDER_URL_ENV, None),
+        (
+            functions::WAREHOUSE,
+            functions::WAREHOUSE_PACKING_MS_ENV,
+            Some("ten"),
+        ),
     ];
-    for (spec, missing) in cases {
+    for (spec, missing, bad) in cases {
         let api = RuntimeApi::start(spec.binary).await;
         // Nothing listens on port 9: a function that got as far as a request would fail later.
         let mut cmd = function(spec, &api, "http://127.0.0.1:9", &tables);
-        cmd.env_remove(missing);
+        match bad {
+            Some(value) => cmd.env(missing, value),
+            None => cmd.env_remove(missing),
+        };
         let mut running = Function::spawn(spec.binary, cmd);
         let (status, log) = running
             .exit_within(ANSWER)
@@ -243,4 +265,37 @@ async fn each_function_refuses_to_start_without_its_configuration_and_names_it()
             spec.binary
         );
     }
+}
+
+#[tokio::test]
+#[ignore = "needs the arm64 bootstraps: run scripts/lambda-boot.sh"]
+async fn the_warehouse_answers_an_sqs_batch_per_message() {
+    runtime_api::lambda_dir();
+    let moto = orders_aws::moto::session().await;
+    let api = RuntimeApi::start(functions::WAREHOUSE.binary).await;
+    let mut cmd = function(
+        functions::WAREHOUSE,
+        &api,
+        &moto.endpoint,
+        &TableNames::with_prefix("boot-"),
+    );
+    cmd.env(functions::WAREHOUSE_PACKING_MS_ENV, "0");
+    let _running = Function::spawn(functions::WAREHOUSE.binary, cmd);
+    // A request whose task no execution has (done: dropped) and one that is not a request
+    // (reported, for the dead-letter queue).
+    let record = |id: &str, body: Value| {
+        json!({"messageId": id, "receiptHandle": "r", "body": body.to_string(), "attributes": {},
+               "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+               "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:orders-warehouse"})
+    };
+    let batch = json!({"Records": [
+        record("m-stale", json!({"orderId": "o", "items": [], "taskToken": "no-such-task"})),
+        record("m-poison", json!({"orderId": "o"})),
+    ]});
+    let answer = response(api.invoke(batch, ANSWER).await);
+    assert_eq!(
+        answer["batchItemFailures"],
+        json!([{"itemIdentifier": "m-poison"}]),
+        "{answer:#}"
+    );
 }

@@ -1,7 +1,13 @@
 //! The outbox stream processor against moto: real stream records, emitted by moto's DynamoDB
 //! Streams after real create-order transactions (POST /orders on the DynamoDB store), handed
 //! to the processor as the Lambda event, and the executions moto's Step Functions recorded
-//! checked by name and input.
+//! checked by name and input. Signal rows (the webhook's result, a cancellation) go the same
+//! way: written to the outbox table, read back as moto's stream records, delivered by the
+//! processor to the execution waiting on moto's Step Functions, which moves on.
+//!
+//! moto's Lambda echoes its input, so nothing answers the saga's callback Tasks but these
+//! signals: the payment token is read from RequestPayment's `TaskScheduled` event (the payload
+//! the step Lambda receives on AWS) and put in the signal, as the step's record of it would be.
 
 use orders_test_support::moto_stack::{self, MotoStack};
 use orders_test_support::streams;
@@ -10,30 +16,33 @@ use axum::body::Body;
 use axum::http::Request;
 use orders::clock::SystemClock;
 use orders::http::{ApiSettings, AppState, router};
-use orders_aws::lambda::stream::handle_batch;
-use orders_aws::sfn::StepFunctionsStarter;
+use orders_aws::lambda::stream::{Ports, handle_batch};
+use orders_aws::sfn::{StepFunctionsSignaller, StepFunctionsStarter};
 use orders_aws::tables::attrs;
 use orders_domain::{OrderId, OutboxEvent};
-use orders_processor::SagaStarter;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tower::ServiceExt;
 
+mod signals;
+
 struct Aws {
     stack: MotoStack,
     sfn: aws_sdk_sfn::Client,
     state_machine_arn: String,
+    queue_url: String,
 }
 
 async fn aws() -> Aws {
     let stack = moto_stack::stack("proc-", |c| c).await;
     let sfn = aws_sdk_sfn::Client::new(&stack.moto.sdk_config().await);
-    let state_machine_arn = moto_stack::create_saga(&sfn).await;
+    let saga = moto_stack::create_saga(&sfn, &stack.moto.endpoint).await;
     Aws {
         stack,
         sfn,
-        state_machine_arn,
+        state_machine_arn: saga.arn,
+        queue_url: saga.queue_url,
     }
 }
 
@@ -99,28 +108,30 @@ async fn executions(aws: &Aws) -> BTreeMap<String, Value> {
     out
 }
 
-/// Waits (bounded) until no execution of the state machine is RUNNING.
-async fn wait_until_ended(aws: &Aws) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let running = listed(aws)
-            .await
-            .iter()
-            .filter(|e| e.status() == &aws_sdk_sfn::types::ExecutionStatus::Running)
-            .count();
-        if running == 0 {
-            return;
+/// Ends every running execution (they wait for their payment: nothing answers it here).
+async fn stop_all(aws: &Aws) {
+    for e in listed(aws).await {
+        if e.status() == &aws_sdk_sfn::types::ExecutionStatus::Running {
+            aws.sfn
+                .stop_execution()
+                .execution_arn(e.execution_arn())
+                .send()
+                .await
+                .expect("stop execution");
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{running} executions still running after 60 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
-fn starter(aws: &Aws, arn: &str) -> Arc<dyn SagaStarter> {
-    Arc::new(StepFunctionsStarter::new(aws.sfn.clone(), arn))
+/// The processor's ports on `sfn`, for the state machine `arn`.
+fn ports_on(sfn: &aws_sdk_sfn::Client, arn: &str) -> Ports {
+    Ports {
+        starter: Arc::new(StepFunctionsStarter::new(sfn.clone(), arn)),
+        signaller: Arc::new(StepFunctionsSignaller::new(sfn.clone(), arn)),
+    }
+}
+
+fn starter(aws: &Aws, arn: &str) -> Ports {
+    ports_on(&aws.sfn, arn)
 }
 
 fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
@@ -185,9 +196,16 @@ async fn each_insert_starts_one_execution_named_after_its_event_and_poison_is_re
         serde_json::to_value(&b.data).unwrap()
     );
 
-    // Lambda delivers the batch again (at-least-once) once the executions have ended, when
-    // Step Functions answers the name with ExecutionAlreadyExists: still one per event.
-    wait_until_ended(&aws).await;
+    // Lambda delivers the batch again (at-least-once): while the executions run, Step
+    // Functions answers the name with the same execution; once they have ended, with
+    // ExecutionAlreadyExists. Either way still one per event.
+    let running = handle_batch(
+        streams::lambda_event(&records, &aws.stack.stream_arn),
+        starter(&aws, &aws.state_machine_arn),
+    )
+    .await;
+    assert!(failures(&running).is_empty(), "{running:?}");
+    stop_all(&aws).await;
     let again = handle_batch(
         streams::lambda_event(&records, &aws.stack.stream_arn),
         starter(&aws, &aws.state_machine_arn),

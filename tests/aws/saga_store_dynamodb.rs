@@ -15,11 +15,17 @@ use orders_aws::dynamodb::DynamoStepStore;
 use orders_aws::dynamodb::attr::{self, Item};
 use orders_aws::moto::{self, MotoSession};
 use orders_aws::tables::attrs;
+use orders_domain::lifecycle::{
+    PaymentResult, PaymentStatus, PaymentWebhook, Shipment, WebhookOutcome,
+};
+use orders_domain::store::OrderStore;
 use orders_domain::time::format_millis as format_ts;
+use orders_domain::time::parse_ts;
+use orders_domain::{Cents, PaymentId};
 use orders_domain::{OrderId, OrderStatus, VoucherCode};
-use orders_workflow::steps::{Payments, Stock};
+use orders_workflow::steps::Stock;
 use orders_workflow::steps::{Step, StepError, StepSettings, Steps};
-use saga_contract::{SagaFixture, StepView, VoucherView, assert_step, at};
+use saga_contract::{PaymentView, SagaFixture, StepView, VoucherView, assert_step, at};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -68,6 +74,19 @@ impl Dynamo {
             .expect("put item");
     }
 
+    async fn saga_item(&self, id: OrderId, record: &str) -> Option<Item> {
+        self.client
+            .get_item()
+            .table_name(&self.names.saga)
+            .key(attrs::saga::ORDER, attr::s(id.to_string()))
+            .key(attrs::saga::RECORD, attr::s(record))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get saga item")
+            .item
+    }
+
     async fn order_item(&self, id: OrderId) -> Item {
         self.get(&self.names.orders, attrs::order::ID, &id.to_string())
             .await
@@ -89,7 +108,7 @@ impl Dynamo {
             (o::CREATED_KEY.to_owned(), attr::s(format!("{now}#{id}"))),
             (o::CREATED_AT.to_owned(), attr::s(&now)),
             (o::UPDATED_AT.to_owned(), attr::s(&now)),
-            (o::ITEMS.to_owned(), attr::s(input["items"].to_string())),
+            (o::ITEMS.to_owned(), attr::s(stored_items(&input["items"]))),
             (o::SUBTOTAL.to_owned(), attr::n(total)),
             (o::DISCOUNT.to_owned(), attr::n(0)),
             (o::TOTAL.to_owned(), attr::n(total)),
@@ -106,6 +125,18 @@ impl Dynamo {
         self.put(&self.names.orders, item).await;
         id
     }
+}
+
+/// The saga's `{productId, quantity}` lines as the order item stores them (with a price, here
+/// 1.00 EUR each, which the steps never read), so the API can read the order back.
+fn stored_items(items: &Value) -> String {
+    let lines: Vec<Value> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| json!({"productId": i["productId"], "quantity": i["quantity"], "priceCents": 100}))
+        .collect();
+    Value::Array(lines).to_string()
 }
 
 fn saga_input(customer: &str, items: Value, total_cents: i64, voucher: Option<&str>) -> Value {
@@ -208,6 +239,81 @@ impl SagaFixture for Dynamo {
         ]);
         self.put(&self.names.vouchers, item).await;
     }
+
+    async fn payment(&self, id: OrderId) -> Option<PaymentView> {
+        use attrs::saga as p;
+        let item = self.saga_item(id, p::PAYMENT).await?;
+        Some(PaymentView {
+            payment_id: PaymentId::from_trusted(attr::get_s(&item, p::PAYMENT_ID).unwrap().into()),
+            status: attr::get_s(&item, p::STATUS).unwrap().parse().unwrap(),
+            amount: Cents(attr::get_n(&item, p::AMOUNT).unwrap()),
+            token: attr::opt_s(&item, p::TASK_TOKEN)
+                .unwrap()
+                .map(str::to_owned),
+        })
+    }
+
+    async fn settle_payment(&self, id: OrderId, status: PaymentStatus) {
+        // Both the saga record and the order's mirror, as the webhook's transaction writes them.
+        self.client
+            .update_item()
+            .table_name(&self.names.saga)
+            .key(attrs::saga::ORDER, attr::s(id.to_string()))
+            .key(attrs::saga::RECORD, attr::s(attrs::saga::PAYMENT))
+            .update_expression("SET #s = :s")
+            .condition_expression("#s = :requested")
+            .expression_attribute_names("#s", attrs::saga::STATUS)
+            .expression_attribute_values(":s", attr::s(status.as_str()))
+            .expression_attribute_values(":requested", attr::s(PaymentStatus::Requested.as_str()))
+            .send()
+            .await
+            .expect("a REQUESTED payment to settle");
+        self.client
+            .update_item()
+            .table_name(&self.names.orders)
+            .key(attrs::order::ID, attr::s(id.to_string()))
+            .update_expression("SET #ps = :s")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#ps", attrs::order::PAYMENT_STATUS)
+            .expression_attribute_names("#id", attrs::order::ID)
+            .expression_attribute_values(":s", attr::s(status.as_str()))
+            .send()
+            .await
+            .expect("the order's payment mirror");
+    }
+
+    async fn request_cancel(&self, id: OrderId, reason: Option<&str>) {
+        use attrs::order as o;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.names.orders)
+            .key(o::ID, attr::s(id.to_string()))
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", o::ID)
+            .expression_attribute_names("#at", o::CANCEL_REQUESTED_AT)
+            .expression_attribute_names("#v", o::VERSION)
+            .expression_attribute_values(":at", attr::s(format_ts(Utc::now())))
+            .expression_attribute_values(":one", attr::n(1));
+        update = match reason {
+            Some(r) => update
+                .update_expression("SET #at = :at, #r = :r, #v = #v + :one")
+                .expression_attribute_names("#r", o::CANCEL_REASON)
+                .expression_attribute_values(":r", attr::s(r)),
+            None => update.update_expression("SET #at = :at, #v = #v + :one"),
+        };
+        update.send().await.expect("an order to cancel");
+    }
+
+    async fn shipment(&self, id: OrderId) -> Option<Shipment> {
+        use attrs::order as o;
+        let item = self.order_item(id).await;
+        let tracking = attr::opt_s(&item, o::TRACKING_NUMBER).unwrap()?;
+        Some(Shipment {
+            tracking_number: tracking.to_owned(),
+            shipped_at: parse_ts(attr::get_s(&item, o::SHIPPED_AT).unwrap()).unwrap(),
+        })
+    }
 }
 
 // Every case, the racing ones included: `orders_aws::moto` hands moto one request at a time,
@@ -215,10 +321,11 @@ impl SagaFixture for Dynamo {
 // read / conditional write / re-read on conflict.
 orders_test_support::saga_contract_tests!(dynamodb);
 
-const FORWARD: [Step; 5] = [
+const FORWARD: [Step; 6] = [
     Step::ReserveInventory,
-    Step::ProcessPayment,
+    Step::RequestPayment,
     Step::SendNotification,
+    Step::MarkShipped,
     Step::IssueVoucher,
     Step::MarkCompleted,
 ];
@@ -246,13 +353,17 @@ fn steps_over(fx: &Dynamo) -> Steps {
 }
 
 async fn invoke(steps: &Steps, step: Step, input: &Value) -> Result<Value, StepError> {
-    steps
-        .invoke(json!({"step": step.name(), "input": input}))
-        .await
+    let mut payload = json!({"step": step.name(), "input": input});
+    if step == Step::RequestPayment {
+        payload["taskToken"] = json!(format!("tok-{}", fastrand::u32(..)));
+    }
+    steps.invoke(payload).await
 }
 
-/// A saga over 100 EUR, run forward twice (a full redelivery): COMPLETED once, stock taken
-/// once, one charge, one voucher, every step SUCCEEDED after two attempts.
+/// A saga over 100 EUR, run forward twice (a full redelivery) with the provider's webhook
+/// after RequestPayment and the warehouse's shipment before MarkShipped: COMPLETED once,
+/// stock taken once, one payment (the provider asked in the first round only), one shipment,
+/// one voucher, every step SUCCEEDED after two attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_on_dynamodb_complete_an_order_and_issue_its_voucher_once() {
     let fx = stocked(&[("laptop", 10), ("mouse", 10)]).await;
@@ -261,24 +372,47 @@ async fn steps_on_dynamodb_complete_an_order_and_issue_its_voucher_once() {
         {"productId": "mouse", "quantity": 2},
         {"productId": "laptop", "quantity": 1}
     ]);
-    let input = saga_input("c-e2e", items, 260_000, None);
+    let mut input = saga_input("c-e2e", items, 260_000, None);
     let order = fx.put_order(&input).await;
+    input["shipment"] =
+        json!({"trackingNumber": "TRK-E2E", "shippedAt": "2026-03-04T05:06:07.890Z"});
     let steps = steps_over(&fx);
+    let api = orders_aws::dynamodb::DynamoStore::new(fx.client.clone(), fx.names.clone());
+    let webhook = PaymentWebhook {
+        webhook_id: "msg_e2e".into(),
+        result: PaymentResult::Succeeded,
+        payment_id: orders_domain::PaymentId::for_order(order),
+        order_id: order,
+        amount: orders_domain::Cents(260_000),
+        reason: None,
+        received_at: Utc::now(),
+    };
     for round in 1..=2 {
         for step in FORWARD {
-            invoke(&steps, step, &input)
+            let out = invoke(&steps, step, &input)
                 .await
                 .unwrap_or_else(|e| panic!("round {round}, {}: {}: {e}", step.name(), e.name()));
+            if step == Step::RequestPayment {
+                assert_eq!(out["charge"].is_null(), round == 2, "asked once: {out}");
+                let applied = api.apply_payment_webhook(&webhook).await.unwrap();
+                let expected = match round {
+                    1 => WebhookOutcome::Applied,
+                    _ => WebhookOutcome::Duplicate,
+                };
+                assert_eq!(applied, expected);
+            }
         }
     }
-    assert_eq!(fx.order(order).await, (OrderStatus::Completed, 4, None));
+    assert_eq!(fx.order(order).await, (OrderStatus::Completed, 6, None));
     assert_eq!(fx.stock("laptop").await, Some(8));
     assert_eq!(fx.stock("mouse").await, Some(8));
     for step in FORWARD {
         assert_step(&fx, order, step, "SUCCEEDED", 2, None).await;
     }
-    let charge = fx.store.charge(order).await.unwrap().expect("charged");
-    assert_eq!((charge.amount.0, charge.refunded), (260_000, false));
+    let shown = api.get_order(order).await.unwrap().expect("the order");
+    let payment = shown.payment.expect("payment shown");
+    assert_eq!(payment.status, orders_domain::PaymentStatus::Succeeded);
+    assert_eq!(shown.shipment.expect("shipment").tracking_number, "TRK-E2E");
     let item = fx.order_item(order).await;
     let code = attr::get_s(&item, attrs::order::VOUCHER_ISSUED).expect("voucher issued");
     let voucher = fx

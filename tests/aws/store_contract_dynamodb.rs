@@ -14,3 +14,86 @@ async fn dynamodb() -> (Arc<dyn OrderStore>, MotoSession) {
 }
 
 orders_test_support::store_contract_tests!(dynamodb);
+
+/// The lifecycle contract on the same tables: the API's store and the steps' store side by
+/// side, the signals read back from the outbox table.
+mod lifecycle {
+    use super::support_dynamodb;
+    use async_trait::async_trait;
+    use aws_sdk_dynamodb::Client;
+    use orders_aws::TableNames;
+    use orders_aws::dynamodb::attr;
+    use orders_aws::dynamodb::{DynamoStepStore, DynamoStore};
+    use orders_aws::moto::{self, MotoSession};
+    use orders_aws::tables::attrs::outbox;
+    use orders_domain::OrderId;
+    use orders_domain::event::{OutboxMessage, SignalEvent};
+    use orders_domain::store::OrderStore;
+    use orders_test_support::lifecycle_contract::LifecycleFixture;
+    use orders_test_support::saga_contract::Driver;
+    use std::sync::Arc;
+
+    pub(super) struct Dynamo {
+        orders: Arc<DynamoStore>,
+        steps: Arc<DynamoStepStore>,
+        raw: Client,
+        names: TableNames,
+        _moto: MotoSession,
+    }
+
+    pub(super) async fn dynamodb() -> Dynamo {
+        let moto = moto::session().await;
+        let stack = support_dynamodb::stack(&moto, "lifecycle-", |c| c).await;
+        Dynamo {
+            steps: Arc::new(DynamoStepStore::new(
+                stack.client.clone(),
+                stack.names.clone(),
+            )),
+            orders: stack.store,
+            raw: stack.raw,
+            names: stack.names,
+            _moto: moto,
+        }
+    }
+
+    #[async_trait]
+    impl LifecycleFixture for Dynamo {
+        fn orders(&self) -> Arc<dyn OrderStore> {
+            self.orders.clone()
+        }
+
+        fn steps(&self) -> Driver {
+            Driver::Direct(self.steps.clone())
+        }
+
+        async fn signals(&self, order: OrderId) -> Vec<SignalEvent> {
+            let scanned = self
+                .raw
+                .scan()
+                .table_name(&self.names.outbox)
+                .filter_expression("#o = :o")
+                .expression_attribute_names("#o", outbox::ORDER)
+                .expression_attribute_values(":o", attr::s(order.to_string()))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("scan the outbox");
+            let mut signals: Vec<SignalEvent> = scanned
+                .items()
+                .iter()
+                .filter_map(|item| {
+                    let event = attr::get_s(item, outbox::EVENT).expect("event text");
+                    match OutboxMessage::decode(event.as_bytes()).expect("decodes") {
+                        OutboxMessage::Signal(s) => Some(s),
+                        OutboxMessage::OrderCreated(_) => None,
+                    }
+                })
+                .collect();
+            // A scan has no order; the envelope's time is when the write made it.
+            signals.sort_by_key(|s| s.time);
+            signals
+        }
+    }
+
+    orders_test_support::lifecycle_contract_tests!(dynamodb);
+}

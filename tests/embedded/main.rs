@@ -2,15 +2,18 @@
 //! the local executor over the SQLite execution store, the saga steps and the whole local
 //! stack in process.
 
+mod actors;
 mod concurrency;
 mod execution_store_sqlite;
 mod executor;
 mod http_api;
 mod identity;
+mod lifecycle_http;
 mod queue_sqlite;
 mod saga_e2e;
 mod saga_faults;
 mod saga_steps;
 mod saga_store_sqlite;
+mod signals;
 mod storage_full;
 mod store_contract_sqlite;

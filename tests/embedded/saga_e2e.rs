@@ -1,5 +1,7 @@
 //! The saga end to end, in process: POST /orders, the outbox relay, the executor running
-//! `workflow/statemachine.asl.json` with the real step handlers, all over one SQLite file.
+//! `workflow/statemachine.asl.json` with the real step handlers, the payment provider
+//! simulator answering by signed webhook and the warehouse worker on the task queue, all over
+//! one SQLite file.
 
 use orders_test_support as common;
 
@@ -23,12 +25,25 @@ async fn happy_path_completes_reserves_and_charges_once() {
     let id = s.create(&order_body("cust-1", "laptop", 2, 1299.99)).await;
     let o = s.wait_terminal(&id, T).await;
     assert_eq!(o["status"], "COMPLETED", "{o}");
-    assert_eq!(o["version"], 4, "{o}");
+    // PENDING, then five moves: INVENTORY_RESERVED, AWAITING_PAYMENT, PAYMENT_PROCESSED (the
+    // webhook), SHIPPED, COMPLETED.
+    assert_eq!(o["version"], 6, "{o}");
     assert_eq!(s.execution_status(&id).await, "SUCCEEDED");
+    assert_eq!(o["payment"]["status"], "SUCCEEDED", "{o}");
+    let payment_id = o["payment"]["paymentId"].as_str().unwrap();
+    assert_eq!(payment_id, format!("pay_{}", id.replace('-', "")));
+    let tracking = o["shipment"]["trackingNumber"].as_str().unwrap();
+    assert!(tracking.starts_with("TRK-"), "{o}");
+    assert!(
+        o["shipment"]["shippedAt"].as_str().unwrap().ends_with('Z'),
+        "{o}"
+    );
+    assert!(o.get("cancellationRequested").is_none(), "{o}");
     for name in [
         "ReserveInventory",
-        "ProcessPayment",
+        "RequestPayment",
         "SendNotification",
+        "MarkShipped",
         "MarkCompleted",
     ] {
         let st = assert_step(&o, name, "SUCCEEDED");
@@ -37,7 +52,19 @@ async fn happy_path_completes_reserves_and_charges_once() {
     assert!(step(&o, "BeginCompensation").is_none(), "{o}");
     assert_eq!(s.stock("laptop").await, before - 2);
     assert_eq!(s.payments(&id, None), 1);
-    assert_eq!(s.payments(&id, Some("CHARGED")), 1);
+    assert_eq!(s.payments(&id, Some("SUCCEEDED")), 1);
+    assert_eq!(
+        s.query_i64(
+            "SELECT COUNT(*) FROM payment_webhooks WHERE order_id = ?1",
+            [&id]
+        ),
+        1,
+        "one webhook applied"
+    );
+    assert_eq!(
+        s.query_i64("SELECT COUNT(*) FROM shipments WHERE order_id = ?1", [&id]),
+        1
+    );
     let amount = s.query_i64(
         "SELECT amount_cents FROM payments WHERE order_id = ?1",
         [&id],
@@ -58,7 +85,7 @@ async fn sold_out_product_fails_without_payment() {
     );
     assert_eq!(s.payments(&id, None), 0);
     assert_eq!(s.stock("sold-out").await, 0);
-    assert!(step(&o, "ProcessPayment").is_none(), "{o}");
+    assert!(step(&o, "RequestPayment").is_none(), "{o}");
     assert_step(&o, "MarkFailed", "SUCCEEDED");
 }
 
@@ -79,9 +106,13 @@ async fn declined_payment_fails_releases_stock_and_is_not_retried() {
         "compensated: a business outcome"
     );
     assert_eq!(s.stock("gizmo").await, 10);
-    let pay = assert_step(&o, "ProcessPayment", "FAILED");
+    // The request succeeded; the provider's payment.failed webhook failed the waiting task.
+    let pay = assert_step(&o, "RequestPayment", "SUCCEEDED");
     assert_eq!(pay["attempts"], 1, "{pay}");
-    assert_eq!(s.payments(&id, None), 0);
+    assert_eq!(s.payments(&id, None), 1);
+    assert_eq!(s.payments(&id, Some("FAILED")), 1);
+    assert_eq!(o["payment"]["status"], "FAILED", "{o}");
+    assert!(o.get("shipment").is_none(), "{o}");
     assert_step(&o, "ReleaseInventory", "SUCCEEDED");
 }
 
@@ -173,7 +204,7 @@ async fn voucher_is_used_restored_on_failure_and_redeemable_again() {
     let o = s.wait_terminal(&again, T).await;
     assert_eq!(o["status"], "COMPLETED", "{o}");
     assert_eq!(o["discount"].as_f64(), Some(5.0), "{o}");
-    assert_eq!(s.payments(&again, Some("CHARGED")), 1);
+    assert_eq!(s.payments(&again, Some("SUCCEEDED")), 1);
     assert_eq!(
         s.query_i64(
             "SELECT amount_cents FROM payments WHERE order_id = ?1",
@@ -208,18 +239,18 @@ async fn transient_payment_errors_are_retried_and_never_leak() {
     let (mut completed, mut retried) = (0, 0);
     for id in &ids {
         let o = s.wait_terminal(id, T_BULK).await;
-        let pay = step(&o, "ProcessPayment").expect("ProcessPayment");
+        let pay = step(&o, "RequestPayment").expect("RequestPayment");
         let attempts = pay["attempts"].as_i64().unwrap();
         assert!((1..=5).contains(&attempts), "{pay}");
         retried += i64::from(attempts > 1);
         if o["status"] == "COMPLETED" {
             completed += 1;
             assert_eq!(pay["status"], "SUCCEEDED", "{pay}");
-            assert_eq!(s.payments(id, Some("CHARGED")), 1);
+            assert_eq!(s.payments(id, Some("SUCCEEDED")), 1);
         } else {
             assert_failed_with(&o, "Transient");
             assert_eq!(attempts, 5, "retries exhausted: {pay}");
-            assert_eq!(s.payments(id, Some("CHARGED")), 0);
+            assert_eq!(s.payments(id, Some("SUCCEEDED")), 0);
             let released = s.query_i64(
                 "SELECT COUNT(*) FROM reservations WHERE order_id = ?1 AND status = 'RELEASED'",
                 [id],
@@ -254,7 +285,7 @@ async fn failed_notifications_never_fail_a_paid_order() {
         "{n}"
     );
     assert_eq!(s.query_i64("SELECT COUNT(*) FROM notifications", []), 0);
-    assert_eq!(s.payments(&id, Some("CHARGED")), 1);
+    assert_eq!(s.payments(&id, Some("SUCCEEDED")), 1);
     assert_eq!(s.vouchers("cust-8").await.len(), 1);
 }
 
@@ -288,7 +319,10 @@ async fn fifty_concurrent_orders_for_twenty_in_stock() {
     assert_eq!(completed, 20);
     assert_eq!(s.stock("limited").await, 0);
     assert_eq!(
-        s.query_i64("SELECT COUNT(*) FROM payments WHERE status = 'CHARGED'", []),
+        s.query_i64(
+            "SELECT COUNT(*) FROM payments WHERE status = 'SUCCEEDED'",
+            []
+        ),
         20
     );
 }
@@ -305,7 +339,10 @@ async fn poison_event_is_parked_and_does_not_block_the_next() {
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0].event_id, poison_event);
     assert!(parked[0].reason.contains("not a valid event"), "{parked:?}");
-    let seq = s.query_i64("SELECT seq FROM outbox WHERE order_id = ?1", [&id]);
+    let seq = s.query_i64(
+        "SELECT seq FROM outbox WHERE order_id = ?1 AND json_extract(payload, '$.type') = 'order.created'",
+        [&id],
+    );
     assert!(parked[0].seq < seq, "the poison row came first");
     assert!(s.published(&id));
     assert_eq!(
@@ -355,11 +392,11 @@ async fn starting_one_event_twice_runs_one_saga() {
         s.executor.start(&name, input).await.unwrap(),
         StartOutcome::AlreadyExists
     );
+    // The relay then delivers the same event: a no-op start, and the row is published; it
+    // also carries the payment webhook's signal to the waiting saga.
+    s.start_relay();
     let o = s.wait_terminal(&id, T).await;
     assert_eq!(o["status"], "COMPLETED", "{o}");
-
-    // The relay then delivers the same event: a no-op start, and the row is published.
-    s.start_relay();
     s.wait_published(&id, T).await;
     assert_eq!(s.executions_for(&id), 1);
     assert_eq!(
@@ -368,8 +405,8 @@ async fn starting_one_event_twice_runs_one_saga() {
     );
     assert_eq!(s.payments(&id, None), 1);
     let o = s.get_json(&format!("/orders/{id}")).await;
-    assert_eq!(step(&o, "ProcessPayment").unwrap()["attempts"], 1, "{o}");
-    assert_eq!(o["version"], 4);
+    assert_eq!(step(&o, "RequestPayment").unwrap()["attempts"], 1, "{o}");
+    assert_eq!(o["version"], 6);
 }
 
 #[tokio::test]

@@ -23,6 +23,16 @@ use std::time::Duration;
 /// What Step Functions reports when the Lambda service refuses an invocation.
 struct Throttled;
 
+/// A provider that declines at once, as its webhook would (the task fails PaymentDeclined).
+struct Declines;
+
+#[async_trait]
+impl TaskHandler for Declines {
+    async fn invoke(&self, _: Value, _: &TaskContext) -> Result<Value, TaskError> {
+        Err(TaskError::new("PaymentDeclined", "card_declined"))
+    }
+}
+
 #[async_trait]
 impl TaskHandler for Throttled {
     async fn invoke(&self, _: Value, _: &TaskContext) -> Result<Value, TaskError> {
@@ -49,13 +59,15 @@ async fn a_release_that_never_runs_leaves_the_order_compensating_and_fails_the_e
         settings: StepSettings::default(),
     }));
     handlers.insert(Step::ReleaseInventory.substitution(), Arc::new(Throttled));
+    handlers.insert(Step::RequestPayment.substitution(), Arc::new(Declines));
     let options = ExecutorOptions {
         delay_scale: 0.000_01,
         ..ExecutorOptions::default()
     };
-    let executor = Executor::new(
+    let executor = Executor::with_queue(
         StateMachine::saga().unwrap(),
         handlers,
+        s.store.clone(),
         s.store.clone(),
         options,
     )

@@ -8,13 +8,16 @@ use orders_test_support::saga_contract;
 use async_trait::async_trait;
 use chrono::Utc;
 use common::contract::new_order;
+use orders_domain::lifecycle::{PaymentStatus, Shipment};
 use orders_domain::store::OrderStore;
 use orders_domain::time::format_millis as format_ts;
+use orders_domain::time::parse_ts;
+use orders_domain::{Cents, PaymentId};
 use orders_domain::{OrderId, OrderStatus, ProductId, VoucherCode};
 use orders_sqlite::SqliteStore;
 use orders_workflow::steps::Step;
 use rusqlite::OptionalExtension;
-use saga_contract::{SagaFixture, StepView, VoucherView};
+use saga_contract::{PaymentView, SagaFixture, StepView, VoucherView};
 use std::sync::Arc;
 use tempfile::TempDir;
 
@@ -106,6 +109,109 @@ impl SagaFixture for Sqlite {
             )
             .expect("insert voucher");
     }
+
+    async fn payment(&self, id: OrderId) -> Option<PaymentView> {
+        self.conn()
+            .query_row(
+                "SELECT payment_id, status, amount_cents, task_token FROM payments WHERE order_id = ?1",
+                [id.to_string()],
+                |r| {
+                    Ok(PaymentView {
+                        payment_id: PaymentId::from_trusted(r.get(0)?),
+                        status: r.get::<_, String>(1)?.parse().unwrap(),
+                        amount: Cents(r.get(2)?),
+                        token: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .unwrap()
+    }
+
+    async fn settle_payment(&self, id: OrderId, status: PaymentStatus) {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE payments SET status = ?2 WHERE order_id = ?1 AND status = 'REQUESTED'",
+                [id.to_string(), status.as_str().to_owned()],
+            )
+            .expect("settle payment");
+        assert_eq!(changed, 1, "a REQUESTED payment to settle");
+    }
+
+    async fn request_cancel(&self, id: OrderId, reason: Option<&str>) {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE orders SET cancel_requested_at = ?2, cancel_reason = ?3, version = version + 1
+                 WHERE order_id = ?1",
+                rusqlite::params![id.to_string(), format_ts(Utc::now()), reason],
+            )
+            .expect("request cancel");
+        assert_eq!(changed, 1, "an order to cancel");
+    }
+
+    async fn shipment(&self, id: OrderId) -> Option<Shipment> {
+        self.conn()
+            .query_row(
+                "SELECT tracking_number, shipped_at FROM shipments WHERE order_id = ?1",
+                [id.to_string()],
+                |r| {
+                    Ok(Shipment {
+                        tracking_number: r.get(0)?,
+                        shipped_at: parse_ts(&r.get::<_, String>(1)?).unwrap(),
+                    })
+                },
+            )
+            .optional()
+            .unwrap()
+    }
 }
 
 orders_test_support::saga_contract_tests!(sqlite);
+
+/// The lifecycle contract on the same store: the API's side and the steps' side of one file.
+mod lifecycle {
+    use super::{Sqlite, sqlite};
+    use async_trait::async_trait;
+    use orders_domain::OrderId;
+    use orders_domain::event::{OutboxMessage, SignalEvent};
+    use orders_domain::store::OrderStore;
+    use orders_test_support::lifecycle_contract::LifecycleFixture;
+    use orders_test_support::saga_contract::{Driver, SagaFixture};
+    use std::sync::Arc;
+
+    #[async_trait]
+    impl LifecycleFixture for Sqlite {
+        fn orders(&self) -> Arc<dyn OrderStore> {
+            self.store.clone()
+        }
+
+        fn steps(&self) -> Driver {
+            SagaFixture::store(self)
+        }
+
+        async fn signals(&self, order: OrderId) -> Vec<SignalEvent> {
+            let conn = self.conn();
+            let mut st = conn
+                .prepare("SELECT payload FROM outbox WHERE order_id = ?1 ORDER BY seq")
+                .unwrap();
+            let payloads = st
+                .query_map([order.to_string()], |r| r.get::<_, String>(0))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            payloads
+                .iter()
+                .filter_map(
+                    |p| match OutboxMessage::decode(p.as_bytes()).expect("decodes") {
+                        OutboxMessage::Signal(s) => Some(s),
+                        OutboxMessage::OrderCreated(_) => None,
+                    },
+                )
+                .collect()
+        }
+    }
+
+    orders_test_support::lifecycle_contract_tests!(sqlite);
+}

@@ -1,15 +1,19 @@
-//! Crash loop on the real release binary: eight clients post keyed orders (some declined,
-//! some redeeming vouchers) while the process is killed with `kill -9` at random moments and
-//! restarted on the same database, `CRASH_KILLS` times (default 5, about 30 s). The clients
-//! then retry, with the same key, every request that was never answered, and the promises
-//! of DESIGN.md section 6 are checked over the API and the database file
-//! (`common::invariants`). A long run: `CRASH_KILLS=25 cargo test --release --test process crash --
-//! --nocapture`; it prints the counts and the violations (which must be none).
+//! Crash loop on the real release binary: eight clients post keyed orders (some declined, some
+//! never answered by the payment provider, some redeeming vouchers) and cancel some of them
+//! with keyed PATCHes, while the process is killed with `kill -9` at random moments (sagas
+//! waiting for the provider's webhook and for the warehouse among them) and restarted on the
+//! same database, `CRASH_KILLS` times (default 5, about 40 s). The clients then retry, with
+//! the same key, every request that was never answered, and the promises of DESIGN.md section
+//! 6 are checked over the API and the database file (`common::invariants`). A long run:
+//! `CRASH_KILLS=25 cargo test --release --test process crash -- --nocapture`; it prints the
+//! counts and the violations (which must be none).
 
 use orders_test_support as common;
 
 use common::invariants::{self, Acked};
-use common::process::{Posted, Workdir, http_client, pick, post_keyed, put_stock};
+use common::process::{
+    CancelSent, Posted, Workdir, cancel_keyed, http_client, pick, post_keyed, put_stock,
+};
 use reqwest::Client;
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -28,14 +32,15 @@ fn kills() -> usize {
         .unwrap_or(DEFAULT_KILLS)
 }
 
-/// Some orders are over 100 EUR (they earn vouchers), one in five is declined, and one in
-/// four redeems a READY voucher of its customer when it has one.
+/// Some orders are over 100 EUR (they earn vouchers), one in five is declined, one in ten is
+/// never answered by the provider (it times out), and one in four redeems a READY voucher of
+/// its customer when it has one.
 async fn new_request(client: &Client, base: &str, worker: usize, i: usize) -> (String, Value) {
     let customer = format!("crash-c{}", i % 7);
-    let method = if pick(5) == 0 {
-        "pm_card_chargeDeclined"
-    } else {
-        "pm_card_visa"
+    let method = match pick(10) {
+        0 | 1 => "pm_card_chargeDeclined",
+        2 => "pm_card_noAnswer",
+        _ => "pm_card_visa",
     };
     let mut body = json!({"customerId": customer, "paymentMethod": method,
         "items": [{"productId": PRODUCTS[pick(2) as usize], "quantity": 1 + pick(3), "price": 60.5}]});
@@ -62,6 +67,9 @@ async fn new_request(client: &Client, base: &str, worker: usize, i: usize) -> (S
     (format!("crash-{}-{worker}-{i}", std::process::id()), body)
 }
 
+/// One order in six is cancelled by its customer right after it was acknowledged.
+const CANCEL_ONE_IN: u64 = 6;
+
 #[derive(Default)]
 struct Outcomes {
     acked: Vec<Acked>,
@@ -69,6 +77,22 @@ struct Outcomes {
     lost: Vec<(String, Value)>,
     /// Answered refusals by status (409: a voucher taken by a concurrent order).
     refused: std::collections::BTreeMap<u16, usize>,
+    /// Orders whose cancellation was acknowledged (202).
+    cancelled: Vec<String>,
+    /// Cancellations never answered: (key, order), retried after the restart.
+    cancels_lost: Vec<(String, String)>,
+    /// Cancellations refused, by status (409: the parcel had shipped).
+    cancels_refused: std::collections::BTreeMap<u16, usize>,
+}
+
+impl Outcomes {
+    fn cancel_sent(&mut self, key: String, order: String, sent: CancelSent) {
+        match sent {
+            CancelSent::Accepted => self.cancelled.push(order),
+            CancelSent::Refused(s) => *self.cancels_refused.entry(s).or_default() += 1,
+            CancelSent::Lost => self.cancels_lost.push((key, order)),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -77,7 +101,18 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
     let work = Workdir::new("crash.db");
     let db = &work.db;
     let client = http_client();
-    let args = ["--retry-delay-scale", "0.01"];
+    // Timeouts scaled so a never-answered payment gives up after 4.5 s; the provider and the
+    // warehouse slow enough that every kill finds sagas waiting on both.
+    let args = [
+        "--retry-delay-scale",
+        "0.01",
+        "--timeout-scale",
+        "0.005",
+        "--payment-sim-delay-ms",
+        "300",
+        "--warehouse-packing-ms",
+        "300",
+    ];
     let env = [("ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", "0.2")];
     let mut server = work.start(&args, &env).await;
     for p in PRODUCTS {
@@ -106,16 +141,29 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
                         let (key, body) = new_request(&client, &base, w, i).await;
                         i += 1;
                         let posted = post_keyed(&client, &base, &key, &body).await;
-                        let mut o = out.lock().unwrap();
-                        match posted {
-                            Posted::Created(order_id) => o.acked.push(Acked {
-                                key,
-                                body,
-                                order_id,
-                            }),
-                            Posted::Refused(s) => *o.refused.entry(s).or_default() += 1,
+                        let order_id = match posted {
+                            Posted::Created(order_id) => order_id,
+                            Posted::Refused(s) => {
+                                *out.lock().unwrap().refused.entry(s).or_default() += 1;
+                                continue;
+                            }
                             Posted::Lost => {
-                                o.lost.push((key, body));
+                                out.lock().unwrap().lost.push((key, body));
+                                break;
+                            }
+                        };
+                        let cancel = pick(CANCEL_ONE_IN) == 0;
+                        out.lock().unwrap().acked.push(Acked {
+                            key: key.clone(),
+                            body,
+                            order_id: order_id.clone(),
+                        });
+                        if cancel {
+                            let key = format!("{key}-cancel");
+                            let sent = cancel_keyed(&client, &base, &key, &order_id).await;
+                            let lost = sent == CancelSent::Lost;
+                            out.lock().unwrap().cancel_sent(key, order_id, sent);
+                            if lost {
                                 break;
                             }
                         }
@@ -142,6 +190,10 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         at_kills.push((
             count("SELECT COUNT(*) FROM executions WHERE status = 'RUNNING'"),
+            count(
+                "SELECT COUNT(*) FROM executions WHERE status = 'RUNNING'
+                   AND json_extract(snapshot, '$.waiting') IS NOT NULL",
+            ),
             count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"),
             out.lock().unwrap().lost.len() - lost_before,
         ));
@@ -164,29 +216,55 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
             Posted::Lost => unanswered += 1,
         }
     }
+    let cancels_lost = std::mem::take(&mut out.lock().unwrap().cancels_lost);
+    for (key, order) in &cancels_lost {
+        let sent = cancel_keyed(&client, &server.base, key, order).await;
+        if sent == CancelSent::Lost {
+            unanswered += 1;
+        }
+        out.lock()
+            .unwrap()
+            .cancel_sent(key.clone(), order.clone(), sent);
+    }
     assert_eq!(unanswered, 0, "retries after the restart are answered");
     let out = std::mem::take(&mut *out.lock().unwrap());
 
     invariants::wait_all_terminal(db, Duration::from_secs(120)).await;
     let settle = started.elapsed();
     let stock: Vec<(&str, i64)> = PRODUCTS.iter().map(|p| (*p, START_STOCK)).collect();
-    let report = invariants::check(db, &client, &server.base, &out.acked, &stock).await;
+    let report = invariants::check(
+        db,
+        &client,
+        &server.base,
+        &out.acked,
+        &out.cancelled,
+        &stock,
+    )
+    .await;
     println!(
         "crash loop: kills={kills} acknowledged={} (retried after a kill: {}) refused={:?} \
-         orders={} completed={} failed={} outbox_events={} executions={} payments={} refunds={} \
+         cancels_acknowledged={} (retried after a kill: {}) cancels_refused={:?} \
+         orders={} completed={} failed={} cancelled={} outbox_events={} executions={} \
+         payments={} refunds={} webhooks={} shipment_requests={} \
          vouchers={} replays_checked={} all_terminal_after={:.1}s \
-         at_each_kill(running executions, unpublished events, requests in flight)={at_kills:?} \
+         at_each_kill(running executions, waiting executions, unpublished events, requests in flight)={at_kills:?} \
          violations={}",
         out.acked.len(),
         lost.len(),
         out.refused,
+        out.cancelled.len(),
+        cancels_lost.len(),
+        out.cancels_refused,
         report.orders,
         report.completed,
         report.failed,
+        report.cancelled,
         report.outbox_events,
         report.executions,
         report.payments,
         report.refunds,
+        report.webhooks,
+        report.shipment_requests,
         report.vouchers,
         report.replays_checked,
         settle.as_secs_f64(),
@@ -198,6 +276,12 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         "only voucher conflicts are refused: {:?}",
         out.refused
     );
+    assert!(
+        out.cancels_refused.keys().all(|s| *s == 409),
+        "only cancellations after shipping are refused: {:?}",
+        out.cancels_refused
+    );
     assert_eq!(report.parked, 0, "nothing the service wrote is undecodable");
     assert!(report.orders > 0 && report.completed > 0 && report.failed > 0);
+    assert!(report.cancelled > 0 && report.webhooks > 0 && report.shipment_requests > 0);
 }

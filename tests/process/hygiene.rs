@@ -17,8 +17,8 @@ async fn logs_hold_no_bodies_keys_or_payment_tokens() {
     let env = [("RUST_LOG", "debug")];
     let mut server = work.start_logging(&[], &env, &log).await;
     let client = http_client();
-    let key = "idem-key-SECRET-7f3a";
-    let token = "pm_card_SECRETTOKEN";
+    let key = "idem-key-s3cr3t-7f3a";
+    let token = "pm_card_s3cr3tTOKEN";
     let created = client
         .post(format!("{}/orders", server.base))
         .header("x-idempotency-key", key)
@@ -37,7 +37,7 @@ async fn logs_hold_no_bodies_keys_or_payment_tokens() {
         r#"{"customerId": "BODYMARKER-1", "items": "nope"}"#,
         r#"{"customerId": "BODYMARKER-2", "#,
     ] {
-        let r = post_raw(&client, &server.base, body, Some("idem-key-SECRET-other")).await;
+        let r = post_raw(&client, &server.base, body, Some("idem-key-s3cr3t-other")).await;
         assert_eq!(r.status().as_u16(), 400);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -48,7 +48,7 @@ async fn logs_hold_no_bodies_keys_or_payment_tokens() {
         text.contains(&order_id),
         "the log is not being written (no order id in it):\n{text}"
     );
-    for secret in ["SECRET", "BODYMARKER", "42.42", "\"items\""] {
+    for secret in ["s3cr3t", "BODYMARKER", "42.42", "\"items\""] {
         assert!(!text.contains(secret), "the log holds {secret:?}:\n{text}");
     }
 }

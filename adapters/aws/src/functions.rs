@@ -15,14 +15,26 @@ pub struct FunctionSpec {
     /// The cargo binary that cargo-lambda builds for it.
     pub binary: &'static str,
     pub tables: &'static [TableSpec],
-    /// DynamoDB actions (IAM names, without the `dynamodb:` prefix), on those tables and
-    /// their indexes. `TransactWriteItems` needs no action of its own: IAM checks each write
-    /// inside it (`PutItem`, `UpdateItem`) against the item's table.
+    /// DynamoDB actions (IAM names, without the `dynamodb:` prefix), on every one of those
+    /// tables. `TransactWriteItems` and `TransactGetItems` need no action of their own: IAM
+    /// checks each write (`PutItem`, `UpdateItem`) and each read (`GetItem`) inside them
+    /// against the item's table.
     pub dynamodb_actions: &'static [&'static str],
+    /// The tables (of `tables`) it also reads with `Query`, with their indexes; a table it
+    /// only reads and writes item by item is left out, so it gets no `Query` there.
+    pub queried_tables: &'static [TableSpec],
     /// Environment variables it reads besides the tables' (which come from `tables`).
     pub env: &'static [&'static str],
     /// Step Functions actions, on the saga state machine.
     pub states_actions: &'static [&'static str],
+    /// Step Functions actions on the saga's executions (`execution:<machine name>:*`).
+    pub execution_actions: &'static [&'static str],
+    /// The task-token calls (`SendTask*`). IAM cannot scope the tokens of service-integration
+    /// Tasks to a state machine (these actions take only activity ARNs), so they are granted
+    /// on `*`; holding a token is what authorizes a call about it.
+    pub token_actions: &'static [&'static str],
+    /// SQS actions on the warehouse queue.
+    pub warehouse_queue_actions: &'static [&'static str],
 }
 
 /// The API settings the template sets; `orders --help` lists them under these names.
@@ -35,13 +47,22 @@ pub const ALLOW_UNAUTHENTICATED_ENV: &str = "ORDERS_ALLOW_UNAUTHENTICATED";
 /// Who is an admin: a token's `scope` holding this, or its `cognito:groups` holding the group.
 pub const ADMIN_SCOPE_ENV: &str = "ORDERS_ADMIN_SCOPE";
 pub const ADMIN_GROUP_ENV: &str = "ORDERS_ADMIN_GROUP";
+/// The Standard Webhooks secret (`whsec_...`) the payment provider signs its webhooks with.
+pub const PAYMENT_WEBHOOK_SECRET_ENV: &str = "ORDERS_PAYMENT_WEBHOOK_SECRET";
+/// The payment provider's base URL (`POST {base}/charges`), for RequestPayment.
+pub const PAYMENT_PROVIDER_URL_ENV: &str = "ORDERS_PAYMENT_PROVIDER_URL";
+/// How long the warehouse worker "packs" one parcel, in milliseconds.
+pub const WAREHOUSE_PACKING_MS_ENV: &str = "ORDERS_WAREHOUSE_PACKING_MS";
 
 /// The HTTP API (the `orders` binary under `lambda_http`).
 pub const API: FunctionSpec = FunctionSpec {
     logical: "ApiFunction",
     binary: "orders",
-    tables: &[ORDERS, OUTBOX, IDEMPOTENCY, INVENTORY, VOUCHERS],
-    dynamodb_actions: &["GetItem", "PutItem", "UpdateItem", "Query"],
+    // The saga table holds the payment and the webhooks seen, which a payment webhook
+    // reads and writes in the same transaction as the order.
+    tables: &[ORDERS, OUTBOX, IDEMPOTENCY, INVENTORY, VOUCHERS, SAGA],
+    dynamodb_actions: &["GetItem", "PutItem", "UpdateItem"],
+    queried_tables: &[ORDERS, OUTBOX, IDEMPOTENCY, INVENTORY, VOUCHERS],
     env: &[
         IDEMPOTENCY_TTL_ENV,
         REQUIRE_IDEMPOTENCY_KEY_ENV,
@@ -49,18 +70,27 @@ pub const API: FunctionSpec = FunctionSpec {
         AUTH_ENV,
         ADMIN_SCOPE_ENV,
         ADMIN_GROUP_ENV,
+        PAYMENT_WEBHOOK_SECRET_ENV,
     ],
     states_actions: &[],
+    execution_actions: &[],
+    token_actions: &[],
+    warehouse_queue_actions: &[],
 };
 
-/// The DynamoDB Streams consumer of the outbox: starts one execution per event.
+/// The DynamoDB Streams consumer of the outbox: starts one execution per `order.created`,
+/// delivers each task signal (a cancellation's token read from the execution's history).
 pub const PROCESSOR: FunctionSpec = FunctionSpec {
     logical: "ProcessorFunction",
     binary: "orders-processor",
     tables: &[],
     dynamodb_actions: &[],
+    queried_tables: &[],
     env: &[STATE_MACHINE_ARN_ENV],
     states_actions: &["StartExecution"],
+    execution_actions: &["GetExecutionHistory"],
+    token_actions: &["SendTaskSuccess", "SendTaskFailure"],
+    warehouse_queue_actions: &[],
 };
 
 /// Every Task state of the state machine (one function, dispatched on the `step` field).
@@ -69,8 +99,32 @@ pub const STEPS: FunctionSpec = FunctionSpec {
     binary: "orders-steps",
     tables: &[ORDERS, INVENTORY, VOUCHERS, SAGA],
     dynamodb_actions: &["GetItem", "PutItem", "UpdateItem"],
-    env: &[PAYMENT_TRANSIENT_RATE_ENV, NOTIFICATION_FAILURE_RATE_ENV],
+    queried_tables: &[],
+    env: &[
+        PAYMENT_TRANSIENT_RATE_ENV,
+        NOTIFICATION_FAILURE_RATE_ENV,
+        PAYMENT_PROVIDER_URL_ENV,
+    ],
     states_actions: &[],
+    execution_actions: &[],
+    token_actions: &[],
+    warehouse_queue_actions: &[],
 };
 
-pub const FUNCTIONS: [FunctionSpec; 3] = [API, PROCESSOR, STEPS];
+/// The warehouse worker on the warehouse queue (SQS event source): heartbeats, packs, and
+/// completes each shipment request's task. The queue actions are what Lambda's SQS poller
+/// calls with the function's role.
+pub const WAREHOUSE: FunctionSpec = FunctionSpec {
+    logical: "WarehouseFunction",
+    binary: "orders-warehouse",
+    tables: &[],
+    dynamodb_actions: &[],
+    queried_tables: &[],
+    env: &[WAREHOUSE_PACKING_MS_ENV],
+    states_actions: &[],
+    execution_actions: &[],
+    token_actions: &["SendTaskHeartbeat", "SendTaskSuccess", "SendTaskFailure"],
+    warehouse_queue_actions: &["ReceiveMessage", "DeleteMessage", "GetQueueAttributes"],
+};
+
+pub const FUNCTIONS: [FunctionSpec; 4] = [API, PROCESSOR, STEPS, WAREHOUSE];

@@ -1,5 +1,5 @@
 //! The AWS adapters: every port of the service implemented on DynamoDB and Step Functions,
-//! the table contract they share, and the two Lambda functions that do not serve HTTP.
+//! the table contract they share, and the Lambda functions that do not serve HTTP.
 //!
 //! # Layout
 //!
@@ -9,10 +9,11 @@
 //! - [`dynamodb`]: the API's `OrderStore` ([`dynamodb::DynamoStore`]) and the steps'
 //!   `StepStore` ([`dynamodb::DynamoStepStore`]), with the orders item's one codec
 //!   ([`dynamodb::item`]) and the attribute helpers ([`dynamodb::attr`]).
-//! - [`sfn`]: Step Functions as the processor's `SagaStarter`, and the task-token calls
-//!   ([`sfn::TaskTokens`]) that resume a Task waiting on `.waitForTaskToken`.
-//! - [`lambda`]: the stream and step functions (`src/bin/orders-processor.rs`,
-//!   `src/bin/orders-steps.rs`), wired the way the API function in the root crate is.
+//! - [`sfn`]: Step Functions as the processor's `SagaStarter` and `TaskSignaller`, and the
+//!   task-token calls ([`sfn::TaskTokens`]) that resume a Task waiting on `.waitForTaskToken`.
+//! - [`lambda`]: the stream, step and warehouse functions (`src/bin/orders-processor.rs`,
+//!   `src/bin/orders-steps.rs`, `src/bin/orders-warehouse.rs`), wired the way the API function
+//!   in the root crate is.
 //! - [`sdk`]: SDK set-up, and the error description and classification every adapter uses.
 //! - [`functions`]: the deployed functions and what each may touch (least privilege, checked).
 //! - `moto` (feature `moto`): the emulator harness for tests.

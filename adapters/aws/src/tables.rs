@@ -89,8 +89,9 @@ pub const VOUCHERS: TableSpec = TableSpec {
     ttl_attribute: None,
 };
 
-/// What the saga steps record per order (`record`: `reservation`, `charge`,
-/// `notification#<kind>`): the marks that make each step idempotent.
+/// What the saga steps record per order (`record`: `reservation`, `payment`,
+/// `notification#<kind>`): the marks that make each step idempotent; and the payment
+/// webhooks seen (`webhook#<webhook-id>`), which make each webhook apply once.
 pub const SAGA: TableSpec = TableSpec {
     logical: "saga",
     env_var: "ORDERS_TABLE_SAGA",
@@ -205,6 +206,18 @@ pub mod attrs {
         pub const STEP_STARTED_AT: &str = "startedAt";
         pub const STEP_FINISHED_AT: &str = "finishedAt";
         pub const STEP_ERROR: &str = "error";
+        /// The saga execution's name (the order.created event id), for the cancel signal.
+        pub const EXECUTION: &str = "executionName";
+        /// The payment as GET shows it, kept beside the saga table's payment record in the
+        /// same writes, so a GET needs no second read.
+        pub const PAYMENT_ID: &str = "paymentId";
+        pub const PAYMENT_STATUS: &str = "paymentStatus";
+        /// The warehouse's shipment, written with the move to SHIPPED.
+        pub const TRACKING_NUMBER: &str = "trackingNumber";
+        pub const SHIPPED_AT: &str = "shippedAt";
+        /// The customer's cancellation: its presence is what the steps' cancel guard tests.
+        pub const CANCEL_REQUESTED_AT: &str = "cancelRequestedAt";
+        pub const CANCEL_REASON: &str = "cancelReason";
     }
     /// outbox: `event` is the CloudEvents 1.0 envelope as JSON text, exactly as published.
     pub mod outbox {
@@ -242,22 +255,32 @@ pub mod attrs {
         pub const CREATED_AT: &str = "createdAt";
         pub const UPDATED_AT: &str = "updatedAt";
     }
-    /// saga: one item per effect a step made for an order.
+    /// saga: one item per effect a step made for an order, and one per payment webhook seen.
     pub mod saga {
         pub const ORDER: &str = "orderId";
         pub const RECORD: &str = "record";
         /// `record` values; a notification's is `notification#<kind>`.
         pub const RESERVATION: &str = "reservation";
-        pub const CHARGE: &str = "charge";
+        pub const PAYMENT: &str = "payment";
         pub const NOTIFICATION_PREFIX: &str = "notification#";
         /// reservation: JSON array of `{productId, quantity}`; state `HELD` or `RELEASED`.
         pub const ITEMS: &str = "items";
         pub const STATE: &str = "state";
-        /// charge
-        pub const CHARGE_ID: &str = "chargeId";
+        /// payment: `status` is a `PaymentStatus`; `taskToken` the token its webhook
+        /// completes; `reason` the provider's, when it failed.
+        pub const PAYMENT_ID: &str = "paymentId";
+        pub const STATUS: &str = "status";
         pub const AMOUNT: &str = "amountCents";
-        pub const REFUNDED: &str = "refunded";
         pub const PAYMENT_METHOD: &str = "paymentMethod";
+        pub const TASK_TOKEN: &str = "taskToken";
+        pub const REASON: &str = "reason";
+        /// A payment webhook's dedup record: `orderId` is `webhook#<webhook-id>` (never an
+        /// order id, which is a UUID), `record` is `webhook`; it keeps what it came to.
+        pub const WEBHOOK_PREFIX: &str = "webhook#";
+        pub const WEBHOOK: &str = "webhook";
+        pub const WEBHOOK_ORDER: &str = "forOrder";
+        pub const WEBHOOK_RESULT: &str = "result";
+        pub const WEBHOOK_OUTCOME: &str = "outcome";
         /// notification
         pub const CUSTOMER: &str = "customerId";
         pub const MESSAGE: &str = "message";

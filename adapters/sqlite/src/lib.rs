@@ -3,9 +3,12 @@
 //! # Layout
 //!
 //! - `orders.rs`: the API's [`OrderStore`](orders_domain::store::OrderStore) (create with
-//!   idempotency and outbox event in one transaction, reads, inventory, vouchers).
+//!   idempotency and outbox event in one transaction, inventory, vouchers); `order_reads.rs`:
+//!   the order as GET shows it; `lifecycle.rs`: the payment webhook and the cancellation,
+//!   each one transaction with its outbox signal.
 //! - `steps.rs`: the steps' [`StepStore`](orders_workflow::steps::StepStore), on the writer's
-//!   open transaction; `step_jobs.rs`: how a whole step runs as one writer job.
+//!   open transaction; `step_status.rs`: its status changes (with the cancel guard) and the
+//!   shipment; `step_jobs.rs`: how a whole step runs as one writer job.
 //! - `executions.rs`: the executor's
 //!   [`ExecutionStore`](orders_workflow::executor::ExecutionStore) (snapshots and history).
 //! - `outbox.rs`: the relay's [`OutboxSource`](orders_processor::relay::OutboxSource).
@@ -26,6 +29,8 @@
 //! thousand WAL pages ([`SqliteOptions`]).
 
 mod executions;
+mod lifecycle;
+mod order_reads;
 mod orders;
 mod outbox;
 mod queue;
@@ -33,6 +38,7 @@ mod readers;
 mod schema;
 mod space;
 mod step_jobs;
+mod step_status;
 mod steps;
 mod writer;
 

@@ -1,25 +1,23 @@
-//! `OrderStore` on SQLite: the create-order transaction and the reads behind the API.
+//! `OrderStore` on SQLite: the create-order transaction and the reads behind the API (the
+//! rows are read in `order_reads.rs`; the payment webhook and the cancellation, each one
+//! transaction too, are in `lifecycle.rs`).
 
-use super::{SqliteStore, all, sqlite_err};
+use super::order_reads::{VOUCHER_COLUMNS, corrupt, list_page, read_order, voucher_from_row};
+use super::{SqliteStore, sqlite_err};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orders_domain::idempotency::StoredResponse;
+use orders_domain::lifecycle::{PaymentWebhook, WebhookOutcome};
 use orders_domain::store::{
-    CreateOrder, CreateOutcome, IdempotencyRecord, ListCursor, ListOrders, NewOrder, OrderPage,
-    OrderRecord, OrderStore, StepRecord, StockLevel, StoreError, VoucherRecord, VoucherRefusal,
-    items_from_text, items_to_text,
+    CancelOrder, CancelOutcome, CreateOrder, CreateOutcome, IdempotencyRecord, ListOrders,
+    OrderPage, OrderRecord, OrderStore, Respond, StockLevel, StoreError, VoucherRecord,
+    VoucherRefusal, items_to_text,
 };
-use orders_domain::time::{format_millis as format_ts, parse_ts};
-use orders_domain::{
-    Cents, CustomerId, OrderId, OrderStatus, PaymentMethod, ProductId, VoucherCode, VoucherStatus,
-};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use orders_domain::time::format_millis as format_ts;
+use orders_domain::{CustomerId, OrderId, ProductId};
+use rusqlite::{Connection, OptionalExtension, params};
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("unreadable {what} in the database"))
-}
-
-fn live_idempotency(
+pub(crate) fn live_idempotency(
     conn: &Connection,
     key: &str,
     now: DateTime<Utc>,
@@ -112,8 +110,8 @@ fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, S
     let run = || -> rusqlite::Result<()> {
         conn.prepare_cached(
             "INSERT INTO orders (order_id, customer_id, status, version, items, subtotal_cents, discount_cents,
-                 total_cents, currency, payment_method, voucher_code, created_at, updated_at)
-             VALUES (?1, ?2, 'PENDING', 1, ?3, ?4, ?5, ?6, 'EUR', ?7, ?8, ?9, ?9)",
+                 total_cents, currency, payment_method, voucher_code, created_at, updated_at, execution)
+             VALUES (?1, ?2, 'PENDING', 1, ?3, ?4, ?5, ?6, 'EUR', ?7, ?8, ?9, ?9, ?10)",
         )?
         .execute(params![
             id,
@@ -124,7 +122,8 @@ fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, S
             o.total.0,
             o.payment_method.as_str(),
             o.voucher_code.as_ref().map(|c| c.as_str()),
-            created
+            created,
+            cmd.event.id.to_string()
         ])?;
         let payload = serde_json::to_string(&cmd.event).expect("an event always serializes");
         conn.prepare_cached(
@@ -154,121 +153,6 @@ fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, S
     Ok(CreateOutcome::Created)
 }
 
-const ORDER_COLUMNS: &str =
-    "order_id, customer_id, status, version, items, subtotal_cents, discount_cents, total_cents,
-    payment_method, voucher_code, failure_reason, created_at, updated_at";
-
-/// A customer's orders after a cursor, newest first. `orders_by_customer` answers it, read
-/// backwards, without sorting (schema.rs tests the plan).
-pub(super) fn list_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ?1 AND (created_at, order_id) < (?2, ?3)
-             ORDER BY created_at DESC, order_id DESC LIMIT ?4"
-        )
-    });
-    &SQL
-}
-
-fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Result<OrderRecord, StoreError>> {
-    let id: String = r.get(0)?;
-    let status: String = r.get(2)?;
-    let items: String = r.get(4)?;
-    let created: String = r.get(11)?;
-    let updated: String = r.get(12)?;
-    let (customer, version, sub, disc, total): (String, i64, i64, i64, i64) =
-        (r.get(1)?, r.get(3)?, r.get(5)?, r.get(6)?, r.get(7)?);
-    let (pm, voucher, failure): (String, Option<String>, Option<String>) =
-        (r.get(8)?, r.get(9)?, r.get(10)?);
-    Ok((|| {
-        let items = items_from_text(&items).ok_or_else(|| corrupt("order items"))?;
-        let order = NewOrder {
-            id: id.parse().map_err(|_| corrupt("order id"))?,
-            customer_id: CustomerId::from_trusted(customer),
-            items,
-            subtotal: Cents(sub),
-            discount: Cents(disc),
-            total: Cents(total),
-            payment_method: PaymentMethod::from_trusted(pm),
-            voucher_code: voucher.map(VoucherCode::from_trusted),
-            created_at: parse_ts(&created).ok_or_else(|| corrupt("timestamp"))?,
-        };
-        Ok(OrderRecord {
-            order,
-            status: status
-                .parse::<OrderStatus>()
-                .map_err(|_| corrupt("order status"))?,
-            version,
-            failure_reason: failure,
-            updated_at: parse_ts(&updated).ok_or_else(|| corrupt("timestamp"))?,
-            voucher_issued: None,
-            steps: Vec::new(),
-        })
-    })())
-}
-
-fn voucher_from_row(r: &Row<'_>) -> rusqlite::Result<Result<VoucherRecord, StoreError>> {
-    let (code, customer, discount, status, order): (String, String, i64, String, String) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-    Ok((|| {
-        Ok(VoucherRecord {
-            code: VoucherCode::from_trusted(code),
-            customer_id: CustomerId::from_trusted(customer),
-            discount: Cents(discount),
-            status: status
-                .parse::<VoucherStatus>()
-                .map_err(|_| corrupt("voucher status"))?,
-            order_id: order.parse().map_err(|_| corrupt("voucher order id"))?,
-        })
-    })())
-}
-
-const VOUCHER_COLUMNS: &str = "code, customer_id, discount_cents, status, issued_for_order";
-
-fn read_order(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, StoreError> {
-    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?1");
-    conn.prepare_cached(&sql)
-        .and_then(|mut st| st.query_row([id], order_from_row).optional())
-        .map_err(sqlite_err)?
-        .transpose()?
-        .map(|order| with_saga_details(conn, order))
-        .transpose()
-}
-
-/// Adds what the saga produced for an order: the voucher it earned and its step history.
-fn with_saga_details(conn: &Connection, order: OrderRecord) -> Result<OrderRecord, StoreError> {
-    let id = order.order.id.to_string();
-    let sql = format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE issued_for_order = ?1");
-    let voucher_issued = conn
-        .prepare_cached(&sql)
-        .and_then(|mut st| st.query_row([&id], voucher_from_row).optional())
-        .map_err(sqlite_err)?
-        .transpose()?;
-    let step = |r: &rusqlite::Row<'_>| {
-        Ok(StepRecord {
-            step: r.get(0)?,
-            status: r.get(1)?,
-            attempts: r.get(2)?,
-            started_at: r.get(3)?,
-            finished_at: r.get(4)?,
-            error: r.get(5)?,
-        })
-    };
-    let steps = all(
-        conn,
-        "SELECT step, status, attempts, started_at, finished_at, error FROM saga_steps
-         WHERE order_id = ?1 ORDER BY started_at, rowid",
-        [&id],
-        step,
-    )
-    .map_err(sqlite_err)?;
-    Ok(OrderRecord {
-        voucher_issued,
-        steps,
-        ..order
-    })
-}
-
 impl SqliteStore {
     /// Deletes up to `limit` idempotency records that expired before `now`. Expired records are
     /// already ignored at read; this only reclaims their space.
@@ -291,6 +175,21 @@ impl SqliteStore {
 
 #[async_trait]
 impl OrderStore for SqliteStore {
+    async fn apply_payment_webhook(
+        &self,
+        webhook: &PaymentWebhook,
+    ) -> Result<WebhookOutcome, StoreError> {
+        self.payment_webhook(webhook).await
+    }
+
+    async fn cancel_order(
+        &self,
+        cmd: CancelOrder,
+        respond: Respond<'_>,
+    ) -> Result<CancelOutcome, StoreError> {
+        self.cancel(cmd, respond).await
+    }
+
     async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError> {
         // A live record for the key is looked up first on a read connection: a replay never
         // queues behind writes. The decision that counts is repeated inside the write.
@@ -316,39 +215,8 @@ impl OrderStore for SqliteStore {
     async fn list_orders(&self, query: &ListOrders) -> Result<OrderPage, StoreError> {
         let (limit, after) = (query.limit, query.after.clone());
         let customer = query.customer.as_str().to_owned();
-        self.read(move |conn| {
-            // One row more than asked says whether there is a next page.
-            let (after_t, after_id) = after
-                .map(|c| (c.created_at, c.order_id.to_string()))
-                .unwrap_or_else(|| ("\u{10FFFF}".to_owned(), String::new()));
-            let mut orders = conn
-                .prepare_cached(list_sql())
-                .and_then(|mut st| {
-                    st.query_map(
-                        params![customer, after_t, after_id, i64::from(limit) + 1],
-                        order_from_row,
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(sqlite_err)?
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()?;
-            let next = if orders.len() > limit as usize {
-                orders.truncate(limit as usize);
-                orders.last().map(|o| ListCursor {
-                    created_at: format_ts(o.order.created_at),
-                    order_id: o.order.id,
-                })
-            } else {
-                None
-            };
-            let orders = orders
-                .into_iter()
-                .map(|o| with_saga_details(conn, o))
-                .collect::<Result<_, _>>()?;
-            Ok(OrderPage { orders, next })
-        })
-        .await
+        self.read(move |conn| list_page(conn, &customer, limit, after))
+            .await
     }
 
     async fn get_inventory(&self, product: &ProductId) -> Result<Option<i64>, StoreError> {

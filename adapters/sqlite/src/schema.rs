@@ -166,7 +166,78 @@ CREATE TABLE queue_messages (
 CREATE INDEX queue_live ON queue_messages (queue, seq, visible_at_ms) WHERE deleted_at_ms IS NULL;
 "#;
 
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+/// The order lifecycle with its outside actors. The outbox holds several rows per order now
+/// (`order.created`, then the signals for its saga), so it is rebuilt without `order_id
+/// UNIQUE` (rows, seqs and the AUTOINCREMENT high-water mark kept; the order index stays, for
+/// the lookups by order). The order keeps its saga's execution name (the `order.created` event
+/// id, which the cancel signal names) and the customer's cancellation; payments move from the
+/// synchronous charge to the provider's REQUESTED payment that its webhook settles (a CHARGED
+/// row becomes SUCCEEDED, its charge id the payment id). Applied webhooks are kept by
+/// `webhook-id`, so a second delivery has no effect.
+const V5: &str = r#"
+ALTER TABLE orders ADD COLUMN execution TEXT;
+ALTER TABLE orders ADD COLUMN cancel_requested_at TEXT;
+ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
+UPDATE orders SET execution =
+    (SELECT event_id FROM outbox WHERE outbox.order_id = orders.order_id ORDER BY seq LIMIT 1);
+
+CREATE TABLE outbox_v5 (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT NOT NULL UNIQUE,
+    order_id      TEXT NOT NULL,
+    payload       TEXT NOT NULL,            -- the CloudEvents envelope, as published
+    created_at    TEXT NOT NULL,
+    published_at  TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    dead_at       TEXT                      -- parked: undecodable, never retried
+) STRICT;
+INSERT INTO outbox_v5 (seq, event_id, order_id, payload, created_at, published_at, attempts, last_error, dead_at)
+    SELECT seq, event_id, order_id, payload, created_at, published_at, attempts, last_error, dead_at FROM outbox;
+-- A seq once used is never used again, even when its row is gone.
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'outbox_v5', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox_v5');
+UPDATE sqlite_sequence SET seq = max(seq, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0))
+    WHERE name = 'outbox_v5';
+DROP TABLE outbox;
+ALTER TABLE outbox_v5 RENAME TO outbox;
+CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL AND dead_at IS NULL;
+CREATE INDEX outbox_by_order ON outbox (order_id);
+
+CREATE TABLE payments_v5 (
+    order_id        TEXT PRIMARY KEY,
+    payment_id      TEXT NOT NULL,
+    amount_cents    INTEGER NOT NULL,
+    payment_method  TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('REQUESTED', 'SUCCEEDED', 'FAILED', 'REFUNDED')),
+    task_token      TEXT,                   -- what the webhook's signal completes
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+) STRICT;
+INSERT INTO payments_v5 (order_id, payment_id, amount_cents, payment_method, status, task_token, created_at, updated_at)
+    SELECT order_id, charge_id, amount_cents, payment_method,
+           CASE status WHEN 'CHARGED' THEN 'SUCCEEDED' ELSE status END, NULL, created_at, updated_at
+    FROM payments;
+DROP TABLE payments;
+ALTER TABLE payments_v5 RENAME TO payments;
+
+CREATE TABLE shipments (
+    order_id         TEXT PRIMARY KEY,
+    tracking_number  TEXT NOT NULL,
+    shipped_at       TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE payment_webhooks (
+    webhook_id   TEXT PRIMARY KEY,
+    order_id     TEXT NOT NULL,
+    payment_id   TEXT NOT NULL,
+    type         TEXT NOT NULL,             -- payment.succeeded | payment.failed
+    outcome      TEXT NOT NULL,             -- what applying it came to, for operators
+    received_at  TEXT NOT NULL
+) STRICT;
+"#;
+
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 pub(crate) fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -197,166 +268,4 @@ pub(crate) fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn history_rows(conn: &Connection) -> Vec<(i64, String)> {
-        conn.prepare("SELECT seq, events FROM execution_history ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
-
-    fn user_version(conn: &Connection) -> i64 {
-        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    #[test]
-    fn version_3_lists_a_version_2_database_newest_first_from_the_index() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(V1).unwrap();
-        conn.execute_batch(V2).unwrap();
-        conn.execute_batch("PRAGMA user_version = 2").unwrap();
-        for (id, created) in [
-            ("b", "2026-01-01T00:00:01.000Z"),
-            ("a", "2026-01-01T00:00:02.000Z"),
-            ("c", "2026-01-01T00:00:01.000Z"),
-        ] {
-            conn.execute(
-                "INSERT INTO orders VALUES (?1, 'cust', 'PENDING', 1, '[]', 1, 0, 1, 'EUR', 'CARD', NULL, NULL, ?2, ?2)",
-                [id, created],
-            )
-            .unwrap();
-        }
-        migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
-
-        let descending: Vec<i64> = conn
-            .prepare("SELECT desc FROM pragma_index_xinfo('orders_by_customer') WHERE key")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(descending, [0, 0, 0]);
-
-        let list = super::super::orders::list_sql();
-        let first_page = rusqlite::params!["cust", "\u{10FFFF}", "", 10];
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {list}"))
-            .unwrap()
-            .query_map(first_page, |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            plan.iter()
-                .any(|p| p.contains("USING INDEX orders_by_customer")),
-            "{plan:?}"
-        );
-        assert!(
-            !plan.iter().any(|p| p.contains("TEMP B-TREE")),
-            "sorts: {plan:?}"
-        );
-
-        let ids: Vec<String> = conn
-            .prepare(list)
-            .unwrap()
-            .query_map(first_page, |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(ids, ["a", "c", "b"]);
-    }
-
-    #[test]
-    fn version_4_adds_the_queue_to_a_version_3_database() {
-        let conn = Connection::open_in_memory().unwrap();
-        for sql in [V1, V2, V3] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.execute_batch("PRAGMA user_version = 3").unwrap();
-        conn.execute(
-            "INSERT INTO executions VALUES ('e', 'RUNNING', 1, '{}', 't', 't')",
-            [],
-        )
-        .unwrap();
-
-        migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(user_version(&conn), 4);
-        let executions: i64 = conn
-            .query_row("SELECT count(*) FROM executions", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(executions, 1, "the older rows are kept");
-
-        let send = |queue: &str, dedup: &str, id: &str| {
-            conn.execute(
-                "INSERT INTO queue_messages (queue, dedup_id, message_id, body, sent_at_ms, visible_at_ms)
-                 VALUES (?1, ?2, ?3, '{}', 1, 0)",
-                [queue, dedup, id],
-            )
-        };
-        send("q", "token", "m1").unwrap();
-        assert!(
-            send("q", "token", "m2").is_err(),
-            "one message per dedup id"
-        );
-        send("other", "token", "m3").unwrap();
-        conn.execute(
-            "UPDATE queue_messages SET body = NULL, deleted_at_ms = 2 WHERE message_id = 'm1'",
-            [],
-        )
-        .unwrap();
-        assert!(send("q", "token", "m4").is_err(), "a tombstone keeps it");
-
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::queue::RECEIVE_SQL))
-            .unwrap()
-            .query_map(rusqlite::params!["q", 5, 10], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            plan.iter()
-                .any(|p| p.contains("USING COVERING INDEX queue_live")
-                    || p.contains("USING INDEX queue_live")),
-            "{plan:?}"
-        );
-        assert!(
-            !plan.iter().any(|p| p.contains("TEMP B-TREE")),
-            "sorts: {plan:?}"
-        );
-
-        // A second start migrates nothing again.
-        migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(user_version(&conn), 4);
-    }
-
-    #[test]
-    fn version_2_keeps_a_version_1_history_as_one_event_rows() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(V1).unwrap();
-        conn.execute_batch("PRAGMA user_version = 1").unwrap();
-        conn.execute(
-            r#"INSERT INTO execution_history (name, seq, event)
-               VALUES ('e', 1, '{"seq":1}'), ('e', 2, '{"seq":2}')"#,
-            [],
-        )
-        .unwrap();
-
-        migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
-        let expected = vec![
-            (1, r#"[{"seq":1}]"#.to_owned()),
-            (2, r#"[{"seq":2}]"#.to_owned()),
-        ];
-        assert_eq!(history_rows(&conn), expected);
-        assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
-
-        // A second start migrates nothing again.
-        migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(history_rows(&conn), expected);
-    }
-}
+mod tests;

@@ -7,16 +7,18 @@
 //! transaction and polls the step once; the local executor runs every step that way, and the
 //! contract suite drives the store through the same job.
 
+use super::step_status::{self, Move};
 use super::writer::TxConn;
 use super::{exec, one, sqlite_err};
 use async_trait::async_trait;
+use orders_domain::lifecycle::{CancelRequest, PaymentStatus, Shipment};
 use orders_domain::store::StoreError;
 use orders_domain::time::format_millis as format_ts;
-use orders_domain::{Cents, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode};
-use orders_workflow::steps::store::{Charge, Reservation, StatusChange};
+use orders_domain::{OrderId, ProductId, SagaItem, VoucherCode};
 use orders_workflow::steps::store::{NewVoucher, Notice, OrderAt, StatusMove, StepResult};
+use orders_workflow::steps::store::{PaymentRequest, Reservation, StatusChange};
 use orders_workflow::steps::{
-    Notifications, Payments, Progress, Step, StepStoreError, Stock, Vouchers,
+    Notifications, Payments, Progress, Shipments, Step, StepStoreError, Stock, Vouchers,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
@@ -145,64 +147,6 @@ fn release_stock(conn: &Connection, order: &str, now: &str) -> Result<bool, Stor
     Ok(true)
 }
 
-fn move_status(
-    conn: &Connection,
-    order: &str,
-    step: Step,
-    to: OrderStatus,
-    reason: Option<&str>,
-    now: &str,
-) -> Result<Result<StatusChange, StepStoreError>, StoreError> {
-    let current: Option<(String, i64)> = conn
-        .prepare_cached("SELECT status, version FROM orders WHERE order_id = ?1")
-        .and_then(|mut st| {
-            st.query_row([order], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(sqlite_err)?;
-    let Some((status, version)) = current else {
-        return Ok(Err(StepStoreError::OrderNotFound(
-            order
-                .parse()
-                .map_err(|_| StoreError::Backend("bad id".into()))?,
-        )));
-    };
-    let from: OrderStatus = status
-        .parse()
-        .map_err(|_| StoreError::Backend("unreadable order status".into()))?;
-    let finish_step = || {
-        conn.prepare_cached(
-            "UPDATE saga_steps SET status = 'SUCCEEDED', finished_at = ?3, error = NULL WHERE order_id = ?1 AND step = ?2",
-        )
-        .and_then(|mut st| st.execute(params![order, step.name(), now]))
-        .map_err(sqlite_err)
-    };
-    if from.has_reached(to) {
-        finish_step()?;
-        return Ok(Ok(StatusChange::Unchanged));
-    }
-    if !from.can_move_to(to) {
-        return Ok(Err(StepStoreError::InvalidTransition { from, to }));
-    }
-    let changed = conn
-        .prepare_cached(
-            "UPDATE orders SET status = ?3, version = version + 1, updated_at = ?4,
-                 failure_reason = COALESCE(?5, failure_reason)
-             WHERE order_id = ?1 AND version = ?2",
-        )
-        .and_then(|mut st| st.execute(params![order, version, to.as_str(), now, reason]))
-        .map_err(sqlite_err)?;
-    if changed != 1 {
-        return Ok(Err(StepStoreError::Unavailable(format!(
-            "order {order} changed concurrently (version {version})"
-        ))));
-    }
-    finish_step()?;
-    Ok(Ok(StatusChange::Changed {
-        version: version + 1,
-    }))
-}
-
 impl TxStepStore {
     pub(crate) fn new(tx: TxConn) -> Self {
         TxStepStore(tx, AtomicBool::new(false))
@@ -244,6 +188,10 @@ impl TxStepStore {
 
 #[async_trait]
 impl Progress for TxStepStore {
+    async fn cancellation(&self, order: OrderId) -> StepResult<Option<CancelRequest>> {
+        self.run(|conn| step_status::cancellation(conn, order))?
+    }
+
     async fn step_attempt(&self, at: OrderAt, step: Step) -> StepResult<()> {
         let OrderAt { order, now } = at;
         self.run(|conn| {
@@ -271,9 +219,16 @@ impl Progress for TxStepStore {
     async fn set_status(&self, at: OrderAt, change: StatusMove<'_>) -> StepResult<StatusChange> {
         let OrderAt { order, now } = at;
         let StatusMove { step, to, reason } = change;
-        // A refusal (unknown order, forbidden move) is an answer, not a storage failure: it
-        // travels inside `Ok`, so the (empty) savepoint is kept.
-        self.run(|conn| move_status(conn, &order.to_string(), step, to, reason, &format_ts(now)))?
+        let now = format_ts(now);
+        let change = Move {
+            order,
+            step,
+            to,
+            reason,
+            now: &now,
+        };
+        // A refusal travels inside `Ok`, so the (empty) savepoint is kept.
+        self.run(|conn| step_status::move_status(conn, &change))?
     }
 }
 
@@ -292,45 +247,41 @@ impl Stock for TxStepStore {
 
 #[async_trait]
 impl Payments for TxStepStore {
-    async fn charge(&self, order: OrderId) -> StepResult<Option<Charge>> {
-        self.run(|conn| {
-            conn.prepare_cached(
-                "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1",
-            )
-            .and_then(|mut st| {
-                st.query_row([order.to_string()], |r| {
-                    Ok(Charge {
-                        charge_id: r.get(0)?,
-                        amount: Cents(r.get(1)?),
-                        refunded: r.get::<_, String>(2)? == "REFUNDED",
-                    })
-                })
-                .optional()
-            })
-            .map_err(sqlite_err)
-        })
-    }
-
-    async fn record_charge(&self, at: OrderAt, charge: &Charge, via: &str) -> StepResult<Charge> {
+    async fn request_payment(
+        &self,
+        at: OrderAt,
+        request: &PaymentRequest<'_>,
+    ) -> StepResult<PaymentStatus> {
         let OrderAt { order, now } = at;
         self.run(|conn| {
-            let id = order.to_string();
+            let order = order.to_string();
+            // A payment the provider answered keeps its token: only a REQUESTED one waits.
             exec(
                 conn,
-                "INSERT INTO payments (order_id, amount_cents, payment_method, status, charge_id, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'CHARGED', ?4, ?5, ?5) ON CONFLICT (order_id) DO NOTHING",
-                params![id, charge.amount.0, via, charge.charge_id, format_ts(now)],
+                "INSERT INTO payments (order_id, payment_id, amount_cents, payment_method, status, task_token, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'REQUESTED', ?5, ?6, ?6)
+                 ON CONFLICT (order_id) DO UPDATE SET task_token = excluded.task_token, updated_at = excluded.updated_at
+                 WHERE status = 'REQUESTED'",
+                params![
+                    order,
+                    request.payment_id.as_str(),
+                    request.amount.0,
+                    request.method,
+                    request.token,
+                    format_ts(now)
+                ],
             )
             .map_err(sqlite_err)?;
-            one(conn, "SELECT charge_id, amount_cents, status FROM payments WHERE order_id = ?1", [id], |r| {
-                Ok(Charge { charge_id: r.get(0)?, amount: Cents(r.get(1)?), refunded: r.get::<_, String>(2)? == "REFUNDED" })
-            })
-            .map_err(sqlite_err)
+            let status = text_of(conn, "SELECT status FROM payments WHERE order_id = ?1", &order)?
+                .ok_or_else(|| StoreError::Backend("the payment just written is gone".into()))?;
+            status
+                .parse::<PaymentStatus>()
+                .map_err(|_| StoreError::Backend("unreadable payment status".into()))
         })
     }
 
     async fn refund(&self, at: OrderAt) -> StepResult<bool> {
-        self.changed_at(at, "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1 AND status = 'CHARGED'")
+        self.changed_at(at, "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1 AND status = 'SUCCEEDED'")
     }
 }
 
@@ -378,5 +329,19 @@ impl Vouchers for TxStepStore {
              WHERE code = ?1 AND redeemed_by_order = ?2 AND status = 'USED'",
             params![code.as_str(), order.to_string(), format_ts(now)],
         )
+    }
+}
+
+#[async_trait]
+impl Shipments for TxStepStore {
+    async fn mark_shipped(
+        &self,
+        at: OrderAt,
+        step: Step,
+        shipment: &Shipment,
+    ) -> StepResult<StatusChange> {
+        let OrderAt { order, now } = at;
+        let now = format_ts(now);
+        self.run(|conn| step_status::mark_shipped(conn, order, step, shipment, &now))?
     }
 }

@@ -2,12 +2,14 @@
 //! the handler or the queue gets is the one the token calls accept, answers flow through
 //! ResultPath, Retry and Catch, deadlines (TimeoutSeconds, HeartbeatSeconds, scaled by
 //! `timeout_scale`) fire once and survive a restart, closed and unknown tokens are refused with
-//! Step Functions' exceptions, and waiting executions hold no runner and no permit.
+//! Step Functions' exceptions, waiting executions hold no runner and no permit, and a wait can
+//! be failed by execution name (a cancellation).
 //!
 //! The definitions are test-only: a Choice routes `{"plain": ..}` inputs to an ordinary Task
 //! and everything else to the callback Task `W`, whose fields each test sets.
 
 mod answers;
+mod cancel;
 mod deadlines;
 mod restarts;
 

@@ -9,12 +9,12 @@ async fn a_restarted_executor_resumes_from_the_last_completed_state() {
     let mut first = Saga::default();
     first
         .hang
-        .insert("ProcessPayment", Arc::new(AtomicBool::new(true)));
+        .insert("RequestPayment", Arc::new(AtomicBool::new(true)));
     let (store, _dir) = temp_store();
     let executor = saga_executor(&first, Arc::clone(&store));
     executor.start("crash", order(20_000)).await.unwrap();
-    let mid = wait_for(store.as_ref(), "crash", |s| s.state == "ProcessPayment").await;
-    while first.calls("ProcessPayment").is_empty() {
+    let mid = wait_for(store.as_ref(), "crash", |s| s.state == "RequestPayment").await;
+    while first.calls("RequestPayment").is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     executor.shutdown().await; // the "crash": the handler never returns
@@ -33,7 +33,7 @@ async fn a_restarted_executor_resumes_from_the_last_completed_state() {
     let second = Saga::default();
     let executor = saga_executor(&second, Arc::clone(&store));
     assert_eq!(executor.resume_unfinished().await.unwrap(), 1);
-    idle(&executor).await;
+    finished(&executor, store.as_ref(), "crash").await;
     let done = store.get("crash").await.unwrap().unwrap();
     assert_eq!(done.status, ExecutionStatus::Succeeded);
     assert!(
@@ -42,7 +42,7 @@ async fn a_restarted_executor_resumes_from_the_last_completed_state() {
     );
     assert_eq!(
         second.states_called()[..2],
-        ["ProcessPayment", "SendNotification"]
+        ["RequestPayment", "SendNotification"]
     );
     assert_eq!(
         done.output.unwrap()["voucher"],
@@ -120,7 +120,7 @@ async fn a_store_failure_stops_the_execution_without_finishing_it() {
 
     store.broken.store(false, Ordering::SeqCst);
     assert_eq!(executor.resume_unfinished().await.unwrap(), 1);
-    idle(&executor).await;
+    finished(&executor, store.as_ref(), "flaky").await;
     assert_eq!(
         store.get("flaky").await.unwrap().unwrap().status,
         ExecutionStatus::Succeeded
@@ -147,13 +147,7 @@ async fn many_executions_sleep_and_retry_concurrently() {
         delay_scale: 0.1,
         ..ExecutorOptions::default()
     };
-    let executor = Executor::new(
-        StateMachine::saga().unwrap(),
-        saga.handlers(),
-        store.clone(),
-        opts,
-    )
-    .unwrap();
+    let executor = saga_executor_with(&saga, store.clone(), opts);
     let started = Instant::now();
     for i in 0..200 {
         executor
@@ -161,8 +155,10 @@ async fn many_executions_sleep_and_retry_concurrently() {
             .await
             .unwrap();
     }
-    idle(&executor).await;
-    // Each saga alone needs 6 handler calls of 50 ms plus a retry of up to 100 ms: ~0.4 s.
+    for i in 0..200 {
+        finished(&executor, store.as_ref(), &format!("bulk-{i}")).await;
+    }
+    // Each saga alone needs 7 handler calls of 50 ms plus a retry of up to 100 ms: ~0.45 s.
     // Run one after the other, 200 of them would take over a minute.
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
@@ -175,7 +171,9 @@ async fn many_executions_sleep_and_retry_concurrently() {
         assert_eq!(s.status, ExecutionStatus::Succeeded, "bulk-{i}");
     }
     let calls = saga.calls.lock().unwrap();
-    assert_eq!(calls.len(), 200 * 6);
+    // ReserveInventory twice, RequestPayment, SendNotification, the shipment request on the
+    // queue, MarkShipped, IssueVoucher, MarkCompleted.
+    assert_eq!(calls.len(), 200 * 8);
     assert!(
         calls
             .iter()

@@ -14,10 +14,11 @@ const LAMBDA_SERVICE_ERRORS: [&str; 4] = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ];
-const FORWARD: [&str; 5] = [
+const FORWARD: [&str; 6] = [
     "ReserveInventory",
-    "ProcessPayment",
+    "RequestPayment",
     "SendNotification",
+    "MarkShipped",
     "IssueVoucher",
     "MarkCompleted",
 ];
@@ -73,7 +74,7 @@ async fn each_lambda_service_error_is_retried_on_every_forward_task() {
 async fn lambda_service_errors_in_compensation_are_retried_and_it_completes() {
     for error in LAMBDA_SERVICE_ERRORS {
         let saga = Saga::default()
-            .script("ProcessPayment", |_, _| {
+            .script("RequestPayment", |_, _| {
                 Err(TaskError::new("PaymentDeclined", "card declined"))
             })
             .script("ReleaseInventory", twice(error));
@@ -91,7 +92,7 @@ async fn lambda_service_errors_in_compensation_are_retried_and_it_completes() {
 #[tokio::test]
 async fn a_compensation_step_failing_for_good_ends_in_compensation_failed_naming_it() {
     let saga = Saga::default()
-        .script("ProcessPayment", |_, _| {
+        .script("RequestPayment", |_, _| {
             Err(TaskError::new("PaymentDeclined", "card declined"))
         })
         .script("RefundPayment", |_, _| {

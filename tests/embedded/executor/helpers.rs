@@ -1,6 +1,11 @@
 //! Shared by the executor tests: scripted step handlers for the real saga definition, fast
 //! executor options, and small helpers over the SQLite execution store the local stack runs
 //! on (a fresh database per test).
+//!
+//! The saga's two callback Tasks are answered the way their actors answer them, through the
+//! executor's task-token API: RequestPayment's scripted result is sent with
+//! `send_task_success` (its error fails the handler call itself), and PrepareShipment's
+//! message on the scripted warehouse queue is answered with a tracking number.
 
 pub use async_trait::async_trait;
 pub use orders_sqlite::SqliteStore;
@@ -8,19 +13,22 @@ pub use orders_test_support::temp_store;
 pub use orders_workflow::asl::{JitterStrategy, Retrier, StateMachine};
 pub use orders_workflow::executor::{
     ExecError, ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, Executor,
-    ExecutorOptions, HistoryEvent, HistoryEventKind as Kind, StartOutcome, TaskContext, TaskError,
-    TaskHandler, retry_delay,
+    ExecutorOptions, HistoryEvent, HistoryEventKind as Kind, QueueMessage, StartOutcome,
+    TaskContext, TaskError, TaskHandler, TaskQueue, TaskQueueError, retry_delay,
 };
 pub use serde_json::{Value, json};
 pub use std::collections::{BTreeSet, HashMap};
+use std::sync::Weak;
 pub use std::sync::atomic::{AtomicBool, Ordering};
 pub use std::sync::{Arc, Mutex};
 pub use std::time::{Duration, Instant};
 
-pub const STEPS: [&str; 10] = [
+/// The saga's Tasks that call a handler (PrepareShipment puts a message on a queue instead).
+pub const STEPS: [&str; 12] = [
     "ReserveInventory",
-    "ProcessPayment",
+    "RequestPayment",
     "SendNotification",
+    "MarkShipped",
     "IssueVoucher",
     "MarkCompleted",
     "BeginCompensation",
@@ -28,7 +36,10 @@ pub const STEPS: [&str; 10] = [
     "ReleaseInventory",
     "RestoreVoucher",
     "MarkFailed",
+    "MarkCancelled",
 ];
+/// The state the warehouse queue's messages are recorded under in `Saga::calls`.
+pub const SHIPMENT: &str = "PrepareShipment";
 pub const COMPENSATION: [&str; 5] = [
     "BeginCompensation",
     "RefundPayment",
@@ -75,13 +86,78 @@ impl TaskHandler for Scripted {
     }
 }
 
-/// Handlers for every saga step: `{"done": step}` unless a script overrides the step.
+/// Handlers for every saga step: `{"done": step}` unless a script overrides the step. A
+/// RequestPayment result is sent back as the task's token answer; a shipment request on the
+/// queue is answered `{"trackingNumber": "TRK-TEST", ...}` unless `SHIPMENT` is scripted.
 #[derive(Default)]
 pub struct Saga {
     pub scripts: HashMap<&'static str, Script>,
     pub calls: Arc<Mutex<Vec<Call>>>,
     pub sleep: Duration,
     pub hang: HashMap<&'static str, Arc<AtomicBool>>,
+    /// The executor the callback answers go to, set once it is built.
+    pub executor: Arc<Mutex<Weak<Executor>>>,
+}
+
+/// Sends a callback Task's answer through the executor's token API, as its actor would, from
+/// a task of its own (an answer never arrives from inside the call that sent the request).
+fn answer(executor: &Mutex<Weak<Executor>>, token: Option<&str>, result: Result<Value, TaskError>) {
+    let executor = executor.lock().unwrap().upgrade();
+    let (Some(executor), Some(token)) = (executor, token) else {
+        return;
+    };
+    let token = token.to_owned();
+    tokio::spawn(async move {
+        let _ = match result {
+            Ok(output) => executor.send_task_success(&token, output).await,
+            Err(e) => executor.send_task_failure(&token, &e.error, &e.cause).await,
+        };
+    });
+}
+
+/// RequestPayment: the scripted handler's result (success or error) is the provider's
+/// answer, sent by token; the handler call itself succeeds, as a request the provider
+/// accepted does. (Retry and Catch apply to a failure sent by token as to a handler's.)
+struct Callback {
+    inner: Scripted,
+    executor: Arc<Mutex<Weak<Executor>>>,
+}
+
+#[async_trait]
+impl TaskHandler for Callback {
+    async fn invoke(&self, input: Value, ctx: &TaskContext) -> Result<Value, TaskError> {
+        let result = self.inner.invoke(input.clone(), ctx).await;
+        answer(&self.executor, input["taskToken"].as_str(), result);
+        Ok(json!({"requested": true}))
+    }
+}
+
+/// The warehouse queue: records each message as a `SHIPMENT` call and answers its token with
+/// the `SHIPMENT` script's result.
+struct Warehouse {
+    script: Script,
+    calls: Arc<Mutex<Vec<Call>>>,
+    executor: Arc<Mutex<Weak<Executor>>>,
+}
+
+#[async_trait]
+impl TaskQueue for Warehouse {
+    async fn send(&self, _queue: &str, message: QueueMessage) -> Result<(), TaskQueueError> {
+        let ctx = TaskContext {
+            execution: String::new(),
+            state: SHIPMENT.to_owned(),
+            attempt: 1,
+        };
+        self.calls.lock().unwrap().push(Call {
+            execution: String::new(),
+            state: SHIPMENT.to_owned(),
+            attempt: 1,
+            input: message.body.clone(),
+        });
+        let result = (self.script)(&message.body, &ctx);
+        answer(&self.executor, message.body["taskToken"].as_str(), result);
+        Ok(())
+    }
 }
 
 impl Saga {
@@ -103,15 +179,37 @@ impl Saga {
                         Ok(json!({"done": c.state}))
                     })
                 });
-                let handler: Arc<dyn TaskHandler> = Arc::new(Scripted {
+                let scripted = Scripted {
                     script,
                     calls: Arc::clone(&self.calls),
                     sleep: self.sleep,
                     hang: self.hang.get(step).cloned().unwrap_or_default(),
-                });
+                };
+                let handler: Arc<dyn TaskHandler> = if *step == "RequestPayment" {
+                    Arc::new(Callback {
+                        inner: scripted,
+                        executor: Arc::clone(&self.executor),
+                    })
+                } else {
+                    Arc::new(scripted)
+                };
                 (format!("{step}FunctionArn"), handler)
             })
             .collect()
+    }
+
+    /// The scripted warehouse queue of this saga.
+    pub fn queue(&self) -> Arc<dyn TaskQueue> {
+        let script = self.scripts.get(SHIPMENT).cloned().unwrap_or_else(|| {
+            Arc::new(|_: &Value, _: &TaskContext| -> Result<Value, TaskError> {
+                Ok(json!({"trackingNumber": "TRK-TEST", "shippedAt": "2026-12-01T00:00:00.000Z"}))
+            })
+        });
+        Arc::new(Warehouse {
+            script,
+            calls: Arc::clone(&self.calls),
+            executor: Arc::clone(&self.executor),
+        })
     }
 
     pub fn calls(&self, state: &str) -> Vec<Call> {
@@ -151,13 +249,17 @@ pub fn saga_executor_with<S: ExecutionStore + 'static>(
     store: Arc<S>,
     options: ExecutorOptions,
 ) -> Arc<Executor> {
-    Executor::new(
+    let executor = Executor::with_queue(
         StateMachine::saga().unwrap(),
         saga.handlers(),
         store,
+        saga.queue(),
         options,
     )
-    .unwrap()
+    .unwrap();
+    // The latest executor built for this saga answers its callbacks (a restart's).
+    *saga.executor.lock().unwrap() = Arc::downgrade(&executor);
+    executor
 }
 
 pub fn order(total_cents: u64) -> Value {
@@ -168,6 +270,24 @@ pub async fn idle(executor: &Executor) {
     tokio::time::timeout(Duration::from_secs(5), executor.idle())
         .await
         .expect("executions did not finish");
+}
+
+/// Waits (at most 10 s) until the execution `name` is finished in `store`. The executor being
+/// idle is not enough: an execution parked on a callback holds no runner while its answer is
+/// on the way.
+pub async fn finished<S: ExecutionStore + ?Sized>(executor: &Executor, store: &S, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        idle(executor).await;
+        match store.get(name).await.unwrap() {
+            Some(s) if s.is_finished() => return,
+            Some(s) if Instant::now() > deadline => {
+                panic!("{name} still RUNNING in {} after 10 s", s.state)
+            }
+            None => panic!("no execution {name}"),
+            Some(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
 }
 
 /// Starts one execution, waits for it, returns its final snapshot and history.
@@ -186,7 +306,7 @@ pub async fn run_saga_with(
         executor.start("exec-1", input).await.unwrap(),
         StartOutcome::Started
     );
-    idle(&executor).await;
+    finished(&executor, store.as_ref(), "exec-1").await;
     let snapshot = store.get("exec-1").await.unwrap().unwrap();
     let history = store.history("exec-1").await.unwrap();
     let seqs: Vec<u64> = history.iter().map(|e| e.seq).collect();
@@ -268,11 +388,14 @@ impl ExecutionStore for ObservedStore {
         if self.broken.load(Ordering::SeqCst) {
             return Err(ExecutionStoreError::new("disk full"));
         }
+        // Only what was written: a write that lost the seq check (a token answer and the
+        // runner racing on one wait) is not a record.
+        self.inner.record(s, e).await?;
         self.records
             .lock()
             .unwrap()
             .push(e.iter().map(|e| e.kind).collect());
-        self.inner.record(s, e).await
+        Ok(())
     }
     async fn unfinished(&self) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
         self.inner.unfinished().await

@@ -95,14 +95,14 @@ async fn a_transient_failure_is_retried_then_succeeds() {
 
 #[tokio::test]
 async fn exhausted_retries_are_caught_and_compensated() {
-    let saga = Saga::default().script("ProcessPayment", transient);
+    let saga = Saga::default().script("RequestPayment", transient);
     let (snapshot, history) = run_saga(&saga, order(5_000)).await;
     assert_eq!(
-        saga.calls("ProcessPayment").len(),
+        saga.calls("RequestPayment").len(),
         5,
         "1 attempt + MaxAttempts 4"
     );
-    let delays: Vec<u64> = events(&history, Kind::RetryScheduled, "ProcessPayment")
+    let delays: Vec<u64> = events(&history, Kind::RetryScheduled, "RequestPayment")
         .iter()
         .map(|e| e.delay_ms.unwrap())
         .collect();
@@ -112,7 +112,7 @@ async fn exhausted_retries_are_caught_and_compensated() {
         "{delays:?} exceed 1,2,4,8 s scaled by 0.001"
     );
     assert_eq!(
-        events(&history, Kind::CaughtError, "ProcessPayment").len(),
+        events(&history, Kind::CaughtError, "RequestPayment").len(),
         1
     );
     assert_eq!(saga.states_called()[6..], COMPENSATION);
@@ -217,10 +217,12 @@ async fn starting_a_name_twice_runs_it_once() {
 
 #[tokio::test]
 async fn a_missing_handler_is_refused() {
-    let mut handlers = Saga::default().handlers();
+    let saga = Saga::default();
+    let mut handlers = saga.handlers();
     handlers.remove("MarkFailedFunctionArn");
     let (store, _dir) = temp_store();
-    let err = Executor::new(StateMachine::saga().unwrap(), handlers, store, fast()).unwrap_err();
+    let machine = StateMachine::saga().unwrap();
+    let err = Executor::with_queue(machine, handlers, store, saga.queue(), fast()).unwrap_err();
     assert!(
         matches!(err, ExecError::MissingHandler(ref n) if n == "MarkFailedFunctionArn"),
         "{err}"
@@ -233,32 +235,57 @@ async fn states_without_effects_are_recorded_with_the_task_before_them() {
     let store = Arc::new(ObservedStore::new());
     let executor = saga_executor(&saga, store.clone());
     executor.start("e", order(10_001)).await.unwrap();
-    idle(&executor).await;
+    finished(&executor, store.as_ref(), "e").await;
     let records = store.records.lock().unwrap().clone();
-    // One record per Task state: the Choice runs with SendNotification's exit, the Succeed
-    // state with MarkCompleted's.
-    assert_eq!(records.len(), 5, "{records:?}");
+    let history = store.history("e").await.unwrap();
+    // Records are written in history order, after the two events `create` writes (the start
+    // and the first state's entry): which record each later event was written in.
+    let record_of: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| std::iter::repeat_n(i, r.len()))
+        .collect();
+    let created = history.len() - record_of.len();
+    assert_eq!(created, 2);
+    let written_with = |kind: Kind, state: &str| -> usize {
+        let i = history[created..]
+            .iter()
+            .position(|e| e.kind == kind && e.state.as_deref() == Some(state))
+            .unwrap_or_else(|| panic!("no {kind:?} of {state}"));
+        record_of[i]
+    };
     use Kind::*;
-    assert_eq!(
-        records[2],
-        [
-            TaskSucceeded,
-            StateExited,
-            StateEntered,
-            StateExited,
-            StateEntered
-        ]
-    );
-    assert_eq!(
-        records[4],
-        [
-            TaskSucceeded,
-            StateExited,
-            StateEntered,
-            StateExited,
-            ExecutionSucceeded
-        ]
-    );
+    // The Choice runs with MarkShipped's exit; the Succeed state with MarkCompleted's.
+    let shipped = written_with(TaskSucceeded, "MarkShipped");
+    assert_eq!(written_with(StateEntered, "VoucherEligible"), shipped);
+    assert_eq!(written_with(StateExited, "VoucherEligible"), shipped);
+    assert_eq!(written_with(StateEntered, "IssueVoucher"), shipped);
+    let completed = written_with(TaskSucceeded, "MarkCompleted");
+    assert_eq!(written_with(StateExited, "Completed"), completed);
+    assert_eq!(completed, records.len() - 1);
+    assert_eq!(*records[completed].last().unwrap(), ExecutionSucceeded);
+    // One record per Task's end, and two more per callback Task: its wait opened, then its
+    // request submitted (the answer then ends the Task in a record of its own).
+    for callback in ["RequestPayment", "PrepareShipment"] {
+        let opened = written_with(TaskScheduled, callback);
+        assert_eq!(records[opened], [TaskScheduled], "{callback}");
+        assert_eq!(records[opened + 1], [TaskSubmitted], "{callback}");
+        assert_eq!(
+            written_with(TaskSucceeded, callback),
+            opened + 2,
+            "{callback}"
+        );
+    }
+    let tasks = [
+        "ReserveInventory",
+        "RequestPayment",
+        "SendNotification",
+        "PrepareShipment",
+        "MarkShipped",
+        "IssueVoucher",
+        "MarkCompleted",
+    ];
+    assert_eq!(records.len(), tasks.len() + 2 * 2, "{records:?}");
     let history = store.history("e").await.unwrap();
     assert_eq!(events(&history, StateEntered, "VoucherEligible").len(), 1);
     assert_eq!(events(&history, StateExited, "Completed").len(), 1);

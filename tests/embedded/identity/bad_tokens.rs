@@ -199,6 +199,12 @@ async fn open_routes_need_no_token_and_the_document_says_which_need_one() {
         (Some("http"), Some("bearer"))
     );
     assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([{}]));
+    // The webhook is signed, not token-authenticated, with identity on or off.
+    let signed = json!([{"webhookId": [], "webhookTimestamp": [], "webhookSignature": []}]);
+    assert_eq!(
+        doc["paths"]["/webhooks/payments"]["post"]["security"],
+        signed
+    );
     let post = &doc["paths"]["/orders"]["post"];
     assert_eq!(post["security"], json!([{"bearer": []}]));
     assert!(post["responses"]["401"].is_object() && post["responses"]["403"].is_object());
@@ -223,14 +229,18 @@ async fn open_routes_need_no_token_and_the_document_says_which_need_one() {
     // Identity off: the document claims no token and no 401, and customerId is required.
     let off = orders_test_support::app().get("/openapi.json").await.json();
     assert!(
-        off["components"]["securitySchemes"].is_null(),
+        off["components"]["securitySchemes"]["bearer"].is_null(),
         "{}",
-        off["components"]
+        off["components"]["securitySchemes"]
     );
     let post = &off["paths"]["/orders"]["post"];
     assert!(
         post["security"].is_null() && post["responses"]["401"].is_null(),
         "{post}"
+    );
+    assert_eq!(
+        off["paths"]["/webhooks/payments"]["post"]["security"],
+        signed
     );
     let required = &off["components"]["schemas"]["CreateOrderRequest"]["required"];
     assert!(required.as_array().unwrap().contains(&json!("customerId")));

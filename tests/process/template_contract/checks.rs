@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 mod functions;
 mod hardening;
 mod identity;
+mod warehouse;
 mod wiring;
 pub use wiring::route_shape;
 
@@ -23,11 +24,13 @@ pub use wiring::route_shape;
 pub struct Code {
     pub tables: Vec<TableSpec>,
     pub functions: Vec<FunctionSpec>,
-    /// The function behind the HTTP API, the outbox stream consumer, and the one every Task
-    /// state invokes.
+    /// The function behind the HTTP API, the outbox stream consumer, the one every Task
+    /// state invokes, and the warehouse worker.
     pub api: &'static str,
     pub stream_consumer: &'static str,
     pub task_runner: &'static str,
+    /// The function on the warehouse queue (SQS event source).
+    pub queue_worker: &'static str,
     /// The state machine definition and where the template finds it, relative to itself.
     pub asl: String,
     pub asl_uri: &'static str,
@@ -59,6 +62,7 @@ pub fn check(template: &Value, code: &Code) -> Vec<String> {
     wiring::check(&t, code, &mut problems);
     hardening::check(&t, code, &mut problems);
     identity::check(&t, code, &mut problems);
+    warehouse::check(&t, code, &mut problems);
     problems
 }
 

@@ -12,6 +12,7 @@ mod model;
 mod negative;
 mod negative_hardening;
 mod negative_identity;
+mod negative_lifecycle;
 mod yaml;
 
 use axum::body::Body;
@@ -19,7 +20,7 @@ use axum::http::{Request, StatusCode, header};
 use checks::{Code, check};
 use orders::http::ApiSettings;
 use orders::identity::{AdminRules, Identity};
-use orders_aws::functions::{API, FUNCTIONS, PROCESSOR, STEPS};
+use orders_aws::functions::{API, FUNCTIONS, PROCESSOR, STEPS, WAREHOUSE};
 use orders_aws::tables::TABLES;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -33,7 +34,11 @@ const ASL_URI: &str = "../workflow/statemachine.asl.json";
 /// API carries the JWT authorizer. A route authenticated otherwise than by a token (a signed
 /// webhook) belongs here too. `open_routes_are_those_the_router_serves_without_a_caller`
 /// holds this list to the router.
-pub const OPEN_ROUTES: [(&str, &str); 2] = [("GET", "/health"), ("GET", "/openapi.json")];
+pub const OPEN_ROUTES: [(&str, &str); 3] = [
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("POST", "/webhooks/payments"),
+];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,6 +79,7 @@ fn code() -> Code {
         api: API.logical,
         stream_consumer: PROCESSOR.logical,
         task_runner: STEPS.logical,
+        queue_worker: WAREHOUSE.logical,
         asl: std::fs::read_to_string(&asl_path).expect("read the ASL"),
         asl_uri: ASL_URI,
         routes: api_routes(),

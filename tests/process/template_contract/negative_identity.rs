@@ -101,9 +101,9 @@ fn the_open_routes_of_the_code_are_what_the_template_opens() {
         |c| {
             _ = c
                 .open_routes
-                .insert(("POST".into(), "/webhooks/payments".into()))
+                .insert(("POST".into(), "/webhooks/subscriptions".into()))
         },
-        &["open route POST /webhooks/payments is not an operation of the API"],
+        &["open route POST /webhooks/subscriptions is not an operation of the API"],
     );
 }
 

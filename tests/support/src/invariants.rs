@@ -6,17 +6,23 @@
 //! What is checked:
 //! - every acknowledged order exists (GET 200) and its key replays to the same orderId;
 //! - every order in the database was acknowledged (nothing invented);
-//! - exactly one outbox event per order, published; exactly one execution per published
-//!   event, finished; parked events (poison rows a test planted) are counted, not judged;
-//! - every order is COMPLETED or FAILED;
+//! - exactly one order.created event per order; every outbox row (signals too) published;
+//!   exactly one execution per order.created event, finished; parked events (poison rows a
+//!   test planted) are counted, not judged;
+//! - every order is COMPLETED, FAILED or CANCELLED, and every acknowledged cancellation ended
+//!   CANCELLED;
 //! - stock is conserved per product: start - sold by COMPLETED orders = end, and only
 //!   COMPLETED orders keep a reservation;
-//! - no voucher is READY while redeemed, none redeemed by a FAILED order, none earned by a
-//!   FAILED order still READY, none redeemed by two live orders;
-//! - every payment belongs to a COMPLETED order (CHARGED) or a FAILED one (REFUNDED), and
-//!   every COMPLETED order is charged.
+//! - no voucher is READY while redeemed, none redeemed by a FAILED or CANCELLED order, none
+//!   earned by one still READY, none redeemed by two live orders;
+//! - no charge without COMPLETED or a refund: a SUCCEEDED payment belongs to a COMPLETED
+//!   order, and every COMPLETED order has one; every recorded payment.succeeded webhook left
+//!   its payment SUCCEEDED or REFUNDED;
+//! - one shipment request per order (the warehouse queue's messages, by the execution their
+//!   task token names), and a shipment for every COMPLETED order.
 
 use super::process::{Posted, post_keyed};
+use base64::Engine as _;
 use reqwest::Client;
 use rusqlite::Connection;
 use serde_json::Value;
@@ -37,6 +43,9 @@ pub struct Report {
     pub orders: i64,
     pub completed: i64,
     pub failed: i64,
+    pub cancelled: i64,
+    pub webhooks: i64,
+    pub shipment_requests: i64,
     pub outbox_events: i64,
     pub parked: i64,
     pub executions: i64,
@@ -55,7 +64,7 @@ pub async fn wait_all_terminal(db: &Path, within: Duration) -> bool {
     loop {
         let open = one(
             &conn,
-            "SELECT COUNT(*) FROM orders WHERE status NOT IN ('COMPLETED', 'FAILED')",
+            "SELECT COUNT(*) FROM orders WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')",
         );
         if open == 0 {
             return true;
@@ -72,12 +81,14 @@ fn one(conn: &Connection, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Runs every check; `stock` is (product, stock at start) for the products the load used.
+/// Runs every check; `stock` is (product, stock at start) for the products the load used;
+/// `cancelled` the orders whose cancellation was acknowledged (202).
 pub async fn check(
     db: &Path,
     client: &Client,
     base: &str,
     acked: &[Acked],
+    cancelled: &[String],
     stock: &[(&str, i64)],
 ) -> Report {
     let conn = Connection::open(db).unwrap();
@@ -134,8 +145,9 @@ pub async fn check(
     }
 
     expect_zero(
-        "orders without exactly one outbox event",
-        "SELECT COUNT(*) FROM orders o WHERE (SELECT COUNT(*) FROM outbox x WHERE x.order_id = o.order_id) != 1",
+        "orders without exactly one order.created event",
+        "SELECT COUNT(*) FROM orders o WHERE (SELECT COUNT(*) FROM outbox x WHERE x.order_id = o.order_id
+           AND json_extract(x.payload, '$.type') = 'order.created') != 1",
         v,
     );
     expect_zero(
@@ -144,8 +156,9 @@ pub async fn check(
         v,
     );
     expect_zero(
-        "outbox events without exactly one execution",
-        "SELECT COUNT(*) FROM outbox x WHERE x.dead_at IS NULL AND (SELECT COUNT(*) FROM executions e WHERE e.name = x.event_id) != 1",
+        "order.created events without exactly one execution",
+        "SELECT COUNT(*) FROM outbox x WHERE x.dead_at IS NULL AND json_extract(x.payload, '$.type') = 'order.created'
+           AND (SELECT COUNT(*) FROM executions e WHERE e.name = x.event_id) != 1",
         v,
     );
     expect_zero(
@@ -160,7 +173,7 @@ pub async fn check(
     );
     expect_zero(
         "orders not terminal",
-        "SELECT COUNT(*) FROM orders WHERE status NOT IN ('COMPLETED', 'FAILED')",
+        "SELECT COUNT(*) FROM orders WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')",
         v,
     );
     expect_zero(
@@ -174,13 +187,14 @@ pub async fn check(
         v,
     );
     expect_zero(
-        "vouchers kept USED by a FAILED order",
-        "SELECT COUNT(*) FROM vouchers v JOIN orders o ON o.order_id = v.redeemed_by_order WHERE o.status = 'FAILED'",
+        "vouchers kept USED by a FAILED or CANCELLED order",
+        "SELECT COUNT(*) FROM vouchers v JOIN orders o ON o.order_id = v.redeemed_by_order WHERE o.status IN ('FAILED', 'CANCELLED')",
         v,
     );
     expect_zero(
-        "vouchers earned by a FAILED order still READY",
-        "SELECT COUNT(*) FROM vouchers v JOIN orders o ON o.order_id = v.issued_for_order WHERE o.status = 'FAILED' AND v.status = 'READY'",
+        "vouchers earned by a FAILED or CANCELLED order still READY",
+        "SELECT COUNT(*) FROM vouchers v JOIN orders o ON o.order_id = v.issued_for_order
+           WHERE o.status IN ('FAILED', 'CANCELLED') AND v.status = 'READY'",
         v,
     );
     expect_zero(
@@ -189,16 +203,41 @@ pub async fn check(
         v,
     );
     expect_zero(
-        "payments neither COMPLETED+CHARGED nor FAILED+REFUNDED",
-        "SELECT COUNT(*) FROM payments p JOIN orders o USING (order_id)
-         WHERE NOT (o.status = 'COMPLETED' AND p.status = 'CHARGED') AND NOT (o.status = 'FAILED' AND p.status = 'REFUNDED')",
+        "charges (SUCCEEDED payments) of orders that did not complete",
+        "SELECT COUNT(*) FROM payments p JOIN orders o USING (order_id) WHERE p.status = 'SUCCEEDED' AND o.status != 'COMPLETED'",
         v,
     );
     expect_zero(
         "COMPLETED orders without a charge",
-        "SELECT COUNT(*) FROM orders o LEFT JOIN payments p USING (order_id) WHERE o.status = 'COMPLETED' AND p.status IS NOT 'CHARGED'",
+        "SELECT COUNT(*) FROM orders o LEFT JOIN payments p USING (order_id) WHERE o.status = 'COMPLETED' AND p.status IS NOT 'SUCCEEDED'",
         v,
     );
+    expect_zero(
+        "payment.succeeded webhooks recorded whose payment is neither SUCCEEDED nor REFUNDED",
+        "SELECT COUNT(*) FROM payment_webhooks w JOIN payments p USING (order_id)
+           WHERE w.type = 'payment.succeeded' AND p.status NOT IN ('SUCCEEDED', 'REFUNDED')",
+        v,
+    );
+    expect_zero(
+        "COMPLETED orders without a shipment",
+        "SELECT COUNT(*) FROM orders o WHERE o.status = 'COMPLETED' AND NOT EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = o.order_id)",
+        v,
+    );
+    for id in cancelled {
+        let status: String = conn
+            .query_row(
+                "SELECT status FROM orders WHERE order_id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .unwrap_or_else(|e| format!("missing ({e})"));
+        if status != "CANCELLED" {
+            v.push(format!(
+                "acknowledged cancellation of {id}, yet the order is {status}"
+            ));
+        }
+    }
+    r.shipment_requests = shipment_requests_per_order(&conn, v);
     for (product, start) in stock {
         let end: i64 = conn
             .query_row(
@@ -228,6 +267,11 @@ pub async fn check(
         "SELECT COUNT(*) FROM orders WHERE status = 'COMPLETED'",
     );
     r.failed = one(&conn, "SELECT COUNT(*) FROM orders WHERE status = 'FAILED'");
+    r.cancelled = one(
+        &conn,
+        "SELECT COUNT(*) FROM orders WHERE status = 'CANCELLED'",
+    );
+    r.webhooks = one(&conn, "SELECT COUNT(*) FROM payment_webhooks");
     r.outbox_events = one(&conn, "SELECT COUNT(*) FROM outbox");
     r.parked = one(
         &conn,
@@ -241,4 +285,33 @@ pub async fn check(
     );
     r.vouchers = one(&conn, "SELECT COUNT(*) FROM vouchers");
     r
+}
+
+/// The warehouse queue's messages (tombstones included) counted per execution, which each
+/// message's task token names (`workflow/src/executor/tokens.rs`: base64url of a version byte,
+/// 32 random bytes, the execution's name). Two for one execution is a second shipment request
+/// for one order. Returns the number of messages.
+fn shipment_requests_per_order(conn: &Connection, v: &mut Vec<String>) -> i64 {
+    let mut st = conn
+        .prepare("SELECT dedup_id FROM queue_messages WHERE queue = 'WarehouseQueueUrl'")
+        .unwrap();
+    let tokens: Vec<String> = st
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut per_execution: HashMap<String, i64> = HashMap::new();
+    for token in &tokens {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .unwrap_or_default();
+        let name = String::from_utf8_lossy(bytes.get(33..).unwrap_or_default()).into_owned();
+        *per_execution.entry(name).or_default() += 1;
+    }
+    for (execution, n) in per_execution {
+        if n != 1 {
+            v.push(format!("{n} shipment requests for execution {execution:?}"));
+        }
+    }
+    tokens.len() as i64
 }

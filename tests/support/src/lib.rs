@@ -11,6 +11,7 @@ pub mod cognito;
 pub mod contract;
 pub mod dynamodb;
 pub mod invariants;
+pub mod lifecycle_contract;
 pub mod moto_stack;
 pub mod process;
 pub mod requests;

@@ -1,7 +1,8 @@
 //! The AWS runtime on moto for the tests that follow an order past the API (the stream
 //! processor, the requests one order costs): the DynamoDB stack of [`crate::dynamodb`], the
-//! ARN of the outbox's stream the processor is fed from, and the saga's state machine as it is
-//! deployed, every Task on the step function.
+//! ARN of the outbox's stream the processor is fed from, the warehouse queue on moto's SQS, and
+//! the saga's state machine as it is deployed, every Task on the step function and
+//! PrepareShipment on that queue.
 //!
 //! The tests create the state machine themselves from [`saga_definition`], on the Step
 //! Functions client they also start executions with; this crate builds no such client.
@@ -51,24 +52,94 @@ pub async fn stack(prefix: &str, configure: impl FnOnce(Builder) -> Builder) -> 
     }
 }
 
-/// Creates the saga's state machine on `sfn` as deployed; returns its ARN.
-pub async fn create_saga(sfn: &aws_sdk_sfn::Client) -> String {
-    sfn.create_state_machine()
+/// The warehouse queue's name as deployed (without the stack prefix).
+pub const WAREHOUSE_QUEUE: &str = "orders-warehouse";
+
+/// One SQS call in the JSON protocol (no SQS SDK in the workspace).
+pub async fn sqs(endpoint: &str, action: &str, body: serde_json::Value) -> serde_json::Value {
+    crate::aws_json::call(endpoint, "sqs", &format!("AmazonSQS.{action}"), &body).await
+}
+
+/// Creates the warehouse queue on moto's SQS; returns its URL.
+pub async fn create_warehouse_queue(endpoint: &str) -> String {
+    let created = sqs(
+        endpoint,
+        "CreateQueue",
+        serde_json::json!({"QueueName": WAREHOUSE_QUEUE}),
+    )
+    .await;
+    created["QueueUrl"]
+        .as_str()
+        .expect("a queue URL")
+        .to_owned()
+}
+
+/// The next message on `queue` (long polls, at most `patience`), deleted once read; `None`
+/// when none came in time.
+pub async fn take_message(
+    endpoint: &str,
+    queue: &str,
+    patience: std::time::Duration,
+) -> Option<serde_json::Value> {
+    let deadline = std::time::Instant::now() + patience;
+    while std::time::Instant::now() < deadline {
+        let got = sqs(
+            endpoint,
+            "ReceiveMessage",
+            serde_json::json!({"QueueUrl": queue, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 1}),
+        )
+        .await;
+        if let Some(message) = got["Messages"].as_array().and_then(|m| m.first()) {
+            sqs(
+                endpoint,
+                "DeleteMessage",
+                serde_json::json!({"QueueUrl": queue, "ReceiptHandle": message["ReceiptHandle"]}),
+            )
+            .await;
+            return Some(message.clone());
+        }
+    }
+    None
+}
+
+/// The saga as deployed on moto: the state machine and the queue PrepareShipment sends to.
+pub struct Saga {
+    pub arn: String,
+    pub queue_url: String,
+}
+
+/// Creates the warehouse queue and the saga's state machine on `sfn` as deployed.
+pub async fn create_saga(sfn: &aws_sdk_sfn::Client, endpoint: &str) -> Saga {
+    let queue_url = create_warehouse_queue(endpoint).await;
+    let arn = sfn
+        .create_state_machine()
         .name(SAGA_NAME)
         .role_arn(SAGA_ROLE)
-        .definition(saga_definition())
+        .definition(saga_definition(&queue_url))
         .send()
         .await
         .expect("moto accepts the substituted state machine")
         .state_machine_arn()
-        .to_owned()
+        .to_owned();
+    Saga { arn, queue_url }
 }
 
-/// The saga's definition with its function ARNs substituted as the deployment does.
-pub fn saga_definition() -> String {
+/// The substitution name of the warehouse queue's URL.
+pub const WAREHOUSE_QUEUE_SUBSTITUTION: &str = "WarehouseQueueUrl";
+
+/// The saga's definition with its function ARNs and the queue URL substituted as the
+/// deployment does.
+pub fn saga_definition(queue_url: &str) -> String {
     let values: BTreeMap<String, String> = asl::substitution_names(asl::DEFINITION)
         .into_iter()
-        .map(|name| (name, STEPS_ARN.to_owned()))
+        .map(|name| {
+            let value = if name == WAREHOUSE_QUEUE_SUBSTITUTION {
+                queue_url
+            } else {
+                STEPS_ARN
+            };
+            (name, value.to_owned())
+        })
         .collect();
     asl::substitute(asl::DEFINITION, &values).expect("every placeholder has a value")
 }

@@ -197,6 +197,34 @@ pub async fn post_keyed(client: &Client, base: &str, key: &str, body: &Value) ->
     }
 }
 
+/// What a keyed cancellation (PATCH /orders/{id}) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelSent {
+    /// 202: acknowledged; the order must end CANCELLED.
+    Accepted,
+    /// An answered refusal (409 too late, ...): nothing changed.
+    Refused(u16),
+    /// No answer: unknown, the client retries with the same key.
+    Lost,
+}
+
+pub async fn cancel_keyed(client: &Client, base: &str, key: &str, order: &str) -> CancelSent {
+    let sent = client
+        .patch(format!("{base}/orders/{order}"))
+        .header("x-idempotency-key", key)
+        .json(&serde_json::json!({"status": "CANCELLED", "reason": "changed my mind"}))
+        .send()
+        .await;
+    let Ok(res) = sent else {
+        return CancelSent::Lost;
+    };
+    match res.status().as_u16() {
+        202 if res.bytes().await.is_ok() => CancelSent::Accepted,
+        202 => CancelSent::Lost,
+        status => CancelSent::Refused(status),
+    }
+}
+
 /// POST /orders with `body` sent as it is (malformed, oversized: whatever the test needs the
 /// service to refuse), under the idempotency key if there is one.
 pub async fn post_raw(

@@ -9,14 +9,19 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use orders_domain::{Cents, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode, VoucherStatus};
+use orders_domain::lifecycle::{PaymentStatus, Shipment};
+use orders_domain::{
+    Cents, OrderId, OrderStatus, PaymentId, ProductId, SagaItem, VoucherCode, VoucherStatus,
+};
 use orders_sqlite::SqliteStore;
-use orders_workflow::steps::store::{Charge, NewVoucher, Notice, OrderAt, Reservation};
+use orders_workflow::steps::store::{NewVoucher, Notice, OrderAt, Reservation};
 use orders_workflow::steps::{Step, StepStore, StepStoreError};
 use std::future::Future;
 use std::sync::Arc;
 
+mod lifecycle;
 mod status;
+pub use lifecycle::*;
 pub use status::*;
 
 /// One entry of an order's step history.
@@ -25,6 +30,16 @@ pub struct StepView {
     pub status: String,
     pub attempts: i64,
     pub error: Option<String>,
+}
+
+/// An order's payment as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentView {
+    pub payment_id: PaymentId,
+    pub status: PaymentStatus,
+    pub amount: Cents,
+    /// The task token the provider's webhook completes.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +100,15 @@ pub trait SagaFixture: Send + Sync {
     async fn voucher(&self, code: &VoucherCode) -> Option<VoucherView>;
     /// A voucher of `customer` that order `by` redeemed (USED).
     async fn redeemed_voucher(&self, code: &VoucherCode, customer: &str, by: OrderId);
+    /// The order's payment, once one was requested.
+    async fn payment(&self, id: OrderId) -> Option<PaymentView>;
+    /// The provider's answer to the order's REQUESTED payment (SUCCEEDED or FAILED), written
+    /// as its webhook would write it.
+    async fn settle_payment(&self, id: OrderId, status: PaymentStatus);
+    /// The customer's cancellation (reason, now; version + 1), as `PATCH` records it.
+    async fn request_cancel(&self, id: OrderId, reason: Option<&str>);
+    /// The order's shipment, once recorded.
+    async fn shipment(&self, id: OrderId) -> Option<Shipment>;
 }
 
 /// The order `order`, at `now`.
@@ -222,49 +246,6 @@ pub async fn release_twice_returns_stock_once(fx: &dyn SagaFixture) {
     assert_eq!(fx.stock("p-a").await, Some(10));
 }
 
-pub async fn charge_and_refund_happen_once(fx: &dyn SagaFixture) {
-    let store = fx.store();
-    let order = fx.new_order("c-charge").await;
-    assert_eq!(step!(store, s => s.charge(order)).unwrap(), None);
-    assert!(
-        !step!(store, s => s.refund(at(order, Utc::now()))).unwrap(),
-        "no charge to refund"
-    );
-    let first = Charge {
-        charge_id: "ch_first".into(),
-        amount: Cents(12_345),
-        refunded: false,
-    };
-    let second = Charge {
-        charge_id: "ch_second".into(),
-        amount: Cents(1),
-        refunded: false,
-    };
-    let now = Utc::now();
-    assert_eq!(
-        step!(store, [first] s => s.record_charge(at(order, now), &first, "pm_card_visa")).unwrap(),
-        first
-    );
-    assert_eq!(
-        step!(store, [second] s => s.record_charge(at(order, now), &second, "pm_card_visa"))
-            .unwrap(),
-        first,
-        "the first charge stands"
-    );
-    assert_eq!(
-        step!(store, s => s.charge(order)).unwrap(),
-        Some(first.clone())
-    );
-    assert!(step!(store, s => s.refund(at(order, now))).unwrap());
-    assert!(
-        !step!(store, s => s.refund(at(order, now))).unwrap(),
-        "refunded once"
-    );
-    let refunded = step!(store, s => s.charge(order)).unwrap().unwrap();
-    assert_eq!(refunded.charge_id, "ch_first");
-    assert!(refunded.refunded);
-}
-
 pub async fn notification_is_recorded_once_per_kind(fx: &dyn SagaFixture) {
     let store = fx.store();
     let order = fx.new_order("c-notify").await;
@@ -339,14 +320,17 @@ pub async fn voucher_is_issued_once_withdrawn_and_restored(fx: &dyn SagaFixture)
 }
 
 /// `saga_contract_tests!(factory)` runs every case against the stores `factory` builds; the
-/// two `concurrent_*` cases race writers against one item.
+/// `concurrent_*` cases race writers against one item.
 #[macro_export]
 macro_rules! saga_contract_tests {
     ($factory:expr) => {
         $crate::saga_contract_tests!(@cases $factory;
             concurrent_reserves_take_stock_once, concurrent_status_changes_apply_once,
             reserve_is_all_or_none, reserve_twice_takes_stock_once,
-            release_twice_returns_stock_once, charge_and_refund_happen_once,
+            release_twice_returns_stock_once, payment_is_requested_then_refunded_once,
+            a_settled_payment_is_kept, cancellation_stops_every_forward_move,
+            cancellation_is_read_back, mark_shipped_records_once_and_moves,
+            mark_shipped_is_refused_when_cancelled_or_early,
             notification_is_recorded_once_per_kind,
             voucher_is_issued_once_withdrawn_and_restored,
             status_changes_are_conditional_and_mark_the_step, step_history_counts_attempts);

@@ -1,36 +1,117 @@
-//! The whole local stack in process: a temp SQLite store, the saga executor and the outbox
-//! relay over it (wired as `src/local.rs` does), and the router, driven with `oneshot`.
+//! The whole local stack in process, started by the same wiring as `orders` itself
+//! (`orders::local::assemble`): a temp SQLite store, the saga executor and the outbox relay
+//! over it, the payment provider simulator and the warehouse worker, and the router, both
+//! served on a real listener on 127.0.0.1 (the simulator posts its webhooks there) and driven
+//! in process with `oneshot` by the request helpers.
+//!
+//! The actors' delays default to a few milliseconds; [`StackOptions`] sets them, the failure
+//! rate, the timeout scale or an external provider for a test.
+
+mod db;
+mod http;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use orders::clock::SystemClock;
-use orders::http::{ApiSettings, AppState, router};
-use orders::local::saga::{ExecutorStarter, build};
+use orders::http::ApiSettings;
+use orders::local::assemble::{
+    ActorSettings, Actors, LocalSettings, Provider, assemble, webhook_url,
+};
+use orders::local::{saga, secret};
+use orders_domain::standard_webhooks::WebhookSecret;
 use orders_processor::relay::{Relay, RelayOptions};
 use orders_sqlite::{SqliteOptions, SqliteStore};
 use orders_workflow::executor::{Executor, ExecutorOptions};
 use orders_workflow::steps::StepSettings;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
-/// A running relay: its stop switch and its task.
-struct RunningRelay {
+/// How long stopping one part may take before the test moves on.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What a test may vary; [`StackOptions::default`] is a fast, well-behaved world.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub steps: StepSettings,
+    /// Whether the relay runs from the start.
+    pub relay: bool,
+    pub sqlite: SqliteOptions,
+    pub api: ApiSettings,
+    /// Retry delays scaled to 0.001 and timeouts as written, unless a test says otherwise.
+    pub executor: ExecutorOptions,
+    /// From a charge to its webhook.
+    pub sim_delay: Duration,
+    pub packing: Duration,
+    pub failure_rate: f64,
+    /// A provider of the test's instead of the simulator.
+    pub provider_url: Option<reqwest::Url>,
+    pub warehouse_visibility: Duration,
+    /// Unset: the database's own, generated beside it as `orders` does.
+    pub webhook_secret: Option<WebhookSecret>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            steps: StepSettings::default(),
+            relay: true,
+            sqlite: SqliteOptions::default(),
+            api: ApiSettings::default(),
+            executor: ExecutorOptions {
+                delay_scale: 0.001,
+                ..Default::default()
+            },
+            sim_delay: Duration::from_millis(5),
+            packing: Duration::from_millis(5),
+            failure_rate: 0.0,
+            provider_url: None,
+            warehouse_visibility: Duration::from_secs(30),
+            webhook_secret: None,
+        }
+    }
+}
+
+/// A running task and its stop switch.
+struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+impl Running {
+    fn spawn<F>(f: impl FnOnce(watch::Receiver<bool>) -> F) -> Running
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        Running {
+            stop,
+            task: tokio::spawn(f(stopped)),
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
 }
 
 pub struct Stack {
     pub router: Router,
     pub store: Arc<SqliteStore>,
     pub executor: Arc<Executor>,
-    relay: Option<RunningRelay>,
+    /// Where the router is served.
+    pub addr: SocketAddr,
+    relay: Option<Running>,
+    server: Option<Running>,
+    actors: Option<Actors>,
+    secret: WebhookSecret,
     // Last: the database file outlives everything that uses it.
     pub dir: TempDir,
 }
@@ -42,16 +123,24 @@ impl Stack {
     }
 
     pub async fn with(steps: StepSettings) -> Stack {
-        Stack::open(tempfile::tempdir().expect("tempdir"), steps, true).await
+        Stack::with_options(StackOptions {
+            steps,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// A fresh database and these options.
+    pub async fn with_options(options: StackOptions) -> Stack {
+        Stack::start(tempfile::tempdir().expect("tempdir"), options).await
     }
 
     /// A fresh database whose relay is not running: events stay in the outbox.
     pub async fn without_relay() -> Stack {
-        Stack::open(
-            tempfile::tempdir().expect("tempdir"),
-            StepSettings::default(),
-            false,
-        )
+        Stack::with_options(StackOptions {
+            relay: false,
+            ..Default::default()
+        })
         .await
     }
 
@@ -66,44 +155,87 @@ impl Stack {
         dir: TempDir,
         steps: StepSettings,
         relay: bool,
-        options: SqliteOptions,
+        sqlite: SqliteOptions,
     ) -> Stack {
-        let store = Arc::new(
-            SqliteStore::open_with(&dir.path().join("orders.db"), options).expect("open store"),
-        );
-        let saga = build(
-            store.clone(),
+        let options = StackOptions {
             steps,
-            ExecutorOptions {
-                delay_scale: 0.001,
-                ..Default::default()
-            },
-            RelayOptions::default(),
-        )
-        .expect("saga");
-        saga.executor.resume_unfinished().await.expect("resume");
-        let state = AppState {
-            store: store.clone(),
-            clock: Arc::new(SystemClock),
-            settings: Arc::new(ApiSettings::default()),
+            relay,
+            sqlite,
+            ..Default::default()
         };
+        Stack::start(dir, options).await
+    }
+
+    /// Starts the stack on `dir/orders.db` (new or existing) as `orders` starts.
+    pub async fn start(dir: TempDir, o: StackOptions) -> Stack {
+        let db = dir.path().join("orders.db");
+        let (secret, _) = secret::resolve(o.webhook_secret.as_ref(), &db).expect("webhook secret");
+        let store = Arc::new(SqliteStore::open_with(&db, o.sqlite).expect("open store"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let provider = match o.provider_url {
+            Some(url) => Provider::External(url),
+            None => Provider::Simulator {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                delay: o.sim_delay,
+            },
+        };
+        let settings = LocalSettings {
+            api: o.api,
+            steps: o.steps,
+            executor: o.executor,
+            relay: RelayOptions::default(),
+            actors: ActorSettings {
+                provider,
+                packing: o.packing,
+                failure_rate: o.failure_rate,
+                warehouse_concurrency: 64,
+                warehouse_visibility: o.warehouse_visibility,
+            },
+            webhook_secret: secret.clone(),
+        };
+        let local = assemble(store.clone(), addr, settings)
+            .await
+            .expect("assemble the local stack");
+        let app = local.router.clone();
+        let server = Running::spawn(move |mut stopped| async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .expect("serve");
+        });
         let mut stack = Stack {
-            router: router(state),
+            router: local.router,
             store,
-            executor: saga.executor,
+            executor: local.executor,
+            addr,
             relay: None,
+            server: Some(server),
+            actors: Some(local.actors),
+            secret,
             dir,
         };
-        if relay {
-            stack.spawn_relay(saga.relay);
+        if o.relay {
+            stack.spawn_relay(local.relay);
         }
         stack
     }
 
-    /// Stops the saga side (relay, then running executions) and hands back the database, so
-    /// a new `Stack::open` on it behaves like a restarted process.
+    /// Stops everything in `orders`' order (listener, relay, actors, executor) and hands
+    /// back the database, so a new `Stack::open` on it behaves like a restarted process.
     pub async fn stop(mut self) -> TempDir {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
         self.stop_relay().await;
+        if let Some(actors) = self.actors.take() {
+            actors.stop(STOP_GRACE).await;
+        }
         self.executor.shutdown().await;
         let dir = tempfile::tempdir().expect("tempdir");
         std::mem::replace(&mut self.dir, dir)
@@ -113,23 +245,36 @@ impl Stack {
         self.dir.path().join("orders.db")
     }
 
+    /// The secret webhooks to this stack must be signed with.
+    pub fn webhook_secret(&self) -> &WebhookSecret {
+        &self.secret
+    }
+
+    /// `http://127.0.0.1:<port>`, where the router is served.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL the payment simulator posts to.
+    pub fn webhook_url(&self) -> reqwest::Url {
+        webhook_url(self.addr)
+    }
+
+    /// The simulator's base URL (`None` with an external provider).
+    pub fn simulator_url(&self) -> Option<reqwest::Url> {
+        self.actors.as_ref().and_then(Actors::simulator_url)
+    }
+
     /// Runs a relay (the same one `saga::build` makes) unless one is running.
     pub fn start_relay(&mut self) {
         if self.relay.is_none() {
-            let relay = Relay {
-                source: self.store.clone(),
-                starter: Arc::new(ExecutorStarter(self.executor.clone())),
-                signal: self.store.outbox_signal(),
-                options: RelayOptions::default(),
-            };
+            let relay = saga::relay(&self.store, &self.executor, RelayOptions::default());
             self.spawn_relay(relay);
         }
     }
 
     fn spawn_relay(&mut self, relay: Relay) {
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(relay.run(stopped));
-        self.relay = Some(RunningRelay { stop, task });
+        self.relay = Some(Running::spawn(|stopped| relay.run(stopped)));
     }
 
     /// Stops the relay and waits for it to finish its batch.
@@ -139,200 +284,19 @@ impl Stack {
             r.task.await.expect("relay task");
         }
     }
-
-    pub async fn request(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
-        };
-        (status, json)
-    }
-
-    pub async fn post_order(&self, body: &Value) -> (StatusCode, Value) {
-        let req = Request::post("/orders")
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        self.request(req).await
-    }
-
-    /// POSTs an order that must be accepted; returns its id.
-    pub async fn create(&self, body: &Value) -> String {
-        let (status, json) = self.post_order(body).await;
-        assert_eq!(status, StatusCode::CREATED, "{json}");
-        json["orderId"].as_str().expect("orderId").to_owned()
-    }
-
-    /// POSTs an order that must be refused with `status`; returns the problem it got.
-    pub async fn refused(&self, body: &Value, status: StatusCode) -> Value {
-        let (got, problem) = self.post_order(body).await;
-        assert_eq!(got, status, "{problem}");
-        problem
-    }
-
-    pub async fn get_json(&self, uri: &str) -> Value {
-        let (status, json) = self
-            .request(Request::get(uri).body(Body::empty()).unwrap())
-            .await;
-        assert_eq!(status, StatusCode::OK, "GET {uri}: {json}");
-        json
-    }
-
-    pub async fn put_inventory(&self, product: &str, available: i64) {
-        let req = Request::put(format!("/inventory/{product}"))
-            .header("content-type", "application/json")
-            .body(Body::from(json!({ "available": available }).to_string()))
-            .unwrap();
-        let (status, json) = self.request(req).await;
-        assert_eq!(status, StatusCode::OK, "PUT inventory: {json}");
-    }
-
-    pub async fn stock(&self, product: &str) -> i64 {
-        self.get_json(&format!("/inventory/{product}")).await["available"]
-            .as_i64()
-            .expect("available")
-    }
-
-    pub async fn vouchers(&self, customer: &str) -> Vec<Value> {
-        let v = self
-            .get_json(&format!("/customers/{customer}/vouchers"))
-            .await;
-        v["vouchers"].as_array().expect("vouchers").clone()
-    }
-
-    /// Polls the order every 10 ms until it is COMPLETED or FAILED and its history has
-    /// settled: the step that sets the final status records its own outcome in a later
-    /// commit, so the first terminal read may still show that step RUNNING (see
-    /// `a_terminal_order_shows_its_last_step_finished`).
-    pub async fn wait_terminal(&self, order_id: &str, timeout: Duration) -> Value {
-        self.poll(order_id, timeout, Duration::from_millis(10), true)
-            .await
-    }
-
-    /// The first read, polling every millisecond, that shows COMPLETED or FAILED.
-    pub async fn wait_status(&self, order_id: &str, timeout: Duration) -> Value {
-        self.poll(order_id, timeout, Duration::from_millis(1), false)
-            .await
-    }
-
-    async fn poll(&self, id: &str, timeout: Duration, every: Duration, settled: bool) -> Value {
-        let deadline = Instant::now() + timeout;
-        let uri = format!("/orders/{id}");
-        loop {
-            let order = self.get_json(&uri).await;
-            let terminal = matches!(order["status"].as_str(), Some("COMPLETED" | "FAILED"));
-            let steps = order["history"].as_array().expect("history");
-            if terminal && (!settled || steps.iter().all(|s| !s["finishedAt"].is_null())) {
-                return order;
-            }
-            if Instant::now() >= deadline {
-                panic!("order {id} not terminal (settled: {settled}) after {timeout:?}: {order}");
-            }
-            tokio::time::sleep(every).await;
-        }
-    }
-
-    /// Payment rows of an order, in a status (`None`: any).
-    pub fn payments(&self, order: &str, status: Option<&str>) -> i64 {
-        self.query_i64(
-            "SELECT COUNT(*) FROM payments WHERE order_id = ?1 AND status = COALESCE(?2, status)",
-            rusqlite::params![order, status],
-        )
-    }
-
-    /// Executor executions whose input is this order's (whatever their name).
-    pub fn executions_for(&self, order: &str) -> i64 {
-        self.query_i64(
-            "SELECT COUNT(*) FROM executions WHERE json_extract(snapshot, '$.input.orderId') = ?1",
-            [order],
-        )
-    }
-
-    /// The status (`SUCCEEDED`, `FAILED`) of the one execution whose input is this order's,
-    /// once it has finished (within 10 s). The order's last step commits in the step's own
-    /// transaction and the executor records the end of the execution after it, so a reader who
-    /// saw the order terminal may still find the execution RUNNING for a moment.
-    pub async fn execution_status(&self, order: &str) -> String {
-        let conn = rusqlite::Connection::open(self.db()).expect("open db");
-        conn.busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let status: String = conn
-                .query_row(
-                    "SELECT status FROM executions WHERE json_extract(snapshot, '$.input.orderId') = ?1",
-                    [order],
-                    |r| r.get(0),
-                )
-                .expect("one execution for the order");
-            if status != "RUNNING" || Instant::now() >= deadline {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Whether the order's outbox row is marked published.
-    pub fn published(&self, order: &str) -> bool {
-        self.query_i64(
-            "SELECT published_at IS NOT NULL FROM outbox WHERE order_id = ?1",
-            [order],
-        ) == 1
-    }
-
-    pub async fn wait_published(&self, order: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.published(order) {
-            assert!(
-                Instant::now() < deadline,
-                "outbox row of {order} not published"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    pub fn outbox_payload(&self, order: &str) -> String {
-        let conn = rusqlite::Connection::open(self.db()).expect("open db");
-        conn.query_row(
-            "SELECT payload FROM outbox WHERE order_id = ?1",
-            [order],
-            |r| r.get(0),
-        )
-        .expect("outbox row")
-    }
-
-    /// Writes an outbox row behind the store's back (no commit signal).
-    pub fn insert_outbox_row(&self, event_id: &str, order_id: &str, payload: &str) {
-        let conn = rusqlite::Connection::open(self.db()).expect("open db");
-        conn.busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        conn.execute(
-            "INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
-            [event_id, order_id, payload, "2024-01-01T00:00:00.000Z"],
-        )
-        .expect("insert outbox row");
-    }
-
-    /// One query on the database file, outside the store.
-    pub fn query_i64(&self, sql: &str, params: impl rusqlite::Params) -> i64 {
-        let conn = rusqlite::Connection::open(self.db()).expect("open db");
-        conn.busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        conn.query_row(sql, params, |r| r.get(0)).expect(sql)
-    }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        if let Some(r) = self.relay.take() {
-            let _ = r.stop.send(true);
+        for running in [self.relay.take(), self.server.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = running.stop.send(true);
+        }
+        if let (Some(actors), Ok(rt)) = (self.actors.take(), tokio::runtime::Handle::try_current())
+        {
+            rt.spawn(actors.stop(STOP_GRACE));
         }
     }
 }

@@ -38,7 +38,7 @@ pub use store::{
     ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, HistoryEvent,
     HistoryEventKind, STATES_HEARTBEAT_TIMEOUT, STATES_TIMEOUT, Waiting,
 };
-pub use tokens::TaskTokenError;
+pub use tokens::{TaskTokenError, WaitFailed};
 
 use crate::asl::StateMachine;
 use async_trait::async_trait;

@@ -6,10 +6,12 @@
 //! answering it needs no index, just the execution's snapshot, whose open wait must hold the
 //! very same token. Each answer is one `record` with the store's seq check; when it loses to
 //! the runner (a deadline) or to another answer, the call re-reads and judges again, so exactly
-//! one of them closes a wait, and the others get `TaskTimedOut`.
+//! one of them closes a wait, and the others get `TaskTimedOut`. [`Executor::fail_waiting`]
+//! answers by execution instead of by token: it fails whatever wait the execution has open,
+//! through the same single write, so it too wins or loses against the others as a whole.
 
 use super::context::context;
-use super::store::{ExecutionStoreError, HistoryEventKind};
+use super::store::{ExecutionSnapshot, ExecutionStoreError, HistoryEventKind};
 use super::task::{heartbeat_deadline, succeeded, task_failed, waiting_task};
 use super::tx::{Committed, Tx};
 use super::{Executor, TaskError};
@@ -81,6 +83,31 @@ fn decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
+/// What [`Executor::fail_waiting`] found the execution waiting in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitFailed {
+    /// It waited on a task token, and that task has failed with the error.
+    Failed,
+    /// It is running but waits in no task now (a handler runs, a retry is due, or its wait is
+    /// past its deadline and about to time out).
+    NotWaiting,
+    /// It has ended.
+    Finished,
+    /// No execution has this name.
+    Unknown,
+}
+
+/// How answering one wait ended.
+enum Closed {
+    /// This answer closed the wait (a heartbeat: was recorded on it).
+    Answered,
+    /// The token names no open wait in this snapshot, the latest read.
+    NotOpen(Box<ExecutionSnapshot>),
+    /// The wait is past its deadline (or its state is no callback Task any more): the
+    /// runner, not an answer, ends it.
+    Over,
+}
+
 /// What a token call says about its task.
 enum Answer {
     Success(Value),
@@ -120,11 +147,62 @@ impl Executor {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(TaskTokenError::ShuttingDown);
         }
-        let mut stored = self
+        let stored = self
             .store
             .get(&name)
             .await?
             .ok_or(TaskTokenError::TaskDoesNotExist)?;
+        match self.answer_wait(stored, token, &answer).await? {
+            Closed::Answered => Ok(()),
+            Closed::NotOpen(_) => Err(self.closed_or_unknown(&name, token).await),
+            Closed::Over => Err(TaskTokenError::TaskTimedOut),
+        }
+    }
+
+    /// Fails the task execution `name` waits in, as SendTaskFailure with its token would
+    /// (Retry and Catch apply; durable before it returns): for a caller that knows the
+    /// execution but not the token, a cancellation. The wait counts from the moment it is
+    /// recorded, before the handler or the queue has the token. If another answer closes that
+    /// wait first, the call judges again what the execution waits in now.
+    pub async fn fail_waiting(
+        self: &Arc<Self>,
+        name: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<WaitFailed, TaskTokenError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(TaskTokenError::ShuttingDown);
+        }
+        let Some(mut stored) = self.store.get(name).await? else {
+            return Ok(WaitFailed::Unknown);
+        };
+        let answer = Answer::Failure(TaskError::new(error, cause));
+        loop {
+            if stored.is_finished() {
+                return Ok(WaitFailed::Finished);
+            }
+            let Some(token) = stored.waiting.as_ref().map(|w| w.token.clone()) else {
+                return Ok(WaitFailed::NotWaiting);
+            };
+            match self.answer_wait(stored, &token, &answer).await? {
+                Closed::Answered => return Ok(WaitFailed::Failed),
+                // Another writer closed that wait first: judge what it stored (newer each
+                // time round, so this ends).
+                Closed::NotOpen(current) => stored = *current,
+                Closed::Over => return Ok(WaitFailed::NotWaiting),
+            }
+        }
+    }
+
+    /// Answers the wait of `token` in `stored` (the execution's latest read), re-reading and
+    /// judging again whenever another writer wins the seq check.
+    async fn answer_wait(
+        self: &Arc<Self>,
+        mut stored: ExecutionSnapshot,
+        token: &str,
+        answer: &Answer,
+    ) -> Result<Closed, ExecutionStoreError> {
+        let name = stored.name.clone();
         loop {
             let now = Utc::now();
             let open = stored
@@ -132,18 +210,18 @@ impl Executor {
                 .as_ref()
                 .filter(|w| w.token == token && !stored.is_finished());
             let Some(waiting) = open else {
-                return Err(self.closed_or_unknown(&name, token).await);
+                return Ok(Closed::NotOpen(Box::new(stored)));
             };
             // Past its deadline the task is over, whether or not the timer has recorded it yet.
             if waiting.deadline().is_some_and(|(at, _)| at <= now) {
-                return Err(TaskTokenError::TaskTimedOut);
+                return Ok(Closed::Over);
             }
             let Some(task) = waiting_task(self, &stored) else {
-                return Err(TaskTokenError::TaskTimedOut);
+                return Ok(Closed::Over);
             };
             let mut tx = Tx::new(stored, now);
             let attempt = tx.snapshot.attempt();
-            match &answer {
+            match answer {
                 Answer::Success(output) => {
                     let ctx = context(&tx.snapshot, None);
                     let outcome = succeeded(&mut tx, task, attempt, output.clone(), &ctx);
@@ -163,7 +241,7 @@ impl Executor {
             }
             match tx.commit(self).await? {
                 Committed::Written(written) => {
-                    match &answer {
+                    match answer {
                         Answer::Heartbeat => self.parked.rearm(
                             &name,
                             written
@@ -181,7 +259,7 @@ impl Executor {
                             self.wake(&name);
                         }
                     }
-                    return Ok(());
+                    return Ok(Closed::Answered);
                 }
                 Committed::Lost(current) => stored = current,
             }

@@ -2,53 +2,68 @@
 //! thing if, and only if, it was done, which is why one linear compensation path is correct
 //! wherever the saga failed.
 
-use super::payment::{ProviderAnswer, authorize};
-use super::store::{Charge, NewVoucher, Notice, OrderAt, Reservation, StatusMove};
+use super::payment::{PaymentAsk, charge_for};
+use super::store::{NewVoucher, Notice, OrderAt, PaymentRequest, Reservation, StatusMove};
 use super::{SagaState, Step, StepError, Steps};
+use orders_domain::lifecycle::{ORDER_CANCELLED, valid_tracking_number};
 use orders_domain::voucher::earns_voucher;
-use orders_domain::{OrderStatus, VOUCHER_DISCOUNT, VoucherCode};
+use orders_domain::{OrderStatus, PaymentId, PaymentStatus, VOUCHER_DISCOUNT, VoucherCode};
 use serde_json::{Value, json};
 
 impl Steps {
-    pub(super) async fn run(&self, step: Step, s: &SagaState) -> Result<Value, StepError> {
+    pub(super) async fn run(
+        &self,
+        step: Step,
+        s: &SagaState,
+        token: Option<&str>,
+    ) -> Result<Value, StepError> {
         let o = &s.order;
         let at = OrderAt::now(o.order_id);
         match step {
-            Step::ReserveInventory => match self.store.reserve(at, &o.items).await? {
-                Reservation::Reserved => {
-                    self.mark(at, step, OrderStatus::InventoryReserved, None)
-                        .await?;
-                    Ok(json!({"reserved": o.items.len()}))
-                }
-                Reservation::Short {
-                    product,
-                    available,
-                    requested,
-                } => Err(StepError::OutOfStock(format!(
-                    "product {product}: {requested} requested, {available} available"
-                ))),
-            },
-            Step::ProcessPayment => {
-                let charge = match self.store.charge(o.order_id).await? {
-                    Some(existing) => existing,
-                    None => {
-                        let ProviderAnswer::Charged { charge_id } =
-                            authorize(&o.payment_method, self.settings.payment_transient_rate)?;
-                        let charge = Charge {
-                            charge_id,
-                            amount: o.total_cents,
-                            refunded: false,
-                        };
-                        self.store
-                            .record_charge(at, &charge, &o.payment_method)
-                            .await?
+            Step::ReserveInventory => {
+                self.not_cancelled(at).await?;
+                match self.store.reserve(at, &o.items).await? {
+                    Reservation::Reserved => {
+                        self.mark(at, step, OrderStatus::InventoryReserved, None)
+                            .await?;
+                        Ok(json!({"reserved": o.items.len()}))
                     }
-                };
-                self.mark(at, step, OrderStatus::PaymentProcessed, None)
+                    Reservation::Short {
+                        product,
+                        available,
+                        requested,
+                    } => Err(StepError::OutOfStock(format!(
+                        "product {product}: {requested} requested, {available} available"
+                    ))),
+                }
+            }
+            Step::RequestPayment => {
+                let token = token.ok_or_else(|| {
+                    StepError::InvalidInput("RequestPayment needs its taskToken".into())
+                })?;
+                let rate = self.settings.payment_transient_rate;
+                if rate > 0.0 && fastrand::f64() < rate {
+                    return Err(StepError::Transient("payment provider timed out".into()));
+                }
+                // The move first: it is refused once the customer cancelled, so no payment is
+                // requested for a cancelled order.
+                self.mark(at, step, OrderStatus::AwaitingPayment, None)
                     .await?;
-                Ok(json!({"chargeId": charge.charge_id, "amountCents": charge.amount.0}))
+                let payment_id = PaymentId::for_order(o.order_id);
+                let request = PaymentRequest {
+                    payment_id: &payment_id,
+                    amount: o.total_cents,
+                    method: &o.payment_method,
+                    token,
+                };
+                let status = self.store.request_payment(at, &request).await?;
+                let charge = (status == PaymentStatus::Requested)
+                    .then(|| charge_for(o.order_id, o.total_cents, &o.payment_method));
+                let ask = PaymentAsk { payment_id, charge };
+                Ok(serde_json::to_value(ask).expect("plain data serializes"))
             }
             Step::SendNotification => {
+                self.not_cancelled(at).await?;
                 let rate = self.settings.notification_failure_rate;
                 if rate > 0.0 && fastrand::f64() < rate {
                     return Err(StepError::Transient(
@@ -67,6 +82,19 @@ impl Steps {
                 let sent = self.store.notify(at, &notice).await?;
                 tracing::info!(customer_id = %o.customer_id, new = sent, "customer notified");
                 Ok(json!({"notified": true}))
+            }
+            Step::MarkShipped => {
+                let shipment = s.shipment.as_ref().ok_or_else(|| {
+                    StepError::InvalidInput("MarkShipped needs $.shipment".into())
+                })?;
+                if !valid_tracking_number(&shipment.tracking_number) {
+                    return Err(StepError::InvalidInput(format!(
+                        "bad tracking number {:?}",
+                        shipment.tracking_number
+                    )));
+                }
+                self.store.mark_shipped(at, step, shipment).await?;
+                Ok(json!({"trackingNumber": shipment.tracking_number}))
             }
             Step::IssueVoucher => {
                 if !earns_voucher(o.total_cents) {
@@ -87,6 +115,7 @@ impl Steps {
             }
             Step::BeginCompensation => {
                 let reason = match &s.error {
+                    Some(e) if e.error == ORDER_CANCELLED => "cancelled by the customer".to_owned(),
                     Some(e) if e.cause.is_empty() => e.error.clone(),
                     Some(e) => format!("{}: {}", e.error, e.cause),
                     None => "unknown failure".to_owned(),
@@ -106,9 +135,27 @@ impl Steps {
                 Ok(json!({"restored": restored, "withdrawn": withdrawn}))
             }
             Step::MarkFailed => {
-                self.mark(at, step, OrderStatus::Failed, None).await?;
-                Ok(json!({"status": OrderStatus::Failed}))
+                // A failure that overtook an accepted cancellation still ends the order as
+                // the customer was told it would: CANCELLED.
+                let to = match self.store.cancellation(at.order).await? {
+                    Some(_) => OrderStatus::Cancelled,
+                    None => OrderStatus::Failed,
+                };
+                self.mark(at, step, to, None).await?;
+                Ok(json!({"status": to}))
             }
+            Step::MarkCancelled => {
+                self.mark(at, step, OrderStatus::Cancelled, None).await?;
+                Ok(json!({"status": OrderStatus::Cancelled}))
+            }
+        }
+    }
+
+    /// A step about to act on an order the customer cancelled stops with `OrderCancelled`.
+    async fn not_cancelled(&self, at: OrderAt) -> Result<(), StepError> {
+        match self.store.cancellation(at.order).await? {
+            Some(c) => Err(StepError::OrderCancelled(c.reason.unwrap_or_default())),
+            None => Ok(()),
         }
     }
 }

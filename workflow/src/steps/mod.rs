@@ -4,7 +4,8 @@
 //! not the executor, is what makes at-least-once delivery and crash-resume safe.
 //!
 //! Errors carry the names the state machine's Retry/Catch match: `OutOfStock` and
-//! `PaymentDeclined` are final, `Transient` is retried with backoff.
+//! `OrderCancelled` are final, `Transient` is retried with backoff. (`PaymentDeclined` comes
+//! from the provider's webhook, through the task token, not from a step.)
 
 mod handlers;
 pub mod payment;
@@ -17,15 +18,19 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use store::OrderAt;
-pub use store::{Notifications, Payments, Progress, StepStore, StepStoreError, Stock, Vouchers};
+pub use store::{
+    Notifications, Payments, Progress, Shipments, StepStore, StepStoreError, Stock, Vouchers,
+};
 use tracing::Instrument;
 
-/// Every Task state of the saga; `<Step>FunctionArn` is its substitution name in the ASL.
+/// Every Task state of the saga that runs a step handler; `<Step>FunctionArn` is its
+/// substitution name in the ASL. (PrepareShipment is a queue Task: no handler runs it.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 pub enum Step {
     ReserveInventory,
-    ProcessPayment,
+    RequestPayment,
     SendNotification,
+    MarkShipped,
     IssueVoucher,
     MarkCompleted,
     BeginCompensation,
@@ -33,13 +38,15 @@ pub enum Step {
     ReleaseInventory,
     RestoreVoucher,
     MarkFailed,
+    MarkCancelled,
 }
 
 impl Step {
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 12] = [
         Step::ReserveInventory,
-        Step::ProcessPayment,
+        Step::RequestPayment,
         Step::SendNotification,
+        Step::MarkShipped,
         Step::IssueVoucher,
         Step::MarkCompleted,
         Step::BeginCompensation,
@@ -47,13 +54,15 @@ impl Step {
         Step::ReleaseInventory,
         Step::RestoreVoucher,
         Step::MarkFailed,
+        Step::MarkCancelled,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Step::ReserveInventory => "ReserveInventory",
-            Step::ProcessPayment => "ProcessPayment",
+            Step::RequestPayment => "RequestPayment",
             Step::SendNotification => "SendNotification",
+            Step::MarkShipped => "MarkShipped",
             Step::IssueVoucher => "IssueVoucher",
             Step::MarkCompleted => "MarkCompleted",
             Step::BeginCompensation => "BeginCompensation",
@@ -61,19 +70,22 @@ impl Step {
             Step::ReleaseInventory => "ReleaseInventory",
             Step::RestoreVoucher => "RestoreVoucher",
             Step::MarkFailed => "MarkFailed",
+            Step::MarkCancelled => "MarkCancelled",
         }
     }
 
-    /// Whether a successful run of this step ends with `StepStore::set_status`, which marks
-    /// the step SUCCEEDED in the same transaction: `step_result` would write the same row again.
+    /// Whether a successful run of this step ends with a status change
+    /// (`StepStore::set_status` or `mark_shipped`), which marks the step SUCCEEDED in the same
+    /// transaction: `step_result` would write the same row again.
     fn succeeds_with_status_change(self) -> bool {
         matches!(
             self,
             Step::ReserveInventory
-                | Step::ProcessPayment
+                | Step::MarkShipped
                 | Step::MarkCompleted
                 | Step::BeginCompensation
                 | Step::MarkFailed
+                | Step::MarkCancelled
         )
     }
 
@@ -88,8 +100,10 @@ impl Step {
 pub enum StepError {
     #[error("{0}")]
     OutOfStock(String),
+    /// The customer cancelled; the saga compensates and ends CANCELLED. The cause is the
+    /// customer's reason (may be empty).
     #[error("{0}")]
-    PaymentDeclined(String),
+    OrderCancelled(String),
     #[error("{0}")]
     Transient(String),
     #[error("{0}")]
@@ -102,7 +116,7 @@ impl StepError {
     pub fn name(&self) -> &'static str {
         match self {
             StepError::OutOfStock(_) => "OutOfStock",
-            StepError::PaymentDeclined(_) => "PaymentDeclined",
+            StepError::OrderCancelled(_) => orders_domain::lifecycle::ORDER_CANCELLED,
             StepError::Transient(_) => "Transient",
             StepError::InvalidInput(_) => "InvalidInput",
             StepError::InvalidTransition(_) => "InvalidTransition",
@@ -119,6 +133,9 @@ impl From<StepStoreError> for StepError {
             }
             StepStoreError::InvalidTransition { from, to } => {
                 StepError::InvalidTransition(format!("order cannot move from {from} to {to}"))
+            }
+            StepStoreError::Cancelled { reason } => {
+                StepError::OrderCancelled(reason.unwrap_or_default())
             }
         }
     }
@@ -152,12 +169,15 @@ pub struct Steps {
     pub settings: StepSettings,
 }
 
-/// What a step reads of its input: the saga input, plus the error that sent the saga to
-/// compensation.
+/// What a step reads of its input: the saga input, the error that sent the saga to
+/// compensation, the warehouse's answer, and (for a callback Task) its task token.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct StepInput {
     step: Step,
     input: SagaState,
+    #[serde(default)]
+    task_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +186,8 @@ struct SagaState {
     order: SagaInput,
     #[serde(default)]
     error: Option<CaughtError>,
+    #[serde(default)]
+    shipment: Option<orders_domain::Shipment>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,7 +211,9 @@ impl Steps {
         // else runs on this thread while the step is suspended.
         async {
             self.store.step_attempt(OrderAt::now(order), step).await?;
-            let result = self.run(step, &input.input).await;
+            let result = self
+                .run(step, &input.input, input.task_token.as_deref())
+                .await;
             let error = result.as_ref().err().map(|e| format!("{}: {e}", e.name()));
             if let Some(e) = &error {
                 tracing::warn!(error = %e, "step failed");

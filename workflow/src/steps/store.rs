@@ -3,7 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use orders_domain::{Cents, CustomerId, OrderId, OrderStatus, ProductId, SagaItem, VoucherCode};
+use orders_domain::lifecycle::{CancelRequest, PaymentStatus, Shipment};
+use orders_domain::{
+    Cents, CustomerId, OrderId, OrderStatus, PaymentId, ProductId, SagaItem, VoucherCode,
+};
 
 use super::Step;
 
@@ -16,6 +19,9 @@ pub enum StepStoreError {
     OrderNotFound(OrderId),
     #[error("order cannot move from {from} to {to}")]
     InvalidTransition { from: OrderStatus, to: OrderStatus },
+    /// The customer asked to cancel: no forward move and no new effect.
+    #[error("the order was cancelled")]
+    Cancelled { reason: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +36,14 @@ pub enum Reservation {
     },
 }
 
+/// What RequestPayment records before it asks the provider: the payment and the task token
+/// its webhook will complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Charge {
-    pub charge_id: String,
+pub struct PaymentRequest<'a> {
+    pub payment_id: &'a PaymentId,
     pub amount: Cents,
-    pub refunded: bool,
+    pub method: &'a str,
+    pub token: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,9 +108,9 @@ pub type StepResult<T> = Result<T, StepStoreError>;
 /// step's future exactly once inside that job (`orders_sqlite`). So a step handler must await
 /// nothing but this store: no timer, no channel, no other I/O. The step Lambda awaits the same
 /// handler on the DynamoDB adapter like any other future.
-pub trait StepStore: Progress + Stock + Payments + Notifications + Vouchers {}
+pub trait StepStore: Progress + Stock + Payments + Shipments + Notifications + Vouchers {}
 
-impl<T: Progress + Stock + Payments + Notifications + Vouchers> StepStore for T {}
+impl<T: Progress + Stock + Payments + Shipments + Notifications + Vouchers> StepStore for T {}
 
 /// The order's step history and status, kept on the order itself.
 #[async_trait]
@@ -114,7 +123,13 @@ pub trait Progress: Send + Sync {
     /// target: `Unchanged`. A move the lifecycle forbids: `InvalidTransition`. The status
     /// change is the last act of its step, so the same transaction marks the step SUCCEEDED:
     /// nobody sees an order in its new status with the step that moved it still running.
+    /// Once a cancellation was asked for, every move to a forward status
+    /// (`OrderStatus::is_forward`) not yet reached is refused with `Cancelled`, in the same
+    /// conditional write: that is what makes a cancellation and a step racing on one order
+    /// come out one way or the other, never both.
     async fn set_status(&self, at: OrderAt, change: StatusMove<'_>) -> StepResult<StatusChange>;
+    /// The customer's cancellation request, if there is one (for steps that move nothing).
+    async fn cancellation(&self, order: OrderId) -> StepResult<Option<CancelRequest>>;
 }
 
 /// Stock held for orders.
@@ -127,14 +142,34 @@ pub trait Stock: Send + Sync {
     async fn release(&self, at: OrderAt) -> StepResult<bool>;
 }
 
-/// The charge of each order.
+/// The payment of each order (one per order, `PaymentId::for_order`).
 #[async_trait]
 pub trait Payments: Send + Sync {
-    async fn charge(&self, order: OrderId) -> StepResult<Option<Charge>>;
-    /// Stores a charge unless one exists; returns the one stored.
-    async fn record_charge(&self, at: OrderAt, charge: &Charge, via: &str) -> StepResult<Charge>;
-    /// Marks a charge refunded; `false` if there was no unrefunded charge.
+    /// Records the payment as REQUESTED with `request.token`, or, when it is still
+    /// REQUESTED, replaces its token (a retried RequestPayment waits on a new one). Returns
+    /// the payment's status after the call: anything but REQUESTED means the provider already
+    /// answered, and it must not be asked again.
+    async fn request_payment(
+        &self,
+        at: OrderAt,
+        request: &PaymentRequest<'_>,
+    ) -> StepResult<PaymentStatus>;
+    /// Marks a SUCCEEDED payment REFUNDED; `false` if there was none to refund.
     async fn refund(&self, at: OrderAt) -> StepResult<bool>;
+}
+
+/// The parcel of each order.
+#[async_trait]
+pub trait Shipments: Send + Sync {
+    /// Records the warehouse's shipment and moves the order to SHIPPED, in one conditional
+    /// write with `set_status`'s rules (refused with `Cancelled` once cancellation was asked
+    /// for; `Unchanged` when already recorded) and its step bookkeeping.
+    async fn mark_shipped(
+        &self,
+        at: OrderAt,
+        step: Step,
+        shipment: &Shipment,
+    ) -> StepResult<StatusChange>;
 }
 
 /// Customer notifications, one per order and kind.

@@ -2,24 +2,27 @@
 //! that names the state, so a mistake in `statemachine.asl.json` is caught by `cargo test`
 //! instead of by a failed deploy or, worse, a saga that behaves differently on AWS.
 
-use super::retry_rules::{COMPENSATION, FORWARD, task};
+use super::retry_rules::{COMPENSATION, COMPLETION, FORWARD, task};
 use orders_workflow::asl::{
     AslError, DEFINITION, State, StateMachine, Transition, substitute, substitution_names,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
-const NAMES: [&str; 10] = [
+const NAMES: [&str; 13] = [
     "BeginCompensationFunctionArn",
     "IssueVoucherFunctionArn",
+    "MarkCancelledFunctionArn",
     "MarkCompletedFunctionArn",
     "MarkFailedFunctionArn",
-    "ProcessPaymentFunctionArn",
+    "MarkShippedFunctionArn",
     "RefundPaymentFunctionArn",
     "ReleaseInventoryFunctionArn",
+    "RequestPaymentFunctionArn",
     "ReserveInventoryFunctionArn",
     "RestoreVoucherFunctionArn",
     "SendNotificationFunctionArn",
+    "WarehouseQueueUrl",
 ];
 
 fn names() -> BTreeSet<String> {
@@ -76,13 +79,16 @@ macro_rules! assert_rejected {
 }
 
 #[test]
-fn the_saga_loads_with_its_ten_substitutions() {
+fn the_saga_loads_with_its_thirteen_substitutions() {
     assert_eq!(substitution_names(DEFINITION), names());
     let machine = StateMachine::load(DEFINITION, &names()).unwrap();
     assert_eq!(machine, StateMachine::saga().unwrap());
     assert_eq!(machine.start_at, "ReserveInventory");
-    assert_eq!(machine.states.len(), 18);
-    assert_eq!(machine.task_resources(), NAMES.into_iter().collect());
+    assert_eq!(machine.states.len(), 26);
+    let (queues, handlers): (BTreeSet<&str>, BTreeSet<&str>) =
+        NAMES.into_iter().partition(|n| n.ends_with("QueueUrl"));
+    assert_eq!(machine.task_resources(), handlers);
+    assert_eq!(machine.task_queues(), queues);
     let raw = saga();
     let tasks: BTreeSet<&str> = machine
         .states
@@ -90,32 +96,60 @@ fn the_saga_loads_with_its_ten_substitutions() {
         .filter(|(_, s)| matches!(s, State::Task(_)))
         .map(|(n, _)| n.as_str())
         .collect();
-    assert_eq!(tasks, FORWARD.into_iter().chain(COMPENSATION).collect());
-    for name in tasks {
+    let callbacks = ["RequestPayment", "PrepareShipment"];
+    let expected: BTreeSet<&str> = FORWARD
+        .into_iter()
+        .chain(COMPENSATION)
+        .chain([COMPLETION, "PrepareShipment"])
+        .collect();
+    assert_eq!(tasks, expected);
+    for name in tasks.into_iter().filter(|n| !callbacks.contains(n)) {
         assert_eq!(task(&machine, name).resource, format!("{name}FunctionArn"));
         assert_eq!(
             raw["States"][name]["Parameters"],
             json!({"step": name, "input.$": "$"})
         );
     }
+    assert_eq!(
+        raw["States"]["RequestPayment"]["Parameters"]["Payload"],
+        json!({"step": "RequestPayment", "input.$": "$", "taskToken.$": "$$.Task.Token"})
+    );
+    assert_eq!(
+        raw["States"]["PrepareShipment"]["Parameters"]["MessageBody"],
+        json!({"orderId.$": "$.orderId", "items.$": "$.items", "taskToken.$": "$$.Task.Token"})
+    );
     let notify = task(&machine, "SendNotification");
-    assert_eq!(notify.catch[0].next, "VoucherEligible");
+    assert_eq!(notify.catch[1].next, "PrepareShipment");
     assert_eq!(
         notify.transition,
-        Transition::Next("VoucherEligible".into())
+        Transition::Next("PrepareShipment".into())
     );
     assert_eq!(
         raw["States"]["VoucherEligible"]["Choices"][0]["NumericGreaterThan"],
         10000
     );
-    assert!(!DEFINITION.contains("lambda:invoke"));
+    // The only service integrations are the two callbacks; every other Task is a plain invoke.
+    let integrations: BTreeSet<&str> = raw["States"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|s| s["Resource"].as_str())
+        .filter(|r| r.starts_with("arn:aws:states:::"))
+        .collect();
+    assert_eq!(
+        integrations,
+        BTreeSet::from([
+            "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+        ])
+    );
 }
 
 #[test]
 fn dangling_transitions_are_rejected() {
     assert_rejected! {
         "ReserveInventory"["Next"] = "Nowhere" => message r#"Next "Nowhere" does not exist"#;
-        "ProcessPayment"["Catch"][0]["Next"] = "Nowhere" => contains r#"Catch[0].Next "Nowhere""#;
+        "ReserveInventory"["Catch"][0]["Next"] = "Nowhere" => contains r#"Catch[0].Next "Nowhere""#;
         "VoucherEligible"["Default"] = "Nowhere" => DanglingTransition;
         "VoucherEligible"["Choices"][0]["Next"] = "Nowhere" => DanglingTransition;
     }
@@ -181,11 +215,11 @@ fn next_and_end_are_exclusive_and_one_is_required() {
 #[test]
 fn states_all_must_be_alone_and_last() {
     assert_rejected! {
-        "ProcessPayment"["Catch"][0]["ErrorEquals"] = ["States.ALL", "Transient"] => StatesAllNotLast;
+        "ReserveInventory"["Catch"][0]["ErrorEquals"] = ["States.ALL", "Transient"] => StatesAllNotLast;
     }
 
-    let err = rejected_after("ProcessPayment", |states| {
-        let catch = states["ProcessPayment"]["Catch"].as_array_mut().unwrap();
+    let err = rejected_after("ReserveInventory", |states| {
+        let catch = states["ReserveInventory"]["Catch"].as_array_mut().unwrap();
         catch.push(json!({"ErrorEquals": ["PaymentDeclined"], "Next": "BeginCompensation"}));
     });
     assert!(matches!(
@@ -212,8 +246,12 @@ fn malformed_and_unsupported_paths_are_rejected() {
     let cases: [(&str, &str, Value); 6] = [
         ("ReserveInventory", "ResultPath", json!("reservation")),
         ("ReserveInventory", "ResultPath", json!("$..reservation")),
-        ("ProcessPayment", "InputPath", json!("$.items[*]")),
-        ("ProcessPayment", "OutputPath", json!("$$.Execution.Input")),
+        ("ReserveInventory", "InputPath", json!("$.items[*]")),
+        (
+            "ReserveInventory",
+            "OutputPath",
+            json!("$$.Execution.Input"),
+        ),
         ("SendNotification", "ResultPath", json!("$.a[")),
         (
             "IssueVoucher",
@@ -233,7 +271,7 @@ fn malformed_and_unsupported_paths_are_rejected() {
     }
 
     assert_rejected! {
-        "ProcessPayment"["Parameters"]["input.$"] = "$.order[-1]" => Path;
+        "ReserveInventory"["Parameters"]["input.$"] = "$.order[-1]" => Path;
         "VoucherEligible"["Choices"][0]["Variable"] = "totalCents" => contains "malformed JsonPath";
     }
 }

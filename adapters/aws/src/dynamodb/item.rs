@@ -10,10 +10,12 @@ use crate::tables::attrs::{idempotency as ia, order as oa, voucher as va};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use orders_domain::idempotency::StoredResponse;
+use orders_domain::lifecycle::{CancelRequest, PaymentView, Shipment};
 use orders_domain::store::{IdempotencyRecord, NewOrder, OrderRecord, StepRecord, StoreError};
 use orders_domain::store::{NewIdempotencyRecord, VoucherRecord, items_from_text, items_to_text};
 use orders_domain::time::{format_millis as format_ts, parse_ts};
 use orders_domain::{Cents, CustomerId, OrderStatus, PaymentMethod, VoucherCode, VoucherStatus};
+use orders_domain::{PaymentId, PaymentStatus};
 use std::collections::HashMap;
 
 fn bad(e: AttrError) -> StoreError {
@@ -131,7 +133,49 @@ pub fn order_record(item: &Item) -> Result<OrderRecord, StoreError> {
         updated_at: ts(item, oa::UPDATED_AT)?,
         voucher_issued: None,
         steps: steps(item)?,
+        payment: payment_view(item)?,
+        shipment: shipment(item)?,
+        cancellation: cancellation(item)?,
     })
+}
+
+/// The payment as the order item mirrors it (`paymentId`, `paymentStatus`), if requested.
+fn payment_view(item: &Item) -> Result<Option<PaymentView>, StoreError> {
+    let Some(id) = opt_s(item, oa::PAYMENT_ID).map_err(bad)? else {
+        return Ok(None);
+    };
+    let status = get_s(item, oa::PAYMENT_STATUS)
+        .map_err(bad)?
+        .parse::<PaymentStatus>()
+        .map_err(|_| corrupt(oa::PAYMENT_STATUS))?;
+    Ok(Some(PaymentView {
+        payment_id: PaymentId::from_trusted(id.to_owned()),
+        status,
+    }))
+}
+
+fn shipment(item: &Item) -> Result<Option<Shipment>, StoreError> {
+    let Some(tracking) = opt_s(item, oa::TRACKING_NUMBER).map_err(bad)? else {
+        return Ok(None);
+    };
+    Ok(Some(Shipment {
+        tracking_number: tracking.to_owned(),
+        shipped_at: ts(item, oa::SHIPPED_AT)?,
+    }))
+}
+
+/// The customer's cancellation request on an order item (or on a projection of it holding
+/// `cancelRequestedAt` and `cancelReason`).
+pub fn cancellation(item: &Item) -> Result<Option<CancelRequest>, StoreError> {
+    if opt_s(item, oa::CANCEL_REQUESTED_AT).map_err(bad)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(CancelRequest {
+        reason: opt_s(item, oa::CANCEL_REASON)
+            .map_err(bad)?
+            .map(str::to_owned),
+        requested_at: ts(item, oa::CANCEL_REQUESTED_AT)?,
+    }))
 }
 
 /// The `steps` map as a history: by start time, then by the step's place in the saga

@@ -9,3 +9,6 @@ mod steps;
 
 pub use orders::{DynamoStore, RetryPolicy};
 pub use steps::DynamoStepStore;
+
+#[cfg(all(test, feature = "moto"))]
+mod lifecycle_tests;

@@ -4,10 +4,12 @@
 //!
 //! Configuration errors stop the cold start with a message naming the variable, instead of
 //! failing every invocation later. The API function (`orders::lambda` in the root crate) is
-//! wired the same way; the two functions here do not link the HTTP service.
+//! wired the same way; the functions here (stream, steps, warehouse) do not link the HTTP
+//! service.
 
 pub mod steps;
 pub mod stream;
+pub mod warehouse;
 
 use crate::tables::MissingTable;
 

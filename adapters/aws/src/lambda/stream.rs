@@ -1,7 +1,11 @@
-//! The DynamoDB Streams handler of the outbox table: one saga start per INSERT record.
+//! The DynamoDB Streams handler of the outbox table: each INSERT record is an outbox row
+//! (`OutboxMessage`): an `order.created` starts its saga (StartExecution), a task signal is
+//! delivered to the waiting execution (SendTaskSuccess / SendTaskFailure, a cancellation's
+//! token found in the execution's history), through the processor's shared `process_event`.
 //!
-//! Records are started concurrently (the order of items written by one transaction is not
-//! guaranteed anyway), and each record that did not lead to a started saga is reported in
+//! Records are handled concurrently (the order of items written by one transaction is not
+//! guaranteed anyway), and each record that was not acted on (a saga not started, a signal not delivered) is
+//! reported in
 //! `batchItemFailures` by its sequence number. Lambda then retries from the lowest failed
 //! record, bisecting and finally sending the batch to the on-failure destination; records
 //! after it are delivered again, which the idempotent start absorbs. A malformed record is
@@ -10,12 +14,14 @@
 //! carry no new event and are skipped.
 
 use super::LambdaEnvError;
-use crate::sfn::StepFunctionsStarter;
+use crate::sfn::{StepFunctionsSignaller, StepFunctionsStarter};
 use crate::tables::{STATE_MACHINE_ARN_ENV, attrs};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{LambdaEvent, service_fn};
-use orders_processor::{ProcessError, SagaStarter, Started, start_event};
+use orders_processor::{
+    Delivered, ProcessError, Processed, SagaStarter, Started, TaskSignaller, process_event,
+};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
@@ -23,40 +29,49 @@ use tokio::task::JoinSet;
 /// the runtime loop.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let (arn, sdk) = super::start(state_machine_arn_from_env).await?;
-    let starter: Arc<dyn SagaStarter> = Arc::new(StepFunctionsStarter::new(
-        aws_sdk_sfn::Client::new(&sdk),
-        arn,
-    ));
+    let client = aws_sdk_sfn::Client::new(&sdk);
+    let ports = Ports {
+        starter: Arc::new(StepFunctionsStarter::new(client.clone(), arn.clone())),
+        signaller: Arc::new(StepFunctionsSignaller::new(client, arn)),
+    };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
-        let starter = starter.clone();
-        async move { Ok::<_, lambda_runtime::Error>(handle_batch(event.payload, starter).await) }
+        let ports = ports.clone();
+        async move { Ok::<_, lambda_runtime::Error>(handle_batch(event.payload, ports).await) }
     }))
     .await
+}
+
+/// What the processor acts through: the saga starter and the signal deliverer.
+#[derive(Clone)]
+pub struct Ports {
+    pub starter: Arc<dyn SagaStarter>,
+    pub signaller: Arc<dyn TaskSignaller>,
 }
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     Started(Started),
+    Signalled(Delivered),
     Skipped,
     Failed(String),
 }
 
 /// Handles one batch and answers with the records to retry.
-pub async fn handle_batch(event: Event, starter: Arc<dyn SagaStarter>) -> DynamoDbEventResponse {
+pub async fn handle_batch(event: Event, ports: Ports) -> DynamoDbEventResponse {
     let mut tasks = JoinSet::new();
     for (index, record) in event.records.into_iter().enumerate() {
-        let starter = starter.clone();
+        let ports = ports.clone();
         tasks.spawn(async move {
             let id = record.change.sequence_number.clone();
-            (index, id, handle_record(&record, starter.as_ref()).await)
+            (index, id, handle_record(&record, &ports).await)
         });
     }
     let mut failed = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, id, RecordOutcome::Failed(reason))) => {
-                tracing::error!(record = index, sequence = ?id, %reason, "record not started");
+                tracing::error!(record = index, sequence = ?id, %reason, "record not acted on");
                 failed.push((index, id));
             }
             Ok((index, id, outcome)) => {
@@ -92,7 +107,7 @@ fn whole_batch_failed() -> DynamoDbEventResponse {
     response
 }
 
-pub async fn handle_record(record: &EventRecord, starter: &dyn SagaStarter) -> RecordOutcome {
+pub async fn handle_record(record: &EventRecord, ports: &Ports) -> RecordOutcome {
     if record.event_name != "INSERT" {
         return RecordOutcome::Skipped;
     }
@@ -100,10 +115,20 @@ pub async fn handle_record(record: &EventRecord, starter: &dyn SagaStarter) -> R
         Ok(text) => text,
         Err(reason) => return RecordOutcome::Failed(format!("poison record: {reason}")),
     };
-    match start_event(payload.as_bytes(), starter).await {
-        Ok((event, started)) => {
+    let processed = process_event(
+        payload.as_bytes(),
+        ports.starter.as_ref(),
+        ports.signaller.as_ref(),
+    )
+    .await;
+    match processed {
+        Ok(Processed::Started(event, started)) => {
             tracing::info!(event_id = %event.id, order_id = %event.data.order_id, ?started, "saga started");
             RecordOutcome::Started(started)
+        }
+        Ok(Processed::Signalled(event, delivered)) => {
+            tracing::info!(event_id = %event.id, order_id = %event.subject, ?delivered, "signal delivered");
+            RecordOutcome::Signalled(delivered)
         }
         Err(e @ ProcessError::Poison(_)) => RecordOutcome::Failed(e.to_string()),
         Err(e @ ProcessError::Retryable(_)) => RecordOutcome::Failed(e.to_string()),

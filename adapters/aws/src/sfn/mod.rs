@@ -6,10 +6,14 @@
 //! Every other failure is returned, never swallowed, so the stream handler reports the record.
 //!
 //! [`tokens`] holds the other direction: the task-token calls that resume a Task waiting on
-//! `.waitForTaskToken`.
+//! `.waitForTaskToken`; [`signals`] delivers the outbox's task signals with them, finding a
+//! cancelled execution's open task in its history ([`waiting`]).
 
+pub mod signals;
 pub mod tokens;
+pub mod waiting;
 
+pub use signals::StepFunctionsSignaller;
 pub use tokens::{TaskTokens, TokenError};
 
 use async_trait::async_trait;

@@ -11,6 +11,7 @@
 use super::{Code, table_id};
 use crate::template_contract::model::{Grant, Template, prop, reference, referenced_id, str_of};
 use orders_aws::functions::FunctionSpec;
+use orders_aws::functions::PAYMENT_WEBHOOK_SECRET_ENV;
 use orders_aws::tables::STATE_MACHINE_ARN_ENV;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -135,6 +136,23 @@ fn check_function(
             differs(var, want.clone(), got.clone());
         }
     }
+    // The webhook secret comes from a parameter CloudFormation never echoes.
+    if spec.env.contains(&PAYMENT_WEBHOOK_SECRET_ENV) {
+        let value = t
+            .function_prop(function, "Environment")
+            .and_then(|e| e.pointer(&format!("/Variables/{PAYMENT_WEBHOOK_SECRET_ENV}")));
+        let param = value
+            .and_then(|v| v.get("Ref"))
+            .and_then(Value::as_str)
+            .and_then(|p| t.0.pointer(&format!("/Parameters/{p}")));
+        if param.and_then(|p| p.get("NoEcho")) != Some(&Value::Bool(true)) {
+            differs(
+                PAYMENT_WEBHOOK_SECRET_ENV,
+                "!Ref of a NoEcho parameter".into(),
+                value.map_or("absent".into(), Value::to_string),
+            );
+        }
+    }
 
     // Logs go to a log group of this stack that expires them.
     let log_group = t
@@ -200,10 +218,11 @@ fn expected_grants(
     }
     for table in spec.tables {
         let id = table_id(table);
-        for action in spec.dynamodb_actions {
+        let queried = spec.queried_tables.contains(table).then_some("Query");
+        for action in spec.dynamodb_actions.iter().copied().chain(queried) {
             let iam = format!("dynamodb:{action}");
             grant(&iam, format!("${{{id}.Arn}}"));
-            if INDEX_ACTIONS.contains(action) {
+            if INDEX_ACTIONS.contains(&action) {
                 for ix in table.indexes {
                     grant(&iam, format!("${{{id}.Arn}}/index/{}", ix.name));
                 }
@@ -215,6 +234,17 @@ fn expected_grants(
             &format!("states:{action}"),
             format!("${{{}}}", state_machine_id(t)),
         );
+    }
+    for action in spec.execution_actions {
+        grant(&format!("states:{action}"), executions_of(t));
+    }
+    // IAM takes no state machine for the token calls: `*` is their only resource.
+    for action in spec.token_actions {
+        grant(&format!("states:{action}"), "*".to_owned());
+    }
+    for action in spec.warehouse_queue_actions {
+        let queue = super::warehouse::WAREHOUSE_QUEUE;
+        grant(&format!("sqs:{action}"), format!("${{{queue}.Arn}}"));
     }
     if t.function_prop(function, "Tracing").is_some() {
         for action in XRAY_FUNCTION_ACTIONS {
@@ -243,6 +273,14 @@ pub fn on_failure_queues(function: &Value) -> Vec<String> {
         .filter_map(|(_, e)| e.pointer("/Properties/DestinationConfig/OnFailure/Destination"))
         .map(reference)
         .collect()
+}
+
+/// The ARN pattern of the saga's executions, as the template writes it.
+pub fn executions_of(t: &Template) -> String {
+    format!(
+        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{{}.Name}}:*",
+        state_machine_id(t)
+    )
 }
 
 /// The logical id of the state machine (the one of the stack; `wiring` checks it is one).

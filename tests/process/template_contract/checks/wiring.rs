@@ -3,6 +3,7 @@
 //! an operator needs, log retention, and the outputs a user deploys for.
 
 use super::functions::{on_failure_queues, state_machine_id};
+use super::warehouse::{WAREHOUSE_QUEUE, WAREHOUSE_QUEUE_SUBSTITUTION};
 use super::{Code, table_id};
 use crate::template_contract::model::{Template, prop, reference, referenced_id, str_of};
 use orders_workflow::asl::substitution_names;
@@ -70,6 +71,7 @@ fn check_events(t: &Template, code: &Code, problems: &mut Vec<String>) {
             let allowed = match kind {
                 "HttpApi" => spec.logical == code.api,
                 "DynamoDB" => spec.logical == code.stream_consumer,
+                "SQS" => spec.logical == code.queue_worker,
                 _ => false,
             };
             if !allowed {
@@ -243,10 +245,17 @@ fn check_state_machine(t: &Template, code: &Code, problems: &mut Vec<String>) {
             "state machine {id}: DefinitionSubstitution {name} is not a placeholder of the ASL"
         ));
     }
+    // Every Task on the step function, PrepareShipment on the warehouse queue (its URL).
+    let queue_url = format!("${{{WAREHOUSE_QUEUE}}}");
     for (name, value) in subs.into_iter().flatten() {
-        if reference(value) != task_arn {
+        let want = if name == WAREHOUSE_QUEUE_SUBSTITUTION {
+            &queue_url
+        } else {
+            &task_arn
+        };
+        if reference(value) != *want {
             problems.push(format!(
-                "state machine {id}: {name} is {}, expected {task_arn}",
+                "state machine {id}: {name} is {}, expected {want}",
                 reference(value)
             ));
         }
@@ -268,7 +277,13 @@ fn check_state_machine(t: &Template, code: &Code, problems: &mut Vec<String>) {
     }
     match t.role_grants(role) {
         Ok(granted) => {
-            let mut want = BTreeSet::from([("lambda:InvokeFunction".to_owned(), task_arn.clone())]);
+            let mut want = BTreeSet::from([
+                ("lambda:InvokeFunction".to_owned(), task_arn.clone()),
+                (
+                    "sqs:SendMessage".to_owned(),
+                    format!("${{{WAREHOUSE_QUEUE}.Arn}}"),
+                ),
+            ]);
             // A traced state machine sends its segments with its role; X-Ray's actions take
             // no resource but `*`.
             if prop(machine, "Tracing").is_some() {

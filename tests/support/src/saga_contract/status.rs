@@ -8,7 +8,7 @@ use orders_workflow::steps::store::{StatusChange, StatusMove};
 use orders_workflow::steps::{Step, StepStoreError};
 
 /// The store call with which `step` ends by moving the order to `to`, now.
-async fn set_status(
+pub(super) async fn set_status(
     store: &Driver,
     order: OrderId,
     step: Step,
@@ -31,7 +31,7 @@ async fn assert_forbidden(
     assert_eq!(set_status(store, order, step, to, None).await, refused);
 }
 
-async fn attempt(store: &Driver, order: OrderId, step: Step) {
+pub(super) async fn attempt(store: &Driver, order: OrderId, step: Step) {
     step!(store, s => s.step_attempt(at(order, Utc::now()), step)).unwrap();
 }
 
@@ -82,8 +82,8 @@ pub async fn status_changes_are_conditional_and_mark_the_step(fx: &dyn SagaFixtu
     let begun = set_status(&store, order, begin, compensating, declined).await;
     assert_eq!(begun, Ok(StatusChange::Changed { version: v0 + 2 }));
     // A forward step arriving late (a stale writer) cannot pull the order out of compensation.
-    let paid = OrderStatus::PaymentProcessed;
-    assert_forbidden(&store, order, Step::ProcessPayment, compensating, paid).await;
+    let awaiting = OrderStatus::AwaitingPayment;
+    assert_forbidden(&store, order, Step::RequestPayment, compensating, awaiting).await;
     assert_eq!(
         fx.order(order).await,
         (
@@ -130,7 +130,7 @@ pub async fn concurrent_status_changes_apply_once(fx: &dyn SagaFixture) {
 pub async fn step_history_counts_attempts(fx: &dyn SagaFixture) {
     let store = fx.store();
     let order = fx.new_order("c-history").await;
-    let step = Step::ProcessPayment;
+    let step = Step::RequestPayment;
     assert_eq!(fx.step(order, step).await, None);
     attempt(&store, order, step).await;
     assert_step(fx, order, step, "RUNNING", 1, None).await;

@@ -9,10 +9,14 @@
 //! on AWS (a just-created order may be missing from a listing for a moment, never from GET).
 //! Item layouts follow `crate::tables::attrs`; encoding and decoding live in
 //! [`crate::dynamodb::item`]. The trait is implemented in `store.rs`, the create transaction in
-//! `create/`.
+//! `create/`, the payment webhook's in `webhook.rs`, the cancellation's in `cancel.rs` (what
+//! the last two share in `write.rs`).
 
+mod cancel;
 mod create;
 mod store;
+mod webhook;
+mod write;
 
 use crate::TableNames;
 use aws_sdk_dynamodb::Client;

@@ -1,5 +1,10 @@
 //! The `OrderStore` of DynamoDB: the reads behind the API, the stock updates and the catalogue
-//! seed here; the create transaction, which is most of the logic, in `create/`.
+//! seed here; the transactions, which are most of the logic, in `create/`, `webhook.rs` and
+//! `cancel.rs`.
+//!
+//! A GET is one read of the order item, which carries what the order's actors left on it (the
+//! payment's id and status, the shipment, the cancellation request), plus one read of the
+//! voucher the order earned, only when it earned one.
 //!
 //! Single items are read with `ConsistentRead`, so a GET right after a 201 sees the order.
 //! A customer's listing queries the `byCustomer` index newest-first and asks for one item more
@@ -7,7 +12,7 @@
 //! `LastEvaluatedKey`, which may be present on an exact page end (and then lead to an empty
 //! last page) or absent because a 1 MB response cut the page short (then we read on).
 
-use super::{DynamoStore, create, sdk_err};
+use super::{DynamoStore, cancel, create, sdk_err, webhook};
 use crate::dynamodb::attr::{Item, get_n, n, s};
 use crate::dynamodb::item::{created_key, issued_voucher_code, key, order_record, voucher_record};
 use crate::sdk::conditional;
@@ -16,7 +21,8 @@ use crate::tables::{IndexSpec, ORDERS, VOUCHERS};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use chrono::{DateTime, Utc};
-use orders_domain::store::VoucherRecord;
+use orders_domain::lifecycle::{PaymentWebhook, WebhookOutcome};
+use orders_domain::store::{CancelOrder, CancelOutcome, Respond, VoucherRecord};
 use orders_domain::store::{
     CreateOrder, CreateOutcome, ListCursor, ListOrders, OrderPage, OrderRecord, OrderStore,
     StockLevel, StoreError,
@@ -27,6 +33,21 @@ use std::collections::HashMap;
 
 #[async_trait]
 impl OrderStore for DynamoStore {
+    async fn apply_payment_webhook(
+        &self,
+        webhook: &PaymentWebhook,
+    ) -> Result<WebhookOutcome, StoreError> {
+        webhook::apply_payment_webhook(self, webhook).await
+    }
+
+    async fn cancel_order(
+        &self,
+        cmd: CancelOrder,
+        respond: Respond<'_>,
+    ) -> Result<CancelOutcome, StoreError> {
+        cancel::cancel_order(self, &cmd, respond).await
+    }
+
     async fn create_order(&self, cmd: CreateOrder) -> Result<CreateOutcome, StoreError> {
         create::create_order(self, &cmd).await
     }
@@ -144,7 +165,11 @@ impl OrderStore for DynamoStore {
     }
 }
 
-async fn get_item(store: &DynamoStore, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
+pub(super) async fn get_item(
+    store: &DynamoStore,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, StoreError> {
     store
         .client
         .get_item()
@@ -157,7 +182,10 @@ async fn get_item(store: &DynamoStore, table: &str, key: Item) -> Result<Option<
         .map_err(|e| sdk_err("GetItem", &e))
 }
 
-async fn with_voucher(store: &DynamoStore, item: &Item) -> Result<OrderRecord, StoreError> {
+pub(super) async fn with_voucher(
+    store: &DynamoStore,
+    item: &Item,
+) -> Result<OrderRecord, StoreError> {
     let mut order = order_record(item)?;
     if let Some(code) = issued_voucher_code(item)? {
         match get_item(store, &store.tables.vouchers, key(va::CODE, &code)).await? {

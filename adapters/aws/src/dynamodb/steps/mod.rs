@@ -1,12 +1,15 @@
 //! The steps' store on DynamoDB: the same contract as the SQLite store, each method made
 //! idempotent by a condition expression instead of a SQL transaction. Each part of the port is
 //! implemented once, in the file of the data it touches: `status.rs` ([`Progress`]: the order's
-//! step history and status), `inventory.rs` ([`Stock`]), `records.rs` ([`Payments`],
-//! [`Notifications`]: the saga table's records), `vouchers.rs` ([`Vouchers`]).
+//! step history and cancellation request), `moves.rs` (its status moves, and [`Shipments`]),
+//! `inventory.rs` ([`Stock`]), `payments.rs` ([`Payments`]: the saga table's payment record
+//! and its mirror on the order), `records.rs` ([`Notifications`]), `vouchers.rs`
+//! ([`Vouchers`]).
 //!
 //! [`Progress`]: orders_workflow::steps::Progress
 //! [`Stock`]: orders_workflow::steps::Stock
 //! [`Payments`]: orders_workflow::steps::Payments
+//! [`Shipments`]: orders_workflow::steps::Shipments
 //! [`Notifications`]: orders_workflow::steps::Notifications
 //! [`Vouchers`]: orders_workflow::steps::Vouchers
 //!
@@ -19,6 +22,8 @@
 //! which the step reports as `Transient` and the state machine retries.
 
 mod inventory;
+mod moves;
+mod payments;
 mod records;
 mod status;
 mod vouchers;
@@ -32,9 +37,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::CancellationReason;
 use aws_sdk_dynamodb::types::Put;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 use orders_domain::OrderId;
 use orders_workflow::steps::StepStoreError;
 use orders_workflow::steps::store::StepResult;
@@ -159,8 +164,4 @@ fn voucher_key(code: &str) -> Item {
 /// Whether a transaction's item was cancelled by its own condition.
 fn condition_failed(reason: Option<&CancellationReason>) -> bool {
     reason.and_then(CancellationReason::code) == Some("ConditionalCheckFailed")
-}
-
-fn bool_av(v: bool) -> AttributeValue {
-    AttributeValue::Bool(v)
 }

@@ -1,34 +1,32 @@
-//! The order's status and step history, both on the orders item.
-//!
-//! A status change is a read, then an update conditional on the `version` read: a writer that
-//! lost the race re-reads and decides again (a bounded number of times), never overwrites.
-//! The same update marks the step that made the change SUCCEEDED, so no reader sees the new
-//! status with its step still RUNNING. The step history is the item's `steps` map; its entry
+//! The order's step history and cancellation request, both on the orders item; its status
+//! moves are in `moves.rs`. The step history is the item's `steps` map; its entry
 //! is created on a step's first attempt, whether or not the map exists yet (the order writer
 //! may or may not have written an empty one).
 
 use super::{DynamoStepStore, corrupt, format_ts, order_key, sdk_err};
 use crate::dynamodb::attr::{self, Item};
+use crate::dynamodb::item::cancellation;
 use crate::tables::attrs::order as o;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use orders_domain::OrderStatus;
+use orders_domain::OrderId;
+use orders_domain::lifecycle::CancelRequest;
 use orders_workflow::steps::store::StatusChange;
 use orders_workflow::steps::store::{OrderAt, StatusMove, StepResult};
 use orders_workflow::steps::{Progress, Step, StepStoreError};
 use std::collections::HashMap;
 
-/// Reads and conditional writes one status change may take before giving up as contended.
-const STATUS_TRIES: usize = 5;
+/// Reads and conditional writes one change may take before giving up as contended.
+pub(super) const STATUS_TRIES: usize = 5;
 
 const RUNNING: &str = "RUNNING";
-const SUCCEEDED: &str = "SUCCEEDED";
+pub(super) const SUCCEEDED: &str = "SUCCEEDED";
 const FAILED: &str = "FAILED";
 
 /// How a step's first-attempt write must look, given the item as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Attempt {
+pub(super) enum Attempt {
     /// The entry exists: count one more attempt.
     Again,
     /// The map exists without this step's entry.
@@ -37,7 +35,7 @@ enum Attempt {
     CreateMap,
 }
 
-fn attempt_for(item: &Item, step: Step) -> Result<Attempt, StepStoreError> {
+pub(super) fn attempt_for(item: &Item, step: Step) -> Result<Attempt, StepStoreError> {
     Ok(
         match attr::get_map(item, o::STEPS).map_err(|e| corrupt("order", e))? {
             None => Attempt::CreateMap,
@@ -47,19 +45,35 @@ fn attempt_for(item: &Item, step: Step) -> Result<Attempt, StepStoreError> {
     )
 }
 
-fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+pub(super) fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
 }
 
-fn is_condition_failure(e: &UpdateItemError) -> bool {
+pub(super) fn is_condition_failure(e: &UpdateItemError) -> bool {
     matches!(e, UpdateItemError::ConditionalCheckFailedException(_))
 }
 
 #[async_trait]
 impl Progress for DynamoStepStore {
+    async fn cancellation(&self, order: OrderId) -> StepResult<Option<CancelRequest>> {
+        let got = self
+            .get(&self.tables.orders, order_key(order))
+            .projection_expression("#id, #cancel, #reason")
+            .set_expression_attribute_names(Some(names(&[
+                ("#id", o::ID),
+                ("#cancel", o::CANCEL_REQUESTED_AT),
+                ("#reason", o::CANCEL_REASON),
+            ])))
+            .send()
+            .await
+            .map_err(|e| sdk_err("read order", &e))?;
+        let item = got.item().ok_or(StepStoreError::OrderNotFound(order))?;
+        cancel_request(item)
+    }
+
     async fn step_attempt(&self, at: OrderAt, step: Step) -> StepResult<()> {
         let OrderAt { order, now } = at;
         let now = format_ts(now);
@@ -168,96 +182,11 @@ impl Progress for DynamoStepStore {
     }
 
     async fn set_status(&self, at: OrderAt, change: StatusMove<'_>) -> StepResult<StatusChange> {
-        let OrderAt { order, now } = at;
-        let StatusMove { step, to, reason } = change;
-        let stamp = format_ts(now);
-        for _ in 0..STATUS_TRIES {
-            let got = self
-                .get(&self.tables.orders, order_key(order))
-                // Only what the decision needs, not the order's items.
-                .projection_expression("#id, #status, #version, #steps.#step")
-                .set_expression_attribute_names(Some(names(&[
-                    ("#id", o::ID),
-                    ("#status", o::STATUS),
-                    ("#version", o::VERSION),
-                    ("#steps", o::STEPS),
-                    ("#step", step.name()),
-                ])))
-                .send()
-                .await
-                .map_err(|e| sdk_err("read order", &e))?;
-            let Some(item) = got.item() else {
-                return Err(StepStoreError::OrderNotFound(order));
-            };
-            let bad = |e| corrupt("order", e);
-            let from: OrderStatus = attr::get_s(item, o::STATUS)
-                .map_err(bad)?
-                .parse()
-                .map_err(|e| StepStoreError::Unavailable(format!("order {order}: {e}")))?;
-            let version = attr::get_n(item, o::VERSION).map_err(bad)?;
-            let has_entry = attempt_for(item, step)? == Attempt::Again;
-            if from.has_reached(to) {
-                if has_entry {
-                    self.step_result(at, step, None).await?;
-                }
-                return Ok(StatusChange::Unchanged);
-            }
-            if !from.can_move_to(to) {
-                return Err(StepStoreError::InvalidTransition { from, to });
-            }
-            let mut set = vec!["#status = :to", "#version = :next", "#updated = :now"];
-            let mut names = names(&[
-                ("#status", o::STATUS),
-                ("#version", o::VERSION),
-                ("#updated", o::UPDATED_AT),
-            ]);
-            let mut req = self
-                .update(&self.tables.orders, order_key(order))
-                .condition_expression("#version = :expected")
-                .expression_attribute_values(":to", attr::s(to.as_str()))
-                .expression_attribute_values(":next", attr::n(version + 1))
-                .expression_attribute_values(":expected", attr::n(version))
-                .expression_attribute_values(":now", attr::s(&stamp));
-            if let Some(reason) = reason {
-                set.push("#reason = :reason");
-                names.insert("#reason".into(), o::FAILURE_REASON.into());
-                req = req.expression_attribute_values(":reason", attr::s(reason));
-            }
-            let mut expression = String::new();
-            if has_entry {
-                set.extend([
-                    "#steps.#step.#stepStatus = :succeeded",
-                    "#steps.#step.#finished = :now",
-                ]);
-                names.extend(self::names(&[
-                    ("#steps", o::STEPS),
-                    ("#step", step.name()),
-                    ("#stepStatus", o::STEP_STATUS),
-                    ("#finished", o::STEP_FINISHED_AT),
-                    ("#error", o::STEP_ERROR),
-                ]));
-                req = req.expression_attribute_values(":succeeded", attr::s(SUCCEEDED));
-                expression = " REMOVE #steps.#step.#error".to_owned();
-            }
-            let expression = format!("SET {}{expression}", set.join(", "));
-            match req
-                .update_expression(expression)
-                .set_expression_attribute_names(Some(names))
-                .send()
-                .await
-            {
-                Ok(_) => {
-                    return Ok(StatusChange::Changed {
-                        version: version + 1,
-                    });
-                }
-                // Another writer moved the order since the read: read again and decide again.
-                Err(e) if e.as_service_error().is_some_and(is_condition_failure) => continue,
-                Err(e) => return Err(sdk_err("update order status", &e)),
-            }
-        }
-        Err(StepStoreError::Unavailable(format!(
-            "order {order} changed concurrently {STATUS_TRIES} times"
-        )))
+        self.move_order(at, change, None).await
     }
+}
+
+/// The cancellation request of an order item (or of a projection holding its attributes).
+pub(super) fn cancel_request(item: &Item) -> StepResult<Option<CancelRequest>> {
+    cancellation(item).map_err(|e| StepStoreError::Unavailable(e.to_string()))
 }

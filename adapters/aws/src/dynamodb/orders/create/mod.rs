@@ -1,6 +1,7 @@
 //! `create_order`: one `TransactWriteItems`, and the reading of its cancellation.
 //!
-//! The transaction holds, in this order: the order put, the outbox put, the idempotency put
+//! The transaction holds, in this order: the order put (naming its saga execution, the
+//! event's id, for a later cancellation's signal), the outbox put, the idempotency put
 //! (with a key) and the voucher redemption (with a code). When DynamoDB cancels it, the
 //! `CancellationReasons` list has one entry per item at the same position, and the items
 //! whose condition failed carry their old image (ALL_OLD). The decision, in priority order:
@@ -60,9 +61,12 @@ fn transaction(
     let t = &store.tables;
     let o = &cmd.order;
     let created = format_ts(o.created_at);
+    let mut order_item = new_order_item(o)?;
+    // The saga execution is named after this event: a cancellation signals it by that name.
+    order_item.insert(oa::EXECUTION.to_owned(), s(cmd.event.id.to_string()));
     let order = Put::builder()
         .table_name(&t.orders)
-        .set_item(Some(new_order_item(o)?))
+        .set_item(Some(order_item))
         .condition_expression("attribute_not_exists(#id)")
         .expression_attribute_names("#id", oa::ID)
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

@@ -1,0 +1,123 @@
+//! The settings as parsed: defaults, refusals, and what reaches the stack.
+
+use super::*;
+
+#[test]
+fn defaults_match_the_design() {
+    let c = Config::try_parse_from(["orders"]).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+    assert_eq!(c.database, PathBuf::from("./data/orders.db"));
+    assert_eq!(c.idempotency_ttl_secs, 600);
+    assert!(!c.require_idempotency_key);
+    assert_eq!(c.body_limit, 65_536);
+    assert_eq!(c.max_in_flight, 1024);
+    assert_eq!(c.request_timeout_secs, 10);
+    assert_eq!(c.max_connections, 4096);
+    assert_eq!(c.client_idle_timeout_secs, 30);
+    assert_eq!(c.sqlite_options(), Default::default());
+    assert_eq!(c.executor_options().timeout_scale, 1.0);
+}
+
+#[test]
+fn bad_values_are_refused() {
+    assert!(Config::try_parse_from(["orders", "--listen", "nowhere"]).is_err());
+    assert!(Config::try_parse_from(["orders", "--idempotency-ttl-secs", "0"]).is_err());
+    assert!(Config::try_parse_from(["orders", "--require-idempotency-key", "maybe"]).is_err());
+    assert!(Config::try_parse_from(["orders", "--payment-transient-error-rate", "1.5"]).is_err());
+    assert!(Config::try_parse_from(["orders", "--retry-delay-scale", "-1"]).is_err());
+    for bad in ["0", "-1", "NaN", "inf", "101"] {
+        assert!(
+            Config::try_parse_from(["orders", "--timeout-scale", bad]).is_err(),
+            "{bad}"
+        );
+    }
+    let scaled = Config::try_parse_from(["orders", "--timeout-scale", "0.01"]).unwrap();
+    assert_eq!(scaled.executor_options().timeout_scale, 0.01);
+    assert!(Config::try_parse_from(["orders", "--max-in-flight", "0"]).is_err());
+    assert!(Config::try_parse_from(["orders", "--request-timeout-secs", "0"]).is_err());
+    assert!(Config::try_parse_from(["orders", "--wal-autocheckpoint", "10"]).is_err());
+    assert!(Config::try_parse_from(["orders", "--max-db-size", "4096"]).is_err());
+    let capped = Config::try_parse_from(["orders", "--max-db-size", "8388608"]).unwrap();
+    assert_eq!(capped.sqlite_options().max_db_bytes, Some(8_388_608));
+    let c = Config::try_parse_from(["orders", "--require-idempotency-key"]).unwrap();
+    assert!(c.require_idempotency_key);
+}
+
+#[test]
+fn actor_settings_default_to_the_simulator_and_fast_actors() {
+    use crate::local::assemble::Provider;
+    let c = Config::try_parse_from(["orders"]).unwrap();
+    assert!(c.payment_webhook_secret.is_none());
+    let local = c.local_settings(c.api_settings(), WebhookSecret::generate().unwrap());
+    assert_eq!(
+        local.actors.provider,
+        Provider::Simulator {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            delay: Duration::from_millis(50)
+        }
+    );
+    assert_eq!(local.actors.packing, Duration::from_millis(50));
+    assert_eq!(local.actors.failure_rate, 0.0);
+
+    let secret = WebhookSecret::generate().unwrap().to_string();
+    let c = Config::try_parse_from([
+        "orders",
+        "--payment-webhook-secret",
+        &secret,
+        "--payment-provider-url",
+        "http://127.0.0.1:9/sim",
+        "--warehouse-failure-rate",
+        "1",
+        "--warehouse-packing-ms",
+        "0",
+    ])
+    .unwrap();
+    let api = c.api_settings();
+    let parsed = api.payment_webhook_secret.as_ref().expect("secret");
+    assert_eq!(parsed.to_string(), secret);
+    let local = c.local_settings(api, WebhookSecret::generate().unwrap());
+    let want = reqwest::Url::parse("http://127.0.0.1:9/sim/").unwrap();
+    assert_eq!(local.actors.provider, Provider::External(want));
+    assert_eq!(local.actors.failure_rate, 1.0);
+    assert_eq!(local.actors.packing, Duration::ZERO);
+}
+
+#[test]
+fn bad_actor_settings_are_refused() {
+    for args in [
+        &["--payment-webhook-secret", "not-a-secret"][..],
+        &["--payment-webhook-secret", "whsec_c2hvcnQ="],
+        &["--payment-provider-url", "ftp://127.0.0.1/"],
+        &["--payment-provider-url", "nowhere"],
+        &["--payment-sim-delay-ms", "-1"],
+        &["--warehouse-failure-rate", "1.5"],
+        &["--warehouse-packing-ms", "x"],
+        &["--warehouse-concurrency", "0"],
+        &["--payment-sim-listen", "nowhere"],
+    ] {
+        let argv = std::iter::once("orders").chain(args.iter().copied());
+        assert!(Config::try_parse_from(argv).is_err(), "{args:?}");
+    }
+}
+
+#[test]
+fn help_hides_the_secret_from_the_environment() {
+    use clap::CommandFactory;
+    let help = Config::command().render_long_help().to_string();
+    assert!(help.contains("ORDERS_PAYMENT_WEBHOOK_SECRET"), "{help}");
+    assert!(help.contains("--warehouse-failure-rate"), "{help}");
+    let arg = Config::command()
+        .get_arguments()
+        .find(|a| a.get_id() == "payment_webhook_secret")
+        .cloned()
+        .expect("the secret's flag");
+    assert!(arg.is_hide_env_values_set());
+}
+
+#[test]
+fn parked_events_takes_the_database_after_the_command() {
+    let c = Config::try_parse_from(["orders", "parked-events", "--database", "/tmp/x.db"]).unwrap();
+    assert_eq!(c.command, Some(Command::ParkedEvents));
+    assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
+    assert_eq!(Config::try_parse_from(["orders"]).unwrap().command, None);
+}
