@@ -12,6 +12,7 @@ mod lifecycle_http;
 mod queue_sqlite;
 mod saga_e2e;
 mod saga_faults;
+mod saga_races;
 mod saga_steps;
 mod saga_store_sqlite;
 mod signals;
