@@ -113,6 +113,8 @@ fn function(runtime_api: &str, endpoint: &str, names: &TableNames) -> Command {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env_remove("AWS_PROFILE")
+        // Required at cold start; no step of this test asks the provider.
+        .env(functions::PAYMENT_PROVIDER_URL_ENV, "http://127.0.0.1:9/")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     for spec in functions::STEPS.tables {
@@ -153,19 +155,24 @@ async fn the_function_answers_step_functions_with_results_and_named_errors() {
             tokio::spawn(connection(sock, api.clone()));
         }
     });
-    let _function = Running(
+    // Its stderr goes to a file, so a function that exits at cold start says why.
+    let log = std::env::temp_dir().join(format!("orders-steps-{}.stderr", std::process::id()));
+    let mut function = Running(
         function(&address, &moto.endpoint, &names)
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start orders-steps"),
     );
 
-    let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(60), results.recv())
-            .await
-            .expect("the function answered within 60 s")
-            .expect("channel open")
-    };
+    let mut next =
+        async || match tokio::time::timeout(Duration::from_secs(60), results.recv()).await {
+            Ok(posted) => posted.expect("channel open"),
+            Err(_) => panic!(
+                "the function answered nothing within 60 s (exit: {:?}); its stderr:\n{}",
+                function.0.try_wait(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        };
     let (path, body) = next().await;
     assert_eq!(path, "/2018-06-01/runtime/invocation/e1/error");
     assert_eq!(body["errorType"], json!("OutOfStock"), "{body}");
