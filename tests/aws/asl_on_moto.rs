@@ -15,11 +15,12 @@
 //! and a payment nobody answers times out into compensation (on a copy with a 1 s
 //! `TimeoutSeconds`, the only change).
 
-use aws_sdk_sfn::Client;
-use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
+use orders_aws::moto::MotoSession;
 use orders_domain::lifecycle::{ORDER_CANCELLED, PAYMENT_DECLINED};
-use orders_test_support::moto_stack;
+use orders_test_support::moto_stack::{self, StepFunctions};
 use serde_json::{Value, json};
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -34,56 +35,28 @@ fn saga_input(total_cents: i64) -> Value {
     })
 }
 
+/// moto's Step Functions (which a `Rig` derefs to, to create, start and read executions on)
+/// and the warehouse queue, with what answers the two callback Tasks.
 struct Rig {
-    moto: orders_aws::moto::MotoSession,
-    sfn: Client,
+    sfn: StepFunctions,
+    moto: MotoSession,
     queue: String,
+}
+
+impl Deref for Rig {
+    type Target = StepFunctions;
+
+    fn deref(&self) -> &StepFunctions {
+        &self.sfn
+    }
 }
 
 impl Rig {
     async fn new() -> Rig {
         let moto = orders_aws::moto::session().await;
-        let sfn = Client::new(&moto.sdk_config().await);
+        let sfn = StepFunctions::new(&moto, PATIENCE).await;
         let queue = moto_stack::create_warehouse_queue(&moto.endpoint).await;
-        Rig { moto, sfn, queue }
-    }
-
-    async fn machine(&self, name: &str, definition: &str) -> String {
-        self.sfn
-            .create_state_machine()
-            .name(name)
-            .definition(definition)
-            .role_arn(moto_stack::SAGA_ROLE)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("CreateStateMachine: {}", orders_aws::sdk::describe(&e)))
-            .state_machine_arn()
-            .to_owned()
-    }
-
-    async fn start(&self, machine: &str, name: &str, input: &Value) -> String {
-        self.sfn
-            .start_execution()
-            .state_machine_arn(machine)
-            .name(name)
-            .input(input.to_string())
-            .send()
-            .await
-            .expect("start execution")
-            .execution_arn()
-            .to_owned()
-    }
-
-    async fn history(&self, arn: &str) -> Vec<HistoryEvent> {
-        self.sfn
-            .get_execution_history()
-            .execution_arn(arn)
-            .max_results(1000)
-            .send()
-            .await
-            .expect("execution history")
-            .events()
-            .to_vec()
+        Rig { sfn, moto, queue }
     }
 
     /// The token RequestPayment hands the step Lambda, once the Task is submitted (bounded).
@@ -120,7 +93,7 @@ impl Rig {
     }
 
     async fn succeed(&self, token: &str, output: &Value) {
-        self.sfn
+        self.client
             .send_task_success()
             .task_token(token)
             .output(output.to_string())
@@ -130,7 +103,7 @@ impl Rig {
     }
 
     async fn fail(&self, token: &str, error: &str) {
-        self.sfn
+        self.client
             .send_task_failure()
             .task_token(token)
             .error(error)
@@ -141,22 +114,8 @@ impl Rig {
     }
 
     /// Status, output and the Task states entered, once the execution ended (bounded).
-    async fn ended(&self, arn: &str) -> (ExecutionStatus, Value, Vec<String>) {
-        let deadline = Instant::now() + PATIENCE;
-        let done = loop {
-            let d = self
-                .sfn
-                .describe_execution()
-                .execution_arn(arn)
-                .send()
-                .await
-                .expect("describe execution");
-            if d.status() != &ExecutionStatus::Running {
-                break d;
-            }
-            assert!(Instant::now() < deadline, "{arn} still running");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+    async fn outcome(&self, arn: &str) -> (ExecutionStatus, Value, Vec<String>) {
+        let done = self.ended(arn).await;
         let tasks = self
             .history(arn)
             .await
@@ -190,7 +149,7 @@ async fn happy(rig: &Rig, machine: &str, name: &str, input: &Value) -> (Value, V
         .as_str()
         .expect("the token is in the message");
     rig.succeed(token, &shipment()).await;
-    let (status, output, tasks) = rig.ended(&run).await;
+    let (status, output, tasks) = rig.outcome(&run).await;
     assert_eq!(status, ExecutionStatus::Succeeded, "output: {output}");
     assert_eq!(output["payment"], payment, "ResultPath $.payment");
     assert_eq!(output["shipment"], shipment(), "ResultPath $.shipment");
@@ -252,7 +211,7 @@ async fn a_declined_payment_compensates_and_ends_failed_and_a_cancellation_cance
     let declined = rig.start(&machine, "declined", &saga_input(5_000)).await;
     let token = rig.payment_token(&declined).await;
     rig.fail(&token, PAYMENT_DECLINED).await;
-    let (status, output, tasks) = rig.ended(&declined).await;
+    let (status, output, tasks) = rig.outcome(&declined).await;
     assert_eq!(status, ExecutionStatus::Succeeded, "compensated: {output}");
     assert_eq!(output["error"]["Error"], PAYMENT_DECLINED);
     let mut want = vec!["ReserveInventory", "RequestPayment"];
@@ -268,7 +227,7 @@ async fn a_declined_payment_compensates_and_ends_failed_and_a_cancellation_cance
     let request = rig.shipment_request().await;
     rig.fail(request["taskToken"].as_str().unwrap(), ORDER_CANCELLED)
         .await;
-    let (status, output, tasks) = rig.ended(&cancelled).await;
+    let (status, output, tasks) = rig.outcome(&cancelled).await;
     assert_eq!(status, ExecutionStatus::Succeeded, "compensated: {output}");
     assert_eq!(output["error"]["Error"], ORDER_CANCELLED);
     let mut want = vec![
@@ -291,7 +250,7 @@ async fn a_payment_nobody_answers_times_out_into_compensation() {
     let machine = rig.machine("orders-saga-1s", &definition.to_string()).await;
     let run = rig.start(&machine, "unanswered", &saga_input(5_000)).await;
     let token = rig.payment_token(&run).await;
-    let (status, output, tasks) = rig.ended(&run).await;
+    let (status, output, tasks) = rig.outcome(&run).await;
     assert_eq!(status, ExecutionStatus::Succeeded, "compensated: {output}");
     assert_eq!(output["error"]["Error"], "PaymentTimeout", "{output}");
     assert_eq!(output["timeout"]["Error"], "States.Timeout", "{output}");
@@ -300,7 +259,7 @@ async fn a_payment_nobody_answers_times_out_into_compensation() {
     want.push("MarkFailed");
     assert_eq!(tasks, want);
     // A late webhook's signal finds the task closed (moto: the execution ended).
-    let late = orders_aws::sfn::TaskTokens::new(rig.sfn.clone())
+    let late = orders_aws::sfn::TaskTokens::new(rig.client.clone())
         .succeed(&token, &json!({}))
         .await;
     assert!(

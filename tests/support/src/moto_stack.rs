@@ -4,14 +4,18 @@
 //! the saga's state machine as it is deployed, every Task on the step function and
 //! PrepareShipment on that queue.
 //!
-//! The tests create the state machine themselves from [`saga_definition`], on the Step
-//! Functions client they also start executions with; this crate builds no such client.
+//! The tests create the state machines themselves, from [`saga_definition`] or a definition
+//! of their own, on a [`StepFunctions`]: the client with the calls every such test makes
+//! (create, start, describe, wait for the end, read the history), each wait bounded.
 
 use crate::dynamodb::{self, Stack};
 use aws_sdk_dynamodb::config::Builder;
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use orders_aws::moto::MotoSession;
 use orders_workflow::asl;
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// The one function every Task of the deployed saga invokes. moto never looks it up (it echoes
 /// a Task's input), so it need not exist.
@@ -142,4 +146,86 @@ pub fn saga_definition(queue_url: &str) -> String {
         })
         .collect();
     asl::substitute(asl::DEFINITION, &values).expect("every placeholder has a value")
+}
+
+/// moto's Step Functions as the tests drive it. Holds no emulator: the caller keeps its
+/// [`MotoSession`] for the test's length.
+pub struct StepFunctions {
+    pub client: aws_sdk_sfn::Client,
+    /// Bounds the wait for an execution to end; the wait itself ends on the status.
+    pub patience: Duration,
+}
+
+impl StepFunctions {
+    pub async fn new(moto: &MotoSession, patience: Duration) -> StepFunctions {
+        StepFunctions {
+            client: aws_sdk_sfn::Client::new(&moto.sdk_config().await),
+            patience,
+        }
+    }
+
+    /// Creates the state machine `name` of `definition` (its JSON text, or a JSON value) to
+    /// run as [`SAGA_ROLE`]; its ARN.
+    pub async fn machine(&self, name: &str, definition: impl std::fmt::Display) -> String {
+        self.client
+            .create_state_machine()
+            .name(name)
+            .definition(definition.to_string())
+            .role_arn(SAGA_ROLE)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateStateMachine: {}", orders_aws::sdk::describe(&e)))
+            .state_machine_arn()
+            .to_owned()
+    }
+
+    /// Starts the execution `name` of `machine` on `input`; its ARN.
+    pub async fn start(&self, machine: &str, name: &str, input: &serde_json::Value) -> String {
+        self.client
+            .start_execution()
+            .state_machine_arn(machine)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .expect("start execution")
+            .execution_arn()
+            .to_owned()
+    }
+
+    pub async fn describe(&self, execution: &str) -> DescribeExecutionOutput {
+        self.client
+            .describe_execution()
+            .execution_arn(execution)
+            .send()
+            .await
+            .expect("describe execution")
+    }
+
+    /// The execution once it has ended, polled for within `patience`.
+    pub async fn ended(&self, execution: &str) -> DescribeExecutionOutput {
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let d = self.describe(execution).await;
+            if d.status() != &ExecutionStatus::Running {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "{execution} still running");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The execution's events so far, oldest first: one page of up to 1000, more than any
+    /// test's execution has.
+    pub async fn history(&self, execution: &str) -> Vec<HistoryEvent> {
+        self.client
+            .get_execution_history()
+            .execution_arn(execution)
+            .max_results(1000)
+            .send()
+            .await
+            .expect("execution history")
+            .events()
+            .to_vec()
+    }
 }

@@ -1,7 +1,7 @@
 //! The steps' cancel guard: refused before the write when the read sees the request, and by
 //! the write's own condition when the request lands between the read and the write.
 
-use super::{Fx, fx, raw_update};
+use super::{AWAITING, RESERVED, fx_with};
 use crate::dynamodb::attr;
 use crate::tables::attrs::order as oa;
 use chrono::Utc;
@@ -19,22 +19,11 @@ fn cancelled() -> StepStoreError {
     }
 }
 
-async fn reserved(fx: &Fx) -> OrderId {
-    let (id, _) = fx.order().await;
-    fx.walk(
-        id,
-        &[(Step::ReserveInventory, OrderStatus::InventoryReserved)],
-    )
-    .await;
-    id
-}
-
 /// After a cancellation: every forward move not yet reached is refused (in one read), a
 /// reached one is still a no-op, compensation moves on to CANCELLED.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_moves_are_refused_once_cancelled_compensation_is_not() {
-    let fx = fx().await;
-    let id = reserved(&fx).await;
+    let (fx, id) = fx_with(RESERVED).await;
     let ghost = OrderId::new();
     assert_eq!(
         fx.steps.cancellation(ghost).await,
@@ -97,21 +86,16 @@ async fn forward_moves_are_refused_once_cancelled_compensation_is_not() {
 /// image, with no re-read; the order stays where it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_landing_after_the_read_is_refused_by_the_condition() {
-    let fx = fx().await;
-    let id = reserved(&fx).await;
-    fx.hook.before(
+    let (fx, id) = fx_with(RESERVED).await;
+    fx.before_order_update(
         "UpdateItem",
-        &fx.raw,
-        raw_update(
-            fx.names.orders.clone(),
-            id,
-            "SET #c = :c, #r = :r",
-            vec![("#c", oa::CANCEL_REQUESTED_AT), ("#r", oa::CANCEL_REASON)],
-            vec![
-                (":c", attr::s("2026-01-01T00:00:00.000Z")),
-                (":r", attr::s(REASON.unwrap())),
-            ],
-        ),
+        id,
+        "SET #c = :c, #r = :r",
+        vec![("#c", oa::CANCEL_REQUESTED_AT), ("#r", oa::CANCEL_REASON)],
+        vec![
+            (":c", attr::s("2026-01-01T00:00:00.000Z")),
+            (":r", attr::s(REASON.unwrap())),
+        ],
     );
     let refused = fx
         .mv(id, Step::RequestPayment, OrderStatus::AwaitingPayment)
@@ -127,18 +111,13 @@ async fn a_request_landing_after_the_read_is_refused_by_the_condition() {
 /// cancellation: read again and move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_version_is_read_again_and_the_move_made() {
-    let fx = fx().await;
-    let id = reserved(&fx).await;
-    fx.hook.before(
+    let (fx, id) = fx_with(RESERVED).await;
+    fx.before_order_update(
         "UpdateItem",
-        &fx.raw,
-        raw_update(
-            fx.names.orders.clone(),
-            id,
-            "SET #v = #v + :one",
-            vec![("#v", oa::VERSION)],
-            vec![(":one", attr::n(1))],
-        ),
+        id,
+        "SET #v = #v + :one",
+        vec![("#v", oa::VERSION)],
+        vec![(":one", attr::n(1))],
     );
     let moved = fx
         .mv(id, Step::RequestPayment, OrderStatus::AwaitingPayment)
@@ -154,16 +133,7 @@ async fn a_stale_version_is_read_again_and_the_move_made() {
 /// `Unchanged` and keeps the first shipment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mark_shipped_records_the_shipment_with_the_move_once() {
-    let fx = fx().await;
-    let (id, _) = fx.order().await;
-    fx.walk(
-        id,
-        &[
-            (Step::ReserveInventory, OrderStatus::InventoryReserved),
-            (Step::RequestPayment, OrderStatus::AwaitingPayment),
-        ],
-    )
-    .await;
+    let (fx, id) = fx_with(AWAITING).await;
     // PAYMENT_PROCESSED is the webhook's move; here another writer's.
     fx.mv(id, Step::RequestPayment, OrderStatus::PaymentProcessed)
         .await

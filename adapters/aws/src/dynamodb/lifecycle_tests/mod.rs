@@ -2,6 +2,10 @@
 //! record, the shipment, and the webhook and cancellation transactions, with the races each
 //! condition exists for injected between a read and its write (`Hook`), and the requests each
 //! operation costs.
+//!
+//! Every case starts from [`fx`] (the emulator, the tables, both stores on one hooked client)
+//! and most from one order already moved along a path ([`fx_with`], [`fx_awaiting`]): the
+//! setup lives here, each case file keeps only what it checks.
 
 mod guard;
 mod payments;
@@ -11,19 +15,21 @@ use crate::TableNames;
 use crate::dynamodb::attr::{self, Item};
 use crate::dynamodb::{DynamoStepStore, DynamoStore};
 use crate::moto::MotoSession;
-use crate::tables::attrs::order as oa;
+use crate::tables::attrs::{order as oa, saga as sa};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use chrono::Utc;
 use orders_domain::idempotency::StoredResponse;
+use orders_domain::lifecycle::{PaymentResult, PaymentWebhook};
 use orders_domain::store::{CancelOrder, CancelOutcome, CreateOrder, NewOrder, OrderRecord};
 use orders_domain::store::{OrderStore, StoreError};
 use orders_domain::{Cents, CustomerId, OrderId, OrderStatus, OutboxMessage, PaymentMethod};
-use orders_domain::{OrderItem, ProductId, SignalEvent};
-use orders_workflow::steps::store::{OrderAt, StatusChange, StatusMove, StepResult};
-use orders_workflow::steps::{Progress, Step};
+use orders_domain::{OrderItem, PaymentId, PaymentStatus, ProductId, SignalEvent};
+use orders_workflow::steps::store::StepResult;
+use orders_workflow::steps::store::{OrderAt, PaymentRequest, StatusChange, StatusMove};
+use orders_workflow::steps::{Payments, Progress, Step};
 use std::sync::{Arc, Mutex};
 
 type Action = Box<dyn FnOnce() + Send>;
@@ -99,6 +105,25 @@ impl Hook {
     }
 }
 
+/// A path of moves (each the step that makes it, and the status it moves to).
+type Path = &'static [(Step, OrderStatus)];
+
+/// A new order, not moved: PENDING.
+pub(super) const PENDING: Path = &[];
+/// To INVENTORY_RESERVED.
+pub(super) const RESERVED: Path = &[(Step::ReserveInventory, OrderStatus::InventoryReserved)];
+/// To AWAITING_PAYMENT.
+pub(super) const AWAITING: Path = &[
+    (Step::ReserveInventory, OrderStatus::InventoryReserved),
+    (Step::RequestPayment, OrderStatus::AwaitingPayment),
+];
+/// To PAYMENT_PROCESSED, which the webhook moves to, made here by the steps' store.
+pub(super) const PAID: Path = &[
+    (Step::ReserveInventory, OrderStatus::InventoryReserved),
+    (Step::RequestPayment, OrderStatus::AwaitingPayment),
+    (Step::RequestPayment, OrderStatus::PaymentProcessed),
+];
+
 pub(super) struct Fx {
     pub orders: DynamoStore,
     pub steps: DynamoStepStore,
@@ -126,6 +151,33 @@ pub(super) async fn fx() -> Fx {
         names,
         hook,
         _moto: moto,
+    }
+}
+
+/// A fresh emulator holding one new order moved along `path`; the order's id.
+pub(super) async fn fx_with(path: Path) -> (Fx, OrderId) {
+    let fx = fx().await;
+    let id = fx.order_at(path).await;
+    (fx, id)
+}
+
+/// A fresh emulator holding one order AWAITING_PAYMENT, its payment requested with `token`.
+pub(super) async fn fx_awaiting(token: &str) -> (Fx, OrderId) {
+    let (fx, id) = fx_with(AWAITING).await;
+    fx.request(id, token).await;
+    (fx, id)
+}
+
+/// The provider's webhook for the order's payment of 120.00 EUR (a decline with its reason).
+pub(super) fn webhook(id: OrderId, webhook_id: &str, result: PaymentResult) -> PaymentWebhook {
+    PaymentWebhook {
+        webhook_id: webhook_id.into(),
+        result,
+        payment_id: PaymentId::for_order(id),
+        order_id: id,
+        amount: Cents(12_000),
+        reason: (result == PaymentResult::Failed).then(|| "card declined".into()),
+        received_at: Utc::now(),
     }
 }
 
@@ -171,6 +223,62 @@ impl Fx {
             assert!(matches!(moved, StatusChange::Changed { .. }), "{to}");
         }
         self.hook.take();
+    }
+
+    /// A new order moved along `path`; its id.
+    pub async fn order_at(&self, path: Path) -> OrderId {
+        let (id, _) = self.order().await;
+        self.walk(id, path).await;
+        id
+    }
+
+    /// RequestPayment's record of the order's payment of 120.00 EUR, waiting on `token`.
+    pub async fn request(&self, id: OrderId, token: &str) -> PaymentStatus {
+        let pay = PaymentId::for_order(id);
+        let req = PaymentRequest {
+            payment_id: &pay,
+            amount: Cents(12_000),
+            method: "pm_card_visa",
+            token,
+        };
+        self.steps
+            .request_payment(OrderAt::now(id), &req)
+            .await
+            .unwrap()
+    }
+
+    /// The payment record's status and task token, read from the saga table.
+    pub async fn payment_record(&self, id: OrderId) -> (String, String) {
+        let item = self
+            .raw
+            .get_item()
+            .table_name(&self.names.saga)
+            .key(sa::ORDER, attr::s(id.to_string()))
+            .key(sa::RECORD, attr::s(sa::PAYMENT))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("payment record");
+        (
+            attr::get_s(&item, sa::STATUS).unwrap().to_owned(),
+            attr::get_s(&item, sa::TASK_TOKEN).unwrap().to_owned(),
+        )
+    }
+
+    /// Another writer's update of the order item (`set` with `names` and `values`), made just
+    /// before the next `op` request the stores send.
+    pub fn before_order_update(
+        &self,
+        op: &'static str,
+        id: OrderId,
+        set: &'static str,
+        names: Vec<(&'static str, &'static str)>,
+        values: Vec<(&'static str, aws_sdk_dynamodb::types::AttributeValue)>,
+    ) {
+        let update = raw_update(self.names.orders.clone(), id, set, names, values);
+        self.hook.before(op, &self.raw, update);
     }
 
     pub async fn mv(&self, id: OrderId, step: Step, to: OrderStatus) -> StepResult<StatusChange> {
@@ -251,7 +359,7 @@ fn respond(r: &OrderRecord) -> StoredResponse {
 }
 
 /// An update of the order item by another writer (`set` with `names` and `values`).
-pub(super) fn raw_update(
+fn raw_update(
     table: String,
     id: OrderId,
     set: &'static str,

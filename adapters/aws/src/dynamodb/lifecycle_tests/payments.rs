@@ -2,92 +2,30 @@
 //! never once settled; the webhook settling it; refunded once; GET showing it from the order
 //! item alone.
 
-use super::{Fx, fx};
-use crate::dynamodb::attr;
-use crate::tables::attrs::saga as sa;
-use chrono::Utc;
-use orders_domain::lifecycle::{PaymentResult, PaymentWebhook, WebhookOutcome};
+use super::{AWAITING, fx_with, webhook};
+use orders_domain::lifecycle::{PaymentResult, WebhookOutcome};
 use orders_domain::store::OrderStore;
-use orders_domain::{Cents, OrderId, OrderStatus, PaymentId, PaymentStatus, TaskSignal};
-use orders_workflow::steps::store::{OrderAt, PaymentRequest};
-use orders_workflow::steps::{Payments, Step};
+use orders_domain::{OrderStatus, PaymentId, PaymentStatus, TaskSignal};
+use orders_workflow::steps::Payments;
+use orders_workflow::steps::store::OrderAt;
 use serde_json::json;
-
-/// An order AWAITING_PAYMENT; its id and its payment's id.
-pub(super) async fn awaiting(fx: &Fx) -> (OrderId, PaymentId) {
-    let (id, _) = fx.order().await;
-    fx.walk(
-        id,
-        &[
-            (Step::ReserveInventory, OrderStatus::InventoryReserved),
-            (Step::RequestPayment, OrderStatus::AwaitingPayment),
-        ],
-    )
-    .await;
-    (id, PaymentId::for_order(id))
-}
-
-pub(super) async fn request(fx: &Fx, id: OrderId, token: &str) -> PaymentStatus {
-    let pay = PaymentId::for_order(id);
-    let req = PaymentRequest {
-        payment_id: &pay,
-        amount: Cents(12_000),
-        method: "pm_card_visa",
-        token,
-    };
-    fx.steps
-        .request_payment(OrderAt::now(id), &req)
-        .await
-        .unwrap()
-}
-
-pub(super) fn webhook(id: OrderId, webhook_id: &str, result: PaymentResult) -> PaymentWebhook {
-    PaymentWebhook {
-        webhook_id: webhook_id.into(),
-        result,
-        payment_id: PaymentId::for_order(id),
-        order_id: id,
-        amount: Cents(12_000),
-        reason: (result == PaymentResult::Failed).then(|| "card declined".into()),
-        received_at: Utc::now(),
-    }
-}
-
-pub(super) async fn token_of(fx: &Fx, id: OrderId) -> (String, String) {
-    let item = fx
-        .raw
-        .get_item()
-        .table_name(&fx.names.saga)
-        .key(sa::ORDER, attr::s(id.to_string()))
-        .key(sa::RECORD, attr::s(sa::PAYMENT))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("payment record");
-    (
-        attr::get_s(&item, sa::STATUS).unwrap().to_owned(),
-        attr::get_s(&item, sa::TASK_TOKEN).unwrap().to_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_is_requested_once_settled_by_its_webhook_and_refunded_once() {
-    let fx = fx().await;
-    let (id, pay) = awaiting(&fx).await;
+    let (fx, id) = fx_with(AWAITING).await;
+    let pay = PaymentId::for_order(id);
     assert!(
         !fx.steps.refund(OrderAt::now(id)).await.unwrap(),
         "nothing to refund"
     );
     fx.hook.take();
-    assert_eq!(request(&fx, id, "tok-1").await, PaymentStatus::Requested);
+    assert_eq!(fx.request(id, "tok-1").await, PaymentStatus::Requested);
     assert_eq!(fx.hook.take(), ["TransactWriteItems"]);
     // A retried RequestPayment waits on a new token.
-    assert_eq!(request(&fx, id, "tok-2").await, PaymentStatus::Requested);
+    assert_eq!(fx.request(id, "tok-2").await, PaymentStatus::Requested);
     assert_eq!(fx.hook.take(), ["TransactWriteItems", "UpdateItem"]);
     assert_eq!(
-        token_of(&fx, id).await,
+        fx.payment_record(id).await,
         ("REQUESTED".into(), "tok-2".into())
     );
     let order = fx.get(id).await;
@@ -120,9 +58,9 @@ async fn a_payment_is_requested_once_settled_by_its_webhook_and_refunded_once() 
         }
     );
     // Settled: a late re-run of RequestPayment learns it and keeps the token.
-    assert_eq!(request(&fx, id, "tok-3").await, PaymentStatus::Succeeded);
+    assert_eq!(fx.request(id, "tok-3").await, PaymentStatus::Succeeded);
     assert_eq!(
-        token_of(&fx, id).await,
+        fx.payment_record(id).await,
         ("SUCCEEDED".into(), "tok-2".into())
     );
     // The same webhook again, and another one for the settled payment.
@@ -148,5 +86,5 @@ async fn a_payment_is_requested_once_settled_by_its_webhook_and_refunded_once() 
         fx.get(id).await.payment.unwrap().status,
         PaymentStatus::Refunded
     );
-    assert_eq!(token_of(&fx, id).await.0, "REFUNDED");
+    assert_eq!(fx.payment_record(id).await.0, "REFUNDED");
 }

@@ -2,8 +2,7 @@
 //! they keep, and the races their conditions decide (another writer injected between the
 //! read and the transaction).
 
-use super::payments::{awaiting, request, token_of, webhook};
-use super::{fx, raw_update};
+use super::{AWAITING, PAID, PENDING, fx, fx_awaiting, fx_with, webhook};
 use crate::dynamodb::attr;
 use crate::tables::attrs::{order as oa, saga as sa};
 use orders_domain::lifecycle::{PAYMENT_DECLINED, PaymentResult, WebhookOutcome};
@@ -13,9 +12,7 @@ use orders_workflow::steps::Step;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decline_fails_the_waiting_task_and_moves_nothing() {
-    let fx = fx().await;
-    let (id, _) = awaiting(&fx).await;
-    request(&fx, id, "tok").await;
+    let (fx, id) = fx_awaiting("tok").await;
     let w = webhook(id, "msg_d", PaymentResult::Failed);
     assert_eq!(
         fx.orders.apply_payment_webhook(&w).await,
@@ -50,8 +47,8 @@ async fn webhooks_that_match_nothing_are_recorded_and_ignored() {
         fx.orders.apply_payment_webhook(&ghost).await,
         Ok(WebhookOutcome::Duplicate)
     );
-    let (id, _) = awaiting(&fx).await;
-    request(&fx, id, "tok").await;
+    let id = fx.order_at(AWAITING).await;
+    fx.request(id, "tok").await;
     let mut wrong = webhook(id, "msg_amount", PaymentResult::Succeeded);
     wrong.amount = Cents(1);
     assert!(matches!(fx.orders.apply_payment_webhook(&wrong).await,
@@ -62,7 +59,7 @@ async fn webhooks_that_match_nothing_are_recorded_and_ignored() {
         fx.orders.apply_payment_webhook(&other).await,
         Ok(WebhookOutcome::Ignored(_))
     ));
-    assert_eq!(token_of(&fx, id).await.0, "REQUESTED");
+    assert_eq!(fx.payment_record(id).await.0, "REQUESTED");
     assert_eq!(fx.get(id).await.status, OrderStatus::AwaitingPayment);
     assert!(fx.signals(id).await.is_empty());
 }
@@ -71,9 +68,7 @@ async fn webhooks_that_match_nothing_are_recorded_and_ignored() {
 /// after it is refunded in its own transaction, with no signal and no move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_success_after_the_cancellation_is_refunded_at_once() {
-    let fx = fx().await;
-    let (id, _) = awaiting(&fx).await;
-    request(&fx, id, "tok").await;
+    let (fx, id) = fx_awaiting("tok").await;
     let execution = attr::get_s(&fx.order_item(id).await, oa::EXECUTION)
         .unwrap()
         .to_owned();
@@ -117,9 +112,7 @@ async fn a_success_after_the_cancellation_is_refunded_at_once() {
 /// the condition on the token loses, the webhook reads again and signals the new token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_replaced_after_the_read_is_signalled_after_a_re_read() {
-    let fx = fx().await;
-    let (id, _) = awaiting(&fx).await;
-    request(&fx, id, "tok-old").await;
+    let (fx, id) = fx_awaiting("tok-old").await;
     let (saga, order) = (fx.names.saga.clone(), id);
     fx.hook.before("TransactWriteItems", &fx.raw, move |raw| {
         Box::pin(async move {
@@ -159,22 +152,16 @@ async fn a_token_replaced_after_the_read_is_signalled_after_a_re_read() {
 /// read, the version condition loses, and the webhook decides again: refunded, no signal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancellation_after_the_webhooks_read_turns_its_success_into_a_refund() {
-    let fx = fx().await;
-    let (id, _) = awaiting(&fx).await;
-    request(&fx, id, "tok").await;
-    fx.hook.before(
+    let (fx, id) = fx_awaiting("tok").await;
+    fx.before_order_update(
         "TransactWriteItems",
-        &fx.raw,
-        raw_update(
-            fx.names.orders.clone(),
-            id,
-            "SET #c = :c, #v = #v + :one",
-            vec![("#c", oa::CANCEL_REQUESTED_AT), ("#v", oa::VERSION)],
-            vec![
-                (":c", attr::s("2026-01-01T00:00:00.000Z")),
-                (":one", attr::n(1)),
-            ],
-        ),
+        id,
+        "SET #c = :c, #v = #v + :one",
+        vec![("#c", oa::CANCEL_REQUESTED_AT), ("#v", oa::VERSION)],
+        vec![
+            (":c", attr::s("2026-01-01T00:00:00.000Z")),
+            (":one", attr::n(1)),
+        ],
     );
     let w = webhook(id, "msg_cancel_race", PaymentResult::Succeeded);
     assert_eq!(
@@ -189,8 +176,7 @@ async fn a_cancellation_after_the_webhooks_read_turns_its_success_into_a_refund(
 /// refused, another key answered `AlreadyRequested` (and kept); too late: nothing written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellations_honour_idempotency_keys() {
-    let fx = fx().await;
-    let (id, _) = fx.order().await;
+    let (fx, id) = fx_with(PENDING).await;
     let CancelOutcome::Accepted(first) = fx.cancel(id, Some(("k1", "fp"))).await.unwrap() else {
         panic!("accepted")
     };
@@ -227,17 +213,9 @@ async fn cancellations_honour_idempotency_keys() {
         Ok(CancelOutcome::NotFound)
     );
 
-    let (late, _) = fx.order().await;
-    fx.walk(
-        late,
-        &[
-            (Step::ReserveInventory, OrderStatus::InventoryReserved),
-            (Step::RequestPayment, OrderStatus::AwaitingPayment),
-            (Step::RequestPayment, OrderStatus::PaymentProcessed),
-            (Step::MarkShipped, OrderStatus::Shipped),
-        ],
-    )
-    .await;
+    let late = fx.order_at(PAID).await;
+    fx.walk(late, &[(Step::MarkShipped, OrderStatus::Shipped)])
+        .await;
     assert!(matches!(fx.cancel(late, Some(("k3", "fp"))).await,
         Ok(CancelOutcome::NotCancellable(r)) if r.status == OrderStatus::Shipped));
     assert!(
@@ -253,27 +231,13 @@ async fn cancellations_honour_idempotency_keys() {
 /// loses, the decision is made again: not cancellable, nothing written, no signal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancellation_racing_the_shipment_loses_cleanly() {
-    let fx = fx().await;
-    let (id, _) = fx.order().await;
-    fx.walk(
-        id,
-        &[
-            (Step::ReserveInventory, OrderStatus::InventoryReserved),
-            (Step::RequestPayment, OrderStatus::AwaitingPayment),
-            (Step::RequestPayment, OrderStatus::PaymentProcessed),
-        ],
-    )
-    .await;
-    fx.hook.before(
+    let (fx, id) = fx_with(PAID).await;
+    fx.before_order_update(
         "TransactWriteItems",
-        &fx.raw,
-        raw_update(
-            fx.names.orders.clone(),
-            id,
-            "SET #s = :s, #v = #v + :one",
-            vec![("#s", oa::STATUS), ("#v", oa::VERSION)],
-            vec![(":s", attr::s("SHIPPED")), (":one", attr::n(1))],
-        ),
+        id,
+        "SET #s = :s, #v = #v + :one",
+        vec![("#s", oa::STATUS), ("#v", oa::VERSION)],
+        vec![(":s", attr::s("SHIPPED")), (":one", attr::n(1))],
     );
     let outcome = fx.cancel(id, Some(("k", "fp"))).await.unwrap();
     assert!(
@@ -289,8 +253,7 @@ async fn a_cancellation_racing_the_shipment_loses_cleanly() {
 /// skipped (the saga's next step sees the request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_without_its_execution_name_is_cancelled_without_a_signal() {
-    let fx = fx().await;
-    let (id, _) = fx.order().await;
+    let (fx, id) = fx_with(PENDING).await;
     fx.raw
         .update_item()
         .table_name(&fx.names.orders)
@@ -306,5 +269,4 @@ async fn an_order_without_its_execution_name_is_cancelled_without_a_signal() {
     ));
     assert!(fx.get(id).await.cancellation.is_some());
     assert!(fx.signals(id).await.is_empty());
-    let _ = Step::ReserveInventory;
 }

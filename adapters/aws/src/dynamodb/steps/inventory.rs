@@ -202,22 +202,6 @@ impl Stock for DynamoStepStore {
                 &now,
             )?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c))
-                    if condition_failed(c.cancellation_reasons().first()) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(sdk_err("release inventory", &e)),
-            },
-        }
+        self.transact_once("release inventory", writes).await
     }
 }

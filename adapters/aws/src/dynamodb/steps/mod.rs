@@ -36,10 +36,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::CancellationReason;
 use aws_sdk_dynamodb::types::Put;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 use orders_domain::OrderId;
 use orders_workflow::steps::StepStoreError;
 use orders_workflow::steps::store::StepResult;
@@ -133,6 +134,33 @@ impl DynamoStepStore {
             .set_item(Some(record))
             .condition_expression("attribute_not_exists(#order)")
             .expression_attribute_names("#order", attrs::saga::ORDER)
+    }
+
+    /// Sends `writes` as one transaction whose first write carries the condition that makes
+    /// it happen once: `true` if it was made, `false` if that first condition failed (done
+    /// already, or nothing to undo). Any other failure is an error naming `what`.
+    pub(crate) async fn transact_once(
+        &self,
+        what: &str,
+        writes: Vec<TransactWriteItem>,
+    ) -> StepResult<bool> {
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c))
+                    if condition_failed(c.cancellation_reasons().first()) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(sdk_err(what, &e)),
+            },
+        }
     }
 }
 

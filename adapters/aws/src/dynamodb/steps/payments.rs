@@ -171,23 +171,7 @@ impl Payments for DynamoStepStore {
                 .build(),
             self.mirror(order, PaymentStatus::Refunded, None)?,
         ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                // No payment, or not SUCCEEDED (never charged, failed, refunded already).
-                Some(TransactWriteItemsError::TransactionCanceledException(c))
-                    if condition_failed(c.cancellation_reasons().first()) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(sdk_err("refund payment", &e)),
-            },
-        }
+        // No payment, or not SUCCEEDED (never charged, failed, refunded already): `false`.
+        self.transact_once("refund payment", writes).await
     }
 }
