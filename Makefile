@@ -7,7 +7,7 @@ export STACK
 
 help:
 	@echo "make tools          cargo-lambda (+zig), SAM CLI, cfn-lint into .venv; aarch64 target"
-	@echo "make build          cargo lambda build --release --arm64 (orders, orders-processor, orders-steps)"
+	@echo "make build          cargo lambda build --release --arm64 (the five Lambda binaries)"
 	@echo "make deploy         sam deploy --guided (stack \$$STACK, default orders)"
 	@echo "make admin-token    an admin token from the pool's token endpoint (client credentials)"
 	@echo "make seed           PUT the catalogue (laptop ... headphones = 1000000, sold-out = 0; TOKEN=<admin token>)"

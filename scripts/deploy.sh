@@ -3,7 +3,7 @@
 #
 #   scripts/deploy.sh tools     install cargo-lambda (with zig) and SAM CLI into .venv, checkov into
 #                               .venv-checkov, add the arm64 target
-#   scripts/deploy.sh build     cargo lambda build --release --arm64 of the four Lambda binaries
+#   scripts/deploy.sh build     cargo lambda build --release --arm64 of the five Lambda binaries
 #   scripts/deploy.sh deploy    sam deploy --guided (first time; later runs reuse samconfig.toml)
 #   scripts/deploy.sh url       print the API URL of the deployed stack
 #   scripts/deploy.sh admin-token  print an admin access token: the operator client's client
@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
 STACK=${STACK:-orders}
-BINARIES=(orders orders-processor orders-steps orders-warehouse)
+BINARIES=(orders orders-processor orders-steps orders-warehouse orders-payment-sim)
 CARGO_LAMBDA_VERSION=1.9.2
 
 # What the embedded store starts with (domain/src/catalogue.rs); the deployed tables

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves the Lambda artifacts boot and answer: builds the four arm64 `bootstrap` files
+# Proves the Lambda artifacts boot and answer: builds the five arm64 `bootstrap` files
 # (scripts/deploy.sh build), then runs each one under qemu-aarch64 against a stand-in of the
 # Lambda Runtime API, with moto (DynamoDB, Step Functions) behind it:
 #   orders            an API Gateway v2 `POST /orders` event -> 201 with its Location
@@ -9,8 +9,10 @@
 #                     an unknown step -> the error route with errorType InvalidInput
 #   orders-warehouse  an SQS batch of a request for a task nobody has (done) and one that is
 #                     not a request -> batchItemFailures names only the latter
+#   orders-payment-sim  a function URL event POST /charges: 401 without the provider key; with
+#                     it, 202 only after the signed webhook reached a listener of the test's
 #   each              without its table (processor: state machine; API: webhook secret; steps:
-#                     provider URL; warehouse: a bad packing time) variable -> exits non-zero
+#                     provider URL; warehouse: a bad packing time; simulator: provider key, webhook URL) variable -> exits non-zero
 #                     naming the variable, before asking for an event
 # Every function's log lines (its stdout and stderr) are printed after it stops.
 #
@@ -52,7 +54,7 @@ else
     ORDERS_LAMBDA_DIR=$(cd "${CARGO_TARGET_DIR:-target}/lambda" && pwd)
 fi
 export ORDERS_LAMBDA_DIR
-for b in orders orders-processor orders-steps orders-warehouse; do
+for b in orders orders-processor orders-steps orders-warehouse orders-payment-sim; do
     file "$ORDERS_LAMBDA_DIR/$b/bootstrap" 2> /dev/null || ls -l "$ORDERS_LAMBDA_DIR/$b/bootstrap"
 done
 

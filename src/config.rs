@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use orders_aws::functions;
 use orders_domain::standard_webhooks::WebhookSecret;
 use orders_workflow::steps;
+use orders_workflow::steps::payment::http::ProviderKey;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -123,6 +124,12 @@ pub struct Config {
     #[arg(long, env = "ORDERS_PAYMENT_PROVIDER_URL", value_parser = provider_url)]
     pub payment_provider_url: Option<reqwest::Url>,
 
+    /// The payment provider's secret API key (at least 16 characters), sent with each charge
+    /// as `Authorization: Bearer`. Only with --payment-provider-url: the built-in simulator
+    /// takes a key made at each start.
+    #[arg(long, env = "ORDERS_PAYMENT_PROVIDER_KEY", hide_env_values = true, requires = "payment_provider_url", value_parser = provider_key)]
+    pub payment_provider_key: Option<ProviderKey>,
+
     /// Where the provider simulator listens (port 0: any free port). Unused with
     /// --payment-provider-url.
     #[arg(long, env = "ORDERS_PAYMENT_SIM_LISTEN", default_value = "127.0.0.1:0")]
@@ -179,6 +186,10 @@ fn provider_url(s: &str) -> Result<reqwest::Url, String> {
     } else {
         reqwest::Url::parse(&format!("{s}/")).map_err(|e| e.to_string())
     }
+}
+
+fn provider_key(s: &str) -> Result<ProviderKey, String> {
+    ProviderKey::parse(s)
 }
 
 /// Like `scale`, but 0 is refused: a deadline scaled to nothing would time out every wait.
@@ -259,7 +270,10 @@ impl Config {
     ) -> crate::local::assemble::LocalSettings {
         use crate::local::assemble::{ActorSettings, LocalSettings, Provider};
         let provider = match &self.payment_provider_url {
-            Some(url) => Provider::External(url.clone()),
+            Some(url) => Provider::External {
+                url: url.clone(),
+                key: self.payment_provider_key.clone(),
+            },
             None => Provider::Simulator {
                 listen: self.payment_sim_listen,
                 delay: Duration::from_millis(self.payment_sim_delay_ms),

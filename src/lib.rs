@@ -10,6 +10,9 @@
 //! - [`local`]: the local stack: the router, the outbox relay and the saga executor in one
 //!   process over `orders-sqlite`.
 //! - [`lambda`]: the same router under `lambda_http` over the DynamoDB store of `orders-aws`.
+//! - [`payment_sim`]: the payment provider simulator, an outside actor with its own HTTP
+//!   server: in process beside the local stack, or as a Lambda of its own on AWS
+//!   (`orders-payment-sim`).
 //! - [`clock`], [`telemetry`]: injectable time, and log set-up.
 //!
 //! The arrows point down: this crate uses the adapters (`orders-sqlite`, `orders-aws`), which
@@ -23,4 +26,5 @@ pub mod http;
 pub mod identity;
 pub mod lambda;
 pub mod local;
+pub mod payment_sim;
 pub mod telemetry;

@@ -46,6 +46,7 @@ fn bad_values_are_refused() {
 #[test]
 fn actor_settings_default_to_the_simulator_and_fast_actors() {
     use crate::local::assemble::Provider;
+    use orders_workflow::steps::payment::http::ProviderKey;
     let c = Config::try_parse_from(["orders"]).unwrap();
     assert!(c.payment_webhook_secret.is_none());
     let local = c.local_settings(c.api_settings(), WebhookSecret::generate().unwrap());
@@ -66,6 +67,8 @@ fn actor_settings_default_to_the_simulator_and_fast_actors() {
         &secret,
         "--payment-provider-url",
         "http://127.0.0.1:9/sim",
+        "--payment-provider-key",
+        "sk_test_0123456789abcdef",
         "--warehouse-failure-rate",
         "1",
         "--warehouse-packing-ms",
@@ -77,9 +80,13 @@ fn actor_settings_default_to_the_simulator_and_fast_actors() {
     assert_eq!(parsed.to_string(), secret);
     let local = c.local_settings(api, WebhookSecret::generate().unwrap());
     let want = reqwest::Url::parse("http://127.0.0.1:9/sim/").unwrap();
-    assert_eq!(local.actors.provider, Provider::External(want));
+    let key = ProviderKey::parse("sk_test_0123456789abcdef").ok();
+    assert_eq!(local.actors.provider, Provider::External { url: want, key });
     assert_eq!(local.actors.failure_rate, 1.0);
     assert_eq!(local.actors.packing, Duration::ZERO);
+    let short = ["orders", "--payment-provider-key", "sk_short"];
+    let err = Config::try_parse_from(short).unwrap_err().to_string();
+    assert!(err.contains("at least 16"), "{err}");
 }
 
 #[test]

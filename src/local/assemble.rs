@@ -10,11 +10,11 @@
 //! the executor can no longer record.
 
 use super::StackError;
-use super::payment_sim::{PaymentSim, RetryPolicy, SimSettings};
 use super::saga::{self, SagaSetupError};
 use super::warehouse::{Warehouse, WarehouseSettings};
 use crate::clock::SystemClock;
 use crate::http::{ApiSettings, AppState, router};
+use crate::payment_sim::{PaymentSim, RetryPolicy, SimSettings};
 use axum::Router;
 use orders_domain::standard_webhooks::WebhookSecret;
 use orders_processor::relay::{Relay, RelayOptions};
@@ -22,7 +22,7 @@ use orders_sqlite::SqliteStore;
 use orders_workflow::asl::{Integration, State};
 use orders_workflow::executor::{Executor, ExecutorOptions};
 use orders_workflow::steps::StepSettings;
-use orders_workflow::steps::payment::http::HttpProvider;
+use orders_workflow::steps::payment::http::{HttpProvider, ProviderKey};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,10 +33,15 @@ pub const WAREHOUSE_QUEUE: &str = "WarehouseQueueUrl";
 /// Who answers charges.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Provider {
-    /// The simulator, started here, listening on `listen`, answering after `delay`.
+    /// The simulator, started here, listening on `listen`, answering after `delay`. It
+    /// takes charges only with a key made for this process, which only the saga holds.
     Simulator { listen: SocketAddr, delay: Duration },
-    /// A provider elsewhere (`--payment-provider-url`); nothing is started.
-    External(reqwest::Url),
+    /// A provider elsewhere (`--payment-provider-url`, `--payment-provider-key`); nothing
+    /// is started.
+    External {
+        url: reqwest::Url,
+        key: Option<ProviderKey>,
+    },
 }
 
 /// The outside actors' settings.
@@ -122,20 +127,21 @@ pub async fn assemble(
         Provider::Simulator { listen, delay } => {
             let mut sim = SimSettings::new(webhook_url(service), secret.clone(), *delay);
             sim.listen = *listen;
+            sim.api_key = Some(ProviderKey::generate());
             sim.retry = RetryPolicy {
                 scale: settings.executor.delay_scale,
                 ..RetryPolicy::default()
             };
             Some(PaymentSim::start(sim).await?)
         }
-        Provider::External(_) => None,
+        Provider::External { .. } => None,
     };
-    let provider_url = match (&settings.actors.provider, &simulator) {
-        (Provider::External(url), _) => url.clone(),
-        (_, Some(sim)) => sim.url(),
+    let (provider_url, provider_key) = match (&settings.actors.provider, &simulator) {
+        (Provider::External { url, key }, _) => (url.clone(), key.clone()),
+        (_, Some(sim)) => (sim.url(), sim.api_key()),
         (Provider::Simulator { .. }, None) => unreachable!("the simulator was started above"),
     };
-    let provider = HttpProvider::new(&provider_url).map_err(StackError::Provider)?;
+    let provider = HttpProvider::new(&provider_url, provider_key).map_err(StackError::Provider)?;
     let saga = saga::build(
         store.clone(),
         settings.steps,

@@ -13,7 +13,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub mod assemble;
-pub mod payment_sim;
 pub mod saga;
 pub mod secret;
 pub mod signals;
@@ -35,7 +34,7 @@ pub enum StackError {
     #[error(transparent)]
     WebhookSecret(#[from] secret::SecretFileError),
     #[error(transparent)]
-    Simulator(#[from] payment_sim::SimError),
+    Simulator(#[from] crate::payment_sim::SimError),
     #[error("payment provider: {0}")]
     Provider(String),
     #[error("server error: {0}")]

@@ -3,9 +3,11 @@
 //! signed webhooks to `POST /webhooks/payments`. It shares nothing with the service but the
 //! webhook secret: no store, no executor.
 //!
-//! `POST /charges` takes a [`ChargeRequest`] with `Idempotency-Key: <paymentId>` and answers
-//! `202 Accepted`; the result follows after the configured delay (see [`webhook`] for the
-//! cards and the delivery). Invariants:
+//! `POST /charges` takes a [`ChargeRequest`] with `Idempotency-Key: <paymentId>` and, when
+//! it has a key, `Authorization: Bearer <key>` (401 otherwise: whoever may ask for charges can
+//! fail any order's payment). It answers `202 Accepted`; the result follows after the
+//! configured delay (see [`webhook`] for the cards and the delivery), or, with
+//! [`Answer::AfterDelivery`], before the 202 (see [`lambda`]). Invariants:
 //!
 //! - One webhook per payment id: a charge asked again (the RequestPayment Task run again after
 //!   a crash or a retry) is answered 202 and delivers nothing more. The ids remembered are
@@ -15,6 +17,7 @@
 //! - Stopping ends the server and abandons the deliveries still waiting, as a provider outage
 //!   would: their payments then reach their `TimeoutSeconds`.
 
+pub mod lambda;
 mod webhook;
 
 use axum::Router;
@@ -26,6 +29,7 @@ use axum::routing::post;
 use orders_domain::PaymentId;
 use orders_domain::standard_webhooks::WebhookSecret;
 use orders_workflow::steps::payment::ChargeRequest;
+use orders_workflow::steps::payment::http::ProviderKey;
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,6 +37,18 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 pub use webhook::{Outcome, RetryPolicy};
+
+/// When a charge is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// At once; the webhook follows from a task of the simulator's (a long-lived process).
+    Accepted,
+    /// Once the webhook was delivered (or the card is never answered); a webhook given up is
+    /// answered 503 and forgotten, so the charge asked again is delivered again. For a
+    /// function whose process is frozen between invocations, where no task outlives its
+    /// answer.
+    AfterDelivery,
+}
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
@@ -49,6 +65,11 @@ pub struct SimSettings {
     pub remembered: usize,
     /// Deliveries waiting or retrying at once.
     pub max_pending: usize,
+    /// The key a charge must carry; `None` takes any.
+    pub api_key: Option<ProviderKey>,
+    pub answer: Answer,
+    /// How long one webhook attempt may take.
+    pub request_timeout: Duration,
 }
 
 impl SimSettings {
@@ -62,6 +83,9 @@ impl SimSettings {
             retry: RetryPolicy::default(),
             remembered: 100_000,
             max_pending: 10_000,
+            api_key: None,
+            answer: Answer::Accepted,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -116,6 +140,34 @@ pub(crate) struct Shared {
     stop: watch::Sender<bool>,
 }
 
+impl Shared {
+    fn new(settings: SimSettings) -> Result<Arc<Shared>, SimError> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .build()
+            .map_err(|e| SimError::Client(e.to_string()))?;
+        Ok(Arc::new(Shared {
+            remembered: Mutex::new(Remembered {
+                ids: HashSet::new(),
+                order: VecDeque::new(),
+                capacity: settings.remembered,
+            }),
+            settings,
+            client,
+            pending: watch::Sender::new(0),
+            stop: watch::Sender::new(false),
+        }))
+    }
+}
+
+/// The simulator's HTTP API over `shared`.
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/charges", post(charge))
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such resource") })
+        .with_state(shared)
+}
+
 /// A running simulator.
 pub struct PaymentSim {
     addr: SocketAddr,
@@ -133,25 +185,8 @@ impl PaymentSim {
         let addr = listener
             .local_addr()
             .map_err(|source| SimError::Listen { addr, source })?;
-        let client = reqwest::Client::builder()
-            .timeout(webhook::REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| SimError::Client(e.to_string()))?;
-        let shared = Arc::new(Shared {
-            remembered: Mutex::new(Remembered {
-                ids: HashSet::new(),
-                order: VecDeque::new(),
-                capacity: settings.remembered,
-            }),
-            settings,
-            client,
-            pending: watch::Sender::new(0),
-            stop: watch::Sender::new(false),
-        });
-        let app = Router::new()
-            .route("/charges", post(charge))
-            .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such resource") })
-            .with_state(shared.clone());
+        let shared = Shared::new(settings)?;
+        let app = router(shared.clone());
         let mut stopped = shared.stop.subscribe();
         let server = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -180,6 +215,11 @@ impl PaymentSim {
         reqwest::Url::parse(&format!("http://{}/", self.addr)).expect("a socket address is a host")
     }
 
+    /// The key charges must carry.
+    pub fn api_key(&self) -> Option<ProviderKey> {
+        self.shared.settings.api_key.clone()
+    }
+
     /// Deliveries waiting or retrying now.
     pub fn pending(&self) -> usize {
         *self.shared.pending.borrow()
@@ -205,6 +245,17 @@ impl PaymentSim {
 }
 
 async fn charge(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(key) = &shared.settings.api_key {
+        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        if !key.authorizes(given) {
+            let mut res = problem(StatusCode::UNAUTHORIZED, "a valid API key is required");
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return res;
+        }
+    }
     let request: ChargeRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return problem(StatusCode::BAD_REQUEST, &format!("malformed charge: {e}")),
@@ -228,24 +279,38 @@ async fn charge(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         room
     });
     if !admitted {
-        // Not remembered: the client's retry of this charge must be taken.
-        shared
-            .remembered
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .forget(&id);
-        let mut res = problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many charges in flight",
-        );
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return res;
+        return retry_later(&shared, &id, "too many charges in flight");
     }
     tracing::info!(payment_id = %id, order_id = %request.order_id, "charge accepted");
     let payment_id = request.payment_id.clone();
-    tokio::spawn(webhook::deliver(shared, request));
+    match shared.settings.answer {
+        Answer::Accepted => {
+            tokio::spawn(webhook::deliver(shared, request));
+        }
+        Answer::AfterDelivery => {
+            if !webhook::deliver(shared.clone(), request).await {
+                return retry_later(&shared, &id, "the payment webhook could not be delivered");
+            }
+        }
+    }
     accepted(&payment_id)
+}
+
+/// 503 with `Retry-After`, the charge forgotten: the client's retry of it must be taken.
+fn retry_later(shared: &Shared, id: &str, detail: &str) -> Response {
+    forget(shared, id);
+    let mut res = problem(StatusCode::SERVICE_UNAVAILABLE, detail);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    res
+}
+
+fn forget(shared: &Shared, id: &str) {
+    shared
+        .remembered
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .forget(id);
 }
 
 /// What a charge must satisfy beyond its shape.

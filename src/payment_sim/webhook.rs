@@ -18,9 +18,6 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long one webhook attempt may take.
-pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The card that is never answered.
 pub const NO_ANSWER_CARD: &str = "pm_card_noAnswer";
 /// The failure reason of a declined card.
@@ -141,15 +138,16 @@ async fn pause(shared: &Shared, delay: Duration) -> bool {
     }
 }
 
-/// Delivers the answer to `charge` (already counted in `pending`).
-pub(super) async fn deliver(shared: Arc<Shared>, charge: ChargeRequest) {
+/// Delivers the answer to `charge` (already counted in `pending`): `false` if it was given
+/// up or the simulator stopped first, `true` once delivered or for a card never answered.
+pub(super) async fn deliver(shared: Arc<Shared>, charge: ChargeRequest) -> bool {
     let _pending = Pending(shared.clone());
     let Some(body) = body(&charge) else {
         tracing::info!(payment_id = %charge.payment_id, "charge left unanswered ({NO_ANSWER_CARD})");
-        return;
+        return true;
     };
     if !pause(&shared, shared.settings.delay).await {
-        return;
+        return false;
     }
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     let retry = shared.settings.retry;
@@ -158,18 +156,19 @@ pub(super) async fn deliver(shared: Arc<Shared>, charge: ChargeRequest) {
         match attempt_once(&shared, &id, &body).await {
             Ok(()) => {
                 tracing::info!(payment_id = %charge.payment_id, webhook_id = %id, attempt, "payment webhook delivered");
-                return;
+                return true;
             }
             Err(why) => last = why,
         }
         if attempt < retry.attempts && !pause(&shared, retry.delay(attempt)).await {
-            return;
+            return false;
         }
     }
     tracing::warn!(
         payment_id = %charge.payment_id, webhook_id = %id, attempts = retry.attempts, last = %last,
         "payment webhook given up"
     );
+    false
 }
 
 /// One signed POST; `Err` says why it must be tried again.

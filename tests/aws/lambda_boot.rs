@@ -35,6 +35,7 @@ const ORDER: &str =
 
 /// The Standard Webhooks reference secret.
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const PROVIDER_KEY: &str = "sk_test_lambda_boot_provider_key";
 
 /// The bootstrap of `spec`'s binary with the names of the tables it uses.
 fn function(spec: FunctionSpec, api: &RuntimeApi, endpoint: &str, tables: &TableNames) -> Command {
@@ -50,6 +51,15 @@ fn function(spec: FunctionSpec, api: &RuntimeApi, endpoint: &str, tables: &Table
     if spec.binary == functions::STEPS.binary {
         // Nothing listens there: no test here asks the provider.
         cmd.env(functions::PAYMENT_PROVIDER_URL_ENV, "http://127.0.0.1:9/");
+    }
+    if spec.binary == functions::PAYMENT_SIMULATOR.binary {
+        // Nothing listens there unless a test points it at its own receiver.
+        cmd.env(
+            functions::PAYMENT_WEBHOOK_URL_ENV,
+            "http://127.0.0.1:9/webhooks/payments",
+        );
+        cmd.env(functions::PAYMENT_WEBHOOK_SECRET_ENV, WEBHOOK_SECRET);
+        cmd.env(functions::PAYMENT_PROVIDER_KEY_ENV, PROVIDER_KEY);
     }
     cmd
 }
@@ -238,6 +248,16 @@ async fn each_function_refuses_to_start_without_its_configuration_and_names_it()
             functions::WAREHOUSE_PACKING_MS_ENV,
             Some("ten"),
         ),
+        (
+            functions::PAYMENT_SIMULATOR,
+            functions::PAYMENT_PROVIDER_KEY_ENV,
+            None,
+        ),
+        (
+            functions::PAYMENT_SIMULATOR,
+            functions::PAYMENT_WEBHOOK_URL_ENV,
+            None,
+        ),
     ];
     for (spec, missing, bad) in cases {
         let api = RuntimeApi::start(spec.binary).await;
@@ -265,6 +285,84 @@ async fn each_function_refuses_to_start_without_its_configuration_and_names_it()
             spec.binary
         );
     }
+}
+
+/// A function URL event (payload 2.0, as an HTTP API's) for `POST /charges`.
+fn charge_event(authorization: &str) -> Value {
+    let order = orders_domain::OrderId::new();
+    let payment = orders_domain::PaymentId::for_order(order);
+    let body = json!({"paymentId": payment, "orderId": order, "amountCents": 4_200,
+                      "currency": "EUR", "paymentMethod": "pm_card_visa"});
+    let headers = json!({"content-type": "application/json", "idempotency-key": payment,
+                         "authorization": authorization});
+    let body = body.to_string();
+    orders_test_support::apigw::http_api_event("POST", "/charges", "", None, headers, Some(&body))
+}
+
+#[tokio::test]
+#[ignore = "needs the arm64 bootstraps: run scripts/lambda-boot.sh"]
+async fn the_payment_simulator_answers_a_charge_after_its_signed_webhook() {
+    runtime_api::lambda_dir();
+    // The API's webhook route, played by a listener of the test's that answers 204.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let webhook_url = format!(
+        "http://{}/webhooks/payments",
+        listener.local_addr().unwrap()
+    );
+    let (seen, mut webhooks) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/webhooks/payments",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: String| async move {
+                let _ = seen.send((headers, body));
+                axum::http::StatusCode::NO_CONTENT
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let api = RuntimeApi::start(functions::PAYMENT_SIMULATOR.binary).await;
+    let tables = TableNames::with_prefix("boot-");
+    let mut cmd = function(
+        functions::PAYMENT_SIMULATOR,
+        &api,
+        "http://127.0.0.1:9",
+        &tables,
+    );
+    cmd.env(functions::PAYMENT_WEBHOOK_URL_ENV, &webhook_url);
+    let _running = Function::spawn(functions::PAYMENT_SIMULATOR.binary, cmd);
+
+    let refused = response(
+        api.invoke(charge_event("Bearer sk_test_someone_elses"), ANSWER)
+            .await,
+    );
+    assert_eq!(refused["statusCode"], 401, "{refused:#}");
+    assert!(
+        webhooks.try_recv().is_err(),
+        "a refused charge was answered"
+    );
+    let accepted = response(
+        api.invoke(charge_event(&format!("Bearer {PROVIDER_KEY}")), ANSWER)
+            .await,
+    );
+    assert_eq!(accepted["statusCode"], 202, "{accepted:#}");
+    let (headers, body) = webhooks
+        .try_recv()
+        .expect("the webhook was delivered before the charge was answered");
+    let secret = orders_domain::standard_webhooks::WebhookSecret::parse(WEBHOOK_SECRET).unwrap();
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    orders_domain::standard_webhooks::verify(
+        &secret,
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        body.as_bytes(),
+        chrono::Utc::now(),
+    )
+    .expect("signed with the API's secret");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["type"],
+        "payment.succeeded"
+    );
 }
 
 #[tokio::test]

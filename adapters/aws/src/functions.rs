@@ -51,6 +51,12 @@ pub const ADMIN_GROUP_ENV: &str = "ORDERS_ADMIN_GROUP";
 pub const PAYMENT_WEBHOOK_SECRET_ENV: &str = "ORDERS_PAYMENT_WEBHOOK_SECRET";
 /// The payment provider's base URL (`POST {base}/charges`), for RequestPayment.
 pub const PAYMENT_PROVIDER_URL_ENV: &str = "ORDERS_PAYMENT_PROVIDER_URL";
+/// The payment provider's secret API key, sent with each charge as a bearer token.
+pub const PAYMENT_PROVIDER_KEY_ENV: &str = "ORDERS_PAYMENT_PROVIDER_KEY";
+/// Where the payment simulator posts its webhooks: the API's `POST /webhooks/payments`.
+pub const PAYMENT_WEBHOOK_URL_ENV: &str = "ORDERS_PAYMENT_WEBHOOK_URL";
+/// Milliseconds from an accepted charge to the simulator's webhook.
+pub const PAYMENT_SIM_DELAY_MS_ENV: &str = "ORDERS_PAYMENT_SIM_DELAY_MS";
 /// How long the warehouse worker "packs" one parcel, in milliseconds.
 pub const WAREHOUSE_PACKING_MS_ENV: &str = "ORDERS_WAREHOUSE_PACKING_MS";
 
@@ -104,6 +110,7 @@ pub const STEPS: FunctionSpec = FunctionSpec {
         PAYMENT_TRANSIENT_RATE_ENV,
         NOTIFICATION_FAILURE_RATE_ENV,
         PAYMENT_PROVIDER_URL_ENV,
+        PAYMENT_PROVIDER_KEY_ENV,
     ],
     states_actions: &[],
     execution_actions: &[],
@@ -127,4 +134,25 @@ pub const WAREHOUSE: FunctionSpec = FunctionSpec {
     warehouse_queue_actions: &["ReceiveMessage", "DeleteMessage", "GetQueueAttributes"],
 };
 
-pub const FUNCTIONS: [FunctionSpec; 4] = [API, PROCESSOR, STEPS, WAREHOUSE];
+/// The payment provider simulator (the `orders-payment-sim` binary under `lambda_http`,
+/// behind a function URL), deployed when the template's `PaymentSimulator` is true: it
+/// answers each charge with a signed webhook to the API and touches nothing of AWS.
+pub const PAYMENT_SIMULATOR: FunctionSpec = FunctionSpec {
+    logical: "PaymentSimulatorFunction",
+    binary: "orders-payment-sim",
+    tables: &[],
+    dynamodb_actions: &[],
+    queried_tables: &[],
+    env: &[
+        PAYMENT_WEBHOOK_URL_ENV,
+        PAYMENT_WEBHOOK_SECRET_ENV,
+        PAYMENT_PROVIDER_KEY_ENV,
+        PAYMENT_SIM_DELAY_MS_ENV,
+    ],
+    states_actions: &[],
+    execution_actions: &[],
+    token_actions: &[],
+    warehouse_queue_actions: &[],
+};
+
+pub const FUNCTIONS: [FunctionSpec; 5] = [API, PROCESSOR, STEPS, WAREHOUSE, PAYMENT_SIMULATOR];

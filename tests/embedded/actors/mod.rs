@@ -7,4 +7,5 @@
 mod lifecycle;
 mod receiver;
 mod simulator;
+mod simulator_function;
 mod warehouse;

@@ -1,7 +1,7 @@
 //! The payment provider simulator over real HTTP, posting to a receiver of the test's.
 
 use super::receiver::Receiver;
-use orders::local::payment_sim::{PaymentSim, RetryPolicy, SimSettings};
+use orders::payment_sim::{PaymentSim, RetryPolicy, SimSettings};
 use orders_domain::standard_webhooks::WebhookSecret;
 use orders_domain::{OrderId, PaymentId};
 use serde_json::{Value, json};

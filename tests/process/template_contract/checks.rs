@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 mod functions;
 mod hardening;
 mod identity;
+mod simulator;
 mod warehouse;
 mod wiring;
 pub use wiring::route_shape;
@@ -63,6 +64,7 @@ pub fn check(template: &Value, code: &Code) -> Vec<String> {
     hardening::check(&t, code, &mut problems);
     identity::check(&t, code, &mut problems);
     warehouse::check(&t, code, &mut problems);
+    simulator::check(&t, code, &mut problems);
     problems
 }
 

@@ -13,6 +13,7 @@ mod negative;
 mod negative_hardening;
 mod negative_identity;
 mod negative_lifecycle;
+mod negative_simulator;
 mod yaml;
 
 use axum::body::Body;

@@ -176,7 +176,7 @@ impl Stack {
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let provider = match o.provider_url {
-            Some(url) => Provider::External(url),
+            Some(url) => Provider::External { url, key: None },
             None => Provider::Simulator {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 delay: o.sim_delay,

@@ -7,9 +7,9 @@
 //! order: a handler run again after a crash or a retry asks for the same payment, and the
 //! provider charges it once. The provider is never asked once the payment has an answer.
 //!
-//! Locally the provider is the simulator (`orders::local::payment_sim`) behind the HTTP
-//! client in [`http`]; on AWS the same client talks to the simulator function or to a real
-//! provider's adapter of [`PaymentProvider`].
+//! The provider is the simulator (`orders::payment_sim`: in process locally, a function of
+//! its own on AWS) behind the HTTP client in [`http`], or a real provider through the same
+//! client or an adapter of its own of [`PaymentProvider`].
 
 pub mod http;
 

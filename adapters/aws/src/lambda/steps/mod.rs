@@ -16,12 +16,12 @@
 
 use super::LambdaEnvError;
 use crate::dynamodb::DynamoStepStore;
-use crate::functions::{self, PAYMENT_PROVIDER_URL_ENV};
+use crate::functions::{self, PAYMENT_PROVIDER_KEY_ENV, PAYMENT_PROVIDER_URL_ENV};
 use crate::tables::TableNames;
 use async_trait::async_trait;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use orders_workflow::executor::{TaskContext, TaskError, TaskHandler};
-use orders_workflow::steps::payment::http::HttpProvider;
+use orders_workflow::steps::payment::http::{HttpProvider, ProviderKey};
 use orders_workflow::steps::payment::{PaymentProvider, RequestPayment};
 use orders_workflow::steps::{
     NOTIFICATION_FAILURE_RATE_ENV, PAYMENT_TRANSIENT_RATE_ENV, Step, StepError, StepSettings,
@@ -37,6 +37,8 @@ pub struct StepsConfig {
     pub settings: StepSettings,
     /// The payment provider's base URL (`POST {base}/charges`).
     pub provider_url: reqwest::Url,
+    /// Its secret API key, sent as a bearer token when set.
+    pub provider_key: Option<ProviderKey>,
 }
 
 impl StepsConfig {
@@ -51,6 +53,9 @@ impl StepsConfig {
             },
             provider_url: provider_url_from(
                 std::env::var(PAYMENT_PROVIDER_URL_ENV).ok().as_deref(),
+            )?,
+            provider_key: provider_key_from(
+                std::env::var(PAYMENT_PROVIDER_KEY_ENV).ok().as_deref(),
             )?,
         })
     }
@@ -73,6 +78,22 @@ pub fn provider_url_from(value: Option<&str>) -> Result<reqwest::Url, LambdaEnvE
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// The provider's key from its variable: optional (a provider may need none), and a key
+/// that is set must be one.
+pub fn provider_key_from(value: Option<&str>) -> Result<Option<ProviderKey>, LambdaEnvError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(text) => {
+            ProviderKey::parse(text)
+                .map(Some)
+                .map_err(|reason| LambdaEnvError::Invalid {
+                    name: PAYMENT_PROVIDER_KEY_ENV,
+                    reason,
+                })
+        }
+    }
 }
 
 /// The step handlers as a `TaskHandler`, which `RequestPayment` wraps.
@@ -165,9 +186,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         settings: config.settings,
     });
     let provider =
-        HttpProvider::new(&config.provider_url).map_err(|reason| LambdaEnvError::Invalid {
-            name: PAYMENT_PROVIDER_URL_ENV,
-            reason,
+        HttpProvider::new(&config.provider_url, config.provider_key).map_err(|reason| {
+            LambdaEnvError::Invalid {
+                name: PAYMENT_PROVIDER_URL_ENV,
+                reason,
+            }
         })?;
     let function = Arc::new(StepsFunction::new(steps, Arc::new(provider)));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

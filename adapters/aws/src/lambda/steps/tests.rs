@@ -60,9 +60,20 @@ fn the_variables_read_are_the_functions_declared_ones() {
         PAYMENT_TRANSIENT_RATE_ENV,
         NOTIFICATION_FAILURE_RATE_ENV,
         PAYMENT_PROVIDER_URL_ENV,
+        PAYMENT_PROVIDER_KEY_ENV,
     ];
     read.sort_unstable();
     assert_eq!(declared, read);
+}
+
+#[test]
+fn the_provider_key_is_optional_but_checked_when_set() {
+    assert_eq!(provider_key_from(None).unwrap(), None);
+    assert_eq!(provider_key_from(Some("  ")).unwrap(), None);
+    let err = provider_key_from(Some("sk_short")).unwrap_err().to_string();
+    assert!(err.contains(PAYMENT_PROVIDER_KEY_ENV), "{err}");
+    let key = provider_key_from(Some("sk_test_0123456789abcdef")).unwrap();
+    assert_eq!(key.unwrap().expose(), "sk_test_0123456789abcdef");
 }
 
 #[test]
