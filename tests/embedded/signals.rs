@@ -247,3 +247,58 @@ async fn a_signal_the_executor_cannot_take_waits_in_the_outbox_and_lands_after_a
     running.await.unwrap();
     assert_eq!(row(&db, &id), (true, 1, false));
 }
+
+#[tokio::test]
+async fn the_relay_takes_signals_before_a_backlog_of_starts() {
+    use orders_processor::relay::OutboxSource;
+    let (store, dir) = temp_store();
+    let db = dir.path().join("orders.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut starts = Vec::new();
+    for i in 0..6 {
+        // `order.created` rows, as far as the relay's query sees them: older than the signal.
+        let id = uuid::Uuid::now_v7().to_string();
+        conn.execute(
+            "INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+            [
+                id.clone(),
+                format!("order-{i}"),
+                json!({"type": "order.created", "id": id}).to_string(),
+                "2024-01-01T00:00:00.000Z".to_owned(),
+            ],
+        )
+        .unwrap();
+        starts.push(id);
+    }
+    let signal = insert_signal(
+        &db,
+        TaskSignal::CancelWaiting {
+            execution: "nobody".into(),
+            reason: None,
+        },
+    );
+    let ids = |seqs: &[i64]| -> Vec<String> {
+        seqs.iter()
+            .map(|seq| {
+                conn.query_row("SELECT event_id FROM outbox WHERE seq = ?1", [seq], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+            })
+            .collect()
+    };
+    let batch = store.pending(3).await.unwrap();
+    let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        ids(&seqs),
+        [signal.clone(), starts[0].clone(), starts[1].clone()],
+        "the signal first, then the oldest starts"
+    );
+    // Room for all: each row once, the signal first.
+    let batch = store.pending(100).await.unwrap();
+    let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
+    let mut want = vec![signal];
+    want.extend(starts);
+    assert_eq!(ids(&seqs), want);
+}

@@ -102,7 +102,9 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
     let db = &work.db;
     let client = http_client();
     // Timeouts scaled so a never-answered payment gives up after 4.5 s; the provider and the
-    // warehouse slow enough that every kill finds sagas waiting on both.
+    // warehouse slow enough that every kill finds sagas waiting on both. The warehouse packs
+    // enough parcels at once for the clients' rate: a request queued longer than the scaled
+    // HeartbeatSeconds (1.5 s) before packing starts would time out.
     let args = [
         "--retry-delay-scale",
         "0.01",
@@ -112,6 +114,8 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         "300",
         "--warehouse-packing-ms",
         "300",
+        "--warehouse-concurrency",
+        "512",
     ];
     let env = [("ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", "0.2")];
     let mut server = work.start(&args, &env).await;
@@ -246,7 +250,7 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
          cancels_acknowledged={} (retried after a kill: {}) cancels_refused={:?} \
          orders={} completed={} failed={} cancelled={} outbox_events={} executions={} \
          payments={} refunds={} webhooks={} shipment_requests={} \
-         vouchers={} replays_checked={} all_terminal_after={:.1}s \
+         vouchers={} replays_checked={} endings={:?} all_terminal_after={:.1}s \
          at_each_kill(running executions, waiting executions, unpublished events, requests in flight)={at_kills:?} \
          violations={}",
         out.acked.len(),
@@ -267,6 +271,7 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         report.shipment_requests,
         report.vouchers,
         report.replays_checked,
+        report.endings,
         settle.as_secs_f64(),
         report.violations.len()
     );

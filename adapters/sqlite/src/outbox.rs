@@ -66,8 +66,16 @@ impl SqliteStore {
 
 #[async_trait]
 impl OutboxSource for SqliteStore {
+    /// The oldest pending signals first, then the oldest pending rows of any kind, `limit` in
+    /// all: a signal is never stuck behind a backlog of starts (schema V6). Per order nothing
+    /// is reordered that matters: a signal exists only once its saga runs, except a
+    /// cancellation, which finds no execution if it overtakes the start (stale, done) and is
+    /// seen by the saga's first step from the order row.
     async fn pending(&self, limit: usize) -> Result<Vec<PendingEvent>, OutboxError> {
-        const SQL: &str = "SELECT seq, payload, attempts FROM outbox
+        const SIGNALS: &str = "SELECT seq, payload, attempts FROM outbox
+                               WHERE published_at IS NULL AND dead_at IS NULL AND signal = 1
+                               ORDER BY seq LIMIT ?1";
+        const ALL: &str = "SELECT seq, payload, attempts FROM outbox
                            WHERE published_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT ?1";
         let pending = |r: &rusqlite::Row<'_>| {
             let (seq, payload, attempts) = (r.get(0)?, r.get(1)?, r.get(2)?);
@@ -77,9 +85,22 @@ impl OutboxSource for SqliteStore {
                 attempts,
             })
         };
-        self.read(move |conn| all(conn, SQL, [limit as i64], pending).map_err(sqlite_err))
-            .await
-            .map_err(outbox_err)
+        self.read(move |conn| {
+            let mut batch = all(conn, SIGNALS, [limit as i64], pending).map_err(sqlite_err)?;
+            if batch.len() < limit {
+                let taken: std::collections::HashSet<i64> = batch.iter().map(|e| e.seq).collect();
+                let rest = all(conn, ALL, [limit as i64], pending).map_err(sqlite_err)?;
+                let room = limit - batch.len();
+                batch.extend(
+                    rest.into_iter()
+                        .filter(|e| !taken.contains(&e.seq))
+                        .take(room),
+                );
+            }
+            Ok(batch)
+        })
+        .await
+        .map_err(outbox_err)
     }
 
     async fn mark_published(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<(), OutboxError> {

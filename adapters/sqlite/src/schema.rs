@@ -237,7 +237,21 @@ CREATE TABLE payment_webhooks (
 ) STRICT;
 "#;
 
-const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
+/// Signals before starts: under a backlog of new orders, the relay takes the signals first (a
+/// payment result or a cancellation for a saga already running, often waiting against a
+/// deadline) and the starts after them. `signal` is computed from the row's CloudEvent type
+/// (`orders_domain::event::TASK_SIGNAL`), so no writer can set it wrong, and a partial index
+/// holds the pending ones.
+const V6: &str = r#"
+-- A row that is not JSON is still taken (and parked by the relay as poison): not a signal.
+ALTER TABLE outbox ADD COLUMN signal INTEGER GENERATED ALWAYS AS (
+    CASE WHEN json_valid(payload)
+         THEN json_extract(payload, '$.type') IS 'orders.internal.task-signal' ELSE 0 END) VIRTUAL;
+CREATE INDEX outbox_pending_signals ON outbox (seq)
+    WHERE published_at IS NULL AND dead_at IS NULL AND signal = 1;
+"#;
+
+const MIGRATIONS: [&str; 6] = [V1, V2, V3, V4, V5, V6];
 
 pub(crate) fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;

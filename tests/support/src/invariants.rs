@@ -53,6 +53,8 @@ pub struct Report {
     pub refunds: i64,
     pub vouchers: i64,
     pub replays_checked: usize,
+    /// FAILED and CANCELLED orders by `status: reason`, for the run's report.
+    pub endings: std::collections::BTreeMap<String, i64>,
     pub violations: Vec<String>,
 }
 
@@ -284,6 +286,17 @@ pub async fn check(
         "SELECT COUNT(*) FROM payments WHERE status = 'REFUNDED'",
     );
     r.vouchers = one(&conn, "SELECT COUNT(*) FROM vouchers");
+    let mut st = conn
+        .prepare(
+            "SELECT status || ': ' || COALESCE(failure_reason, '-'), COUNT(*)
+             FROM orders WHERE status IN ('FAILED', 'CANCELLED') GROUP BY 1",
+        )
+        .unwrap();
+    r.endings = st
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     r
 }
 

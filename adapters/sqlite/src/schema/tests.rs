@@ -213,7 +213,7 @@ fn version_5_migrates_a_version_4_database_in_place() {
     let conn = Connection::open_in_memory().unwrap();
     version_4_with_orders(&conn);
     migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
-    assert_eq!(user_version(&conn), 5);
+    assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
 
     let executions = strings(
         &conn,
@@ -304,9 +304,63 @@ fn version_5_migrates_a_version_4_database_in_place() {
 
     // A second start migrates nothing again.
     migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
-    assert_eq!(user_version(&conn), 5);
+    assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
     assert_eq!(
         strings(&conn, "SELECT event_id FROM outbox ORDER BY seq").len(),
         3
+    );
+}
+
+#[test]
+fn version_6_marks_the_signals_already_in_the_outbox_and_those_written_after() {
+    let conn = Connection::open_in_memory().unwrap();
+    for sql in [V1, V2, V3, V4, V5] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.execute_batch("PRAGMA user_version = 5").unwrap();
+    let insert = |event: &str, kind: &str| {
+        let payload = serde_json::json!({"type": kind, "id": event}).to_string();
+        conn.execute(
+            "INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES (?1, 'o-1', ?2, 't')",
+            [event, payload.as_str()],
+        )
+        .unwrap();
+    };
+    insert("ev-start", orders_domain::event::ORDER_CREATED);
+    insert("ev-signal", orders_domain::event::TASK_SIGNAL);
+    migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
+    assert_eq!(user_version(&conn), 6);
+    insert("ev-signal-after", orders_domain::event::TASK_SIGNAL);
+    conn.execute(
+        "INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES ('ev-poison', 'o-1', '{not json', 't')",
+        [],
+    )
+    .unwrap();
+    let marked = strings(
+        &conn,
+        "SELECT event_id || '=' || signal FROM outbox ORDER BY seq",
+    );
+    assert_eq!(
+        marked,
+        [
+            "ev-start=0",
+            "ev-signal=1",
+            "ev-signal-after=1",
+            "ev-poison=0"
+        ]
+    );
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT seq FROM outbox
+             WHERE published_at IS NULL AND dead_at IS NULL AND signal = 1 ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|p| p.contains("outbox_pending_signals")),
+        "the pending signals are read by their index: {plan:?}"
     );
 }
