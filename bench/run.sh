@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark harness: builds release, starts the floor, the storage ceiling and the service
-# (fresh database, free 127.0.0.1 ports; POST /orders also once with identity on, item 2b), drives them with wrk (max throughput) and oha (fixed rate, latency
+# (fresh database, free 127.0.0.1 ports, the payment simulator's and warehouse's delays at 0;
+# POST /orders also once with identity on, item 2b), drives them with wrk (max throughput) and oha (fixed rate, latency
 # corrected), reads end-to-end and relay figures from the service's own timestamps, and prints
 # one table with every figure's setup. Bounded: every load runs for a fixed time, every wait
 # has a timeout; it stops what it started on exit. Installs wrk (apt) and oha (cargo) if missing.
@@ -11,6 +12,9 @@
 # Environment: BENCH_OUT=DIR keeps the raw outputs there (default: a temporary directory, removed
 # after a successful run: the full run's database alone is about 1.8 GB);
 # BENCH_SERVICE_BIN=PATH measures another build of the service (before/after comparisons);
+# BENCH_BEFORE_BIN=PATH runs the end-to-end items (5. burst, 5./6. fixed rate) once more against
+# another build (e.g. a copy of an older one), after the current one's items, on a fresh database
+# of its own; the table prints them right under the current rows (reported, not asserted);
 # BENCH_NO_OHA=1 uses the wrk fallback for fixed-rate items even where oha is installed;
 # BENCH_NO_BUILD=1 measures the binaries already in target/release instead of building (CI: the
 # test command's build, so the release dependency graph is compiled once and stored once).
@@ -30,6 +34,10 @@ threads=2
 out=${BENCH_OUT:-$(mktemp -d)}
 # BENCH_SERVICE_BIN: another build of the service to measure (e.g. a copy of an older one).
 svc_bin=${BENCH_SERVICE_BIN:-target/release/orders}
+before_bin=${BENCH_BEFORE_BIN:-}
+if [[ -n "$before_bin" && ! -x "$before_bin" ]]; then
+  echo "bench: BENCH_BEFORE_BIN=$before_bin is not an executable" >&2; exit 1
+fi
 mkdir -p "$out"
 results="$out/results.jsonl"
 : > "$results"
@@ -51,6 +59,22 @@ wait_up() {
   for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
   say "no answer from $1"; return 1
 }
+# The order lifecycle waits for the payment simulator's signed webhook and the warehouse
+# worker, 50 ms each by default: at 0 the end-to-end figures are the service's own work, not
+# those sleeps. A build from before the lifecycle has neither (nor the flags).
+lifecycle() { # bin: sets lc_flags and lc_note
+  local help
+  help=$("$1" --help 2>&1 || true)
+  if [[ "$help" == *--payment-sim-delay-ms* && "$help" == *--warehouse-packing-ms* ]]; then
+    lc_flags=(--payment-sim-delay-ms 0 --warehouse-packing-ms 0)
+    lc_note="payment simulator and warehouse at 0 ms"
+  else
+    lc_flags=()
+    lc_note="no payment webhook or warehouse in this build"
+  fi
+}
+# A fresh database: the file, its WAL and the webhook secret generated beside it.
+fresh_db() { rm -f "$1" "$1-wal" "$1-shm" "$1.webhook-secret"; }
 record() { # item setup json
   python3 -c 'import json, sys; d = json.loads(sys.argv[3]); d["item"] = sys.argv[1]; d["setup"] = sys.argv[2]; print(json.dumps(d))' "$1" "$2" "$3" >> "$results"
 }
@@ -122,10 +146,11 @@ auth_item=0
 if "$svc_bin" dev-keys --dir "$out/keys" > "$out/dev-keys.log" 2>&1 &&
   token=$("$svc_bin" dev-token --dir "$out/keys" --sub bench-admin --admin 2>> "$out/dev-keys.log"); then
   auth_item=1
-  rm -f "$out/auth.db" "$out/auth.db-wal" "$out/auth.db-shm"
+  fresh_db "$out/auth.db"
+  lifecycle "$svc_bin"
   port=$(free_port)
   env ORDERS_AUTH=jwt ORDERS_JWKS="$out/keys/jwks.json" ORDERS_JWT_ISSUER=orders-dev ORDERS_JWT_AUDIENCE=orders \
-    "$svc_bin" --listen "127.0.0.1:$port" --database "$out/auth.db" > "$out/post_auth.log" 2>&1 &
+    "$svc_bin" --listen "127.0.0.1:$port" --database "$out/auth.db" "${lc_flags[@]}" > "$out/post_auth.log" 2>&1 &
   pids+=($!)
   wait_up "http://127.0.0.1:$port/health"
   say "2b. POST /orders new, max throughput, identity on (--auth jwt, bearer token)"
@@ -137,20 +162,25 @@ else
 fi
 
 # --- the service ----------------------------------------------------------------------------
-port=$(free_port)
-base="http://127.0.0.1:$port"
+start_service() { # bin db log: sets svc, base (a fresh database, the lifecycle delays at 0)
+  lifecycle "$1"
+  fresh_db "$2"
+  port=$(free_port)
+  base="http://127.0.0.1:$port"
+  "$1" --listen "127.0.0.1:$port" --database "$2" "${lc_flags[@]}" > "$3" 2>&1 &
+  svc=$!
+  pids+=($svc)
+  wait_up "$base/health"
+}
 db="$out/orders.db"
-rm -f "$db" "$db-wal" "$db-shm"
-"$svc_bin" --listen "127.0.0.1:$port" --database "$db" > "$out/service.log" 2>&1 &
-svc=$!
-pids+=($svc)
-wait_up "$base/health"
+start_service "$svc_bin" "$db" "$out/service.log"
+svc_note=$lc_note
 
-say "2. POST /orders new, max throughput"
+say "2. POST /orders new, max throughput ($svc_note)"
 record post_max "$wrk_setup, bench/post_orders.lua (unique keys)" "$(wrk_run post_max "$base" bench/post_orders.lua max)"
 say "5. end to end (burst from 2): waiting for every order to end"
-record e2e_burst "the orders of 2 (sent as fast as accepted), from the first created_at to the last COMPLETED" \
-  "$(python3 bench/stats.py drain "$db" max- "$drain_timeout")"
+burst_setup="the orders of 2 (sent as fast as accepted), from the first created_at to the last COMPLETED"
+record e2e_burst "$burst_setup; $svc_note" "$(python3 bench/stats.py drain "$db" max- "$drain_timeout")"
 
 # oha sends one fixed request: it cannot put a new idempotency key in each request, so the
 # fixed-rate orders go without a key (order + outbox event, no idempotency record). Every such
@@ -179,8 +209,8 @@ python3 bench/stats.py drain "$db" rate- "$drain_timeout" > /dev/null
 
 say "5./6. end to end and relay lag at $e2e_rate/s"
 fixed_run e2e_load "$e2e_rate" "$e2e_dur" e2e-1 > "$out/e2e_load.stats"
-record e2e_rate "$fixed_setup, $e2e_rate/s for ${e2e_dur} s; latency = orders.updated_at (COMPLETED) - orders.created_at" \
-  "$(python3 bench/stats.py drain "$db" e2e- "$drain_timeout")"
+rate_setup="$fixed_setup, $e2e_rate/s for ${e2e_dur} s; latency = orders.updated_at (COMPLETED) - orders.created_at"
+record e2e_rate "$rate_setup; $svc_note" "$(python3 bench/stats.py drain "$db" e2e- "$drain_timeout")"
 
 say "3. replays"
 curl -s -o /dev/null -X POST "$base/orders" -H 'Content-Type: application/json' -H 'x-idempotency-key: bench-replay-key' \
@@ -195,9 +225,28 @@ rss=$(awk '/VmRSS/ {print $2}' "/proc/$svc/status")
 size=$(python3 bench/stats.py size "$db")
 record end "" "$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d["rss_kib"] = int(sys.argv[2]); print(json.dumps(d))' "$size" "$rss")"
 
+# --- before: the end-to-end items again, against BENCH_BEFORE_BIN ------------------------------
+# The current service stops first, so the two builds never share the cores.
+if [[ -n "$before_bin" ]]; then
+  kill "$svc"; wait "$svc" 2> /dev/null || true; pids=()
+  start_service "$before_bin" "$out/before.db" "$out/before-service.log"
+  before_note=$lc_note
+  say "5. end to end (burst), before: $before_bin ($before_note)"
+  record post_max_before "$wrk_setup, bench/post_orders.lua (unique keys)" \
+    "$(wrk_run post_max_before "$base" bench/post_orders.lua max)"
+  record e2e_burst_before "the orders of a POST max run as in 2 (sent as fast as accepted), from the first created_at to the last COMPLETED; $before_note" \
+    "$(python3 bench/stats.py drain "$out/before.db" max- "$drain_timeout")"
+  say "5./6. end to end and relay lag at $e2e_rate/s, before: $before_bin"
+  fixed_run e2e_load_before "$e2e_rate" "$e2e_dur" e2e-1 > "$out/e2e_load_before.stats"
+  record e2e_rate_before "$rate_setup; $before_note" \
+    "$(python3 bench/stats.py drain "$out/before.db" e2e- "$drain_timeout")"
+  python3 -c 'import json, sys; print(json.dumps({"item": "before", "bin": sys.argv[1]}))' "$before_bin" >> "$results"
+fi
+
 echo
 echo "date: $date_utc; machine: $(nproc) cores, $cpu; load average at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "command: bench/run.sh${1:+ $1}; service: $svc_bin (synchronous=FULL, default settings); load generators on the same cores"
+echo "command: bench/run.sh${1:+ $1}; service: $svc_bin (synchronous=FULL, default settings; $svc_note); load generators on the same cores"
+[[ -z "$before_bin" ]] || echo "before: $before_bin ($before_note), items 5 and 6 only, on a fresh database after the service's items"
 echo
 python3 bench/stats.py table "$results"
 

@@ -5,9 +5,10 @@ Every figure comes from a tool's own report or from timestamps the service wrote
 estimated. Subcommands print one JSON object on stdout:
   wrk FILE                      requests/s, latency percentiles, errors (wrk --latency output)
   oha FILE                      the same from oha's JSON output
-  drain DB PREFIX TIMEOUT_S     waits until every order of customers PREFIX* is terminal, then
-                                end-to-end rate and latency, and relay lag (outbox row created ->
-                                execution started)
+  drain DB PREFIX TIMEOUT_S     waits until every order of customers PREFIX* is terminal
+                                (COMPLETED, FAILED or CANCELLED), then end-to-end rate and
+                                latency of the COMPLETED ones, the count of each terminal status,
+                                and relay lag (outbox row created -> execution started)
   size DB                       orders, bytes of the database files (after a checkpoint)
   table RESULTS                 the final table from the JSON lines run.sh collected
 """
@@ -72,14 +73,18 @@ def pct(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+# An order's saga ends in one of these; a build from before the lifecycle never writes CANCELLED.
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+
+
 def drain(db, prefix, timeout):
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     like = prefix + "%"
     deadline = time.time() + timeout
     while True:
         total, done = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(status IN ('COMPLETED','FAILED')), 0) FROM orders WHERE customer_id LIKE ?",
-            (like,),
+            "SELECT COUNT(*), COALESCE(SUM(status IN (?, ?, ?)), 0) FROM orders WHERE customer_id LIKE ?",
+            (*TERMINAL, like),
         ).fetchone()
         if total and done == total:
             break
@@ -101,10 +106,25 @@ def drain(db, prefix, timeout):
             (like,),
         )
     ]
+    # Evidence that the orders went through the lifecycle's actors (None: a build without them).
+    tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    through = {}
+    for table_name in ("payment_webhooks", "shipments"):
+        through[table_name] = (
+            conn.execute(
+                f"SELECT COUNT(*) FROM {table_name} t JOIN orders r ON r.order_id = t.order_id WHERE r.customer_id LIKE ?",
+                (like,),
+            ).fetchone()[0]
+            if table_name in tables
+            else None
+        )
     return {
         "orders": total,
+        "payment_webhooks": through["payment_webhooks"],
+        "shipments": through["shipments"],
         "completed": len(done),
-        "failed": total - len(done),
+        "failed": sum(1 for s, _, _ in rows if s == "FAILED"),
+        "cancelled": sum(1 for s, _, _ in rows if s == "CANCELLED"),
         "span_s": (last - first) if last else None,
         "e2e_rps": len(done) / (last - first) if last and last > first else None,
         "e2e_p50_ms": pct(lat, 0.50),
@@ -167,13 +187,42 @@ def table(path):
     if "post_auth" in r and "post_max" in r and r["post_auth"].get("rps") and r["post_max"].get("rps"):
         row("2b. ratio identity on/off (2b)/(2)", f"{r['post_auth']['rps'] / r['post_max']['rps']:.3f}",
             "max throughput of 2b over 2, same wrk setup and binary: 1 - ratio is what token verification costs")
-    for item, name in [("e2e_burst", "5. end to end, max (burst)"), ("e2e_rate", "5. end to end at fixed rate")]:
-        if item in r:
-            d = r[item]
-            row(name, f"{fmt(d.get('e2e_rps'), ' orders/s COMPLETED')}, 201->COMPLETED p50 {fmt(d.get('e2e_p50_ms'), ' ms')}, p99 {fmt(d.get('e2e_p99_ms'), ' ms')} ({d.get('completed')}/{d.get('orders')} completed)", d.get("setup", ""))
-    if "e2e_rate" in r:
-        d = r["e2e_rate"]
-        row("6. relay lag", f"p50 {fmt(d.get('lag_p50_ms'), ' ms')}, p99 {fmt(d.get('lag_p99_ms'), ' ms')} ({d.get('lag_samples')} events)", "outbox.created_at -> executions.started_at, same orders as 5 at fixed rate")
+    # The rows of BENCH_BEFORE_BIN (items "<name>_before") go right under the current ones.
+    before = f" (before: {r['before']['bin']})" if "before" in r else None
+
+    def e2e(item, name):
+        if item not in r:
+            return
+        d = r[item]
+        if "error" in d:
+            row(name, f"n/a: {d['error']}", d.get("setup", ""))
+            return
+        ends = f"{d.get('completed')}/{d.get('orders')} completed, {d.get('failed', 0)} failed, {d.get('cancelled', 0)} cancelled"
+        if d.get("payment_webhooks") is not None:
+            ends += f"; {d['payment_webhooks']} payment webhooks, {d.get('shipments')} shipments"
+        setup = d.get("setup", "")
+        if item == "e2e_burst_before" and r.get("post_max_before", {}).get("rps"):
+            p = r["post_max_before"]
+            setup += f"; the POST max run: {fmt(p['rps'], '/s')} (p50 {fmt(p.get('p50_ms'), ' ms', 1)}, p99 {fmt(p.get('p99_ms'), ' ms', 1)})"
+        row(name, f"{fmt(d.get('e2e_rps'), ' orders/s COMPLETED')}, 201->COMPLETED p50 {fmt(d.get('e2e_p50_ms'), ' ms')}, p99 {fmt(d.get('e2e_p99_ms'), ' ms')} ({ends})", setup)
+
+    def relay(item, name):
+        if item not in r:
+            return
+        d = r[item]
+        setup = "outbox.created_at -> executions.started_at, same orders as 5 at fixed rate"
+        if "error" in d:
+            row(name, "n/a: the orders of 5 at fixed rate did not all end", setup)
+            return
+        row(name, f"p50 {fmt(d.get('lag_p50_ms'), ' ms')}, p99 {fmt(d.get('lag_p99_ms'), ' ms')} ({d.get('lag_samples')} events)", setup)
+
+    for item, name in [("e2e_burst", "5. end to end, burst"), ("e2e_rate", "5. end to end at fixed rate")]:
+        e2e(item, name)
+        if before:
+            e2e(item + "_before", name + before)
+    relay("e2e_rate", "6. relay lag")
+    if before:
+        relay("e2e_rate_before", "6. relay lag" + before)
     if "floor" in r and "post_max" in r and r["floor"].get("rps") and r["post_max"].get("rps"):
         row("7. ratio (2)/(1)", f"{r['post_max']['rps'] / r['floor']['rps']:.3f}", "max throughput of 2 over 1, same wrk setup")
     if "floor" in r and "bound" in r and r["floor"].get("rps") and r["bound"].get("rps"):
