@@ -1,7 +1,8 @@
-//! The payment provider simulator: a stand-in for a card processor with its own HTTP server on
-//! the loopback interface, answering the service only the way a real provider would, by
-//! signed webhooks to `POST /webhooks/payments`. It shares nothing with the service but the
-//! webhook secret: no store, no executor.
+//! The payment provider simulator: a stand-in for a card processor with its own HTTP server
+//! (on the loopback interface beside the local stack, or behind a function URL on AWS, see
+//! [`lambda`]), answering the service only the way a real provider would, by signed webhooks
+//! to `POST /webhooks/payments`. It shares nothing with the service but the webhook secret and
+//! the provider key: no store, no executor.
 //!
 //! `POST /charges` takes a [`ChargeRequest`] with `Idempotency-Key: <paymentId>` and, when
 //! it has a key, `Authorization: Bearer <key>` (401 otherwise: whoever may ask for charges can
