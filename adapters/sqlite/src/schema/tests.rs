@@ -199,6 +199,16 @@ fn version_4_with_orders(conn: &Connection) {
     }
 }
 
+/// The `detail` lines of `EXPLAIN QUERY PLAN <sql>`.
+fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
+    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map([], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn strings(conn: &Connection, sql: &str) -> Vec<String> {
     conn.prepare(sql)
         .unwrap()
@@ -270,16 +280,11 @@ fn version_5_migrates_a_version_4_database_in_place() {
         indexes.contains(&"outbox_by_order".to_owned()),
         "{indexes:?}"
     );
-    let plan: Vec<String> = conn
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT seq, payload, attempts FROM outbox
+    let plan = query_plan(
+        &conn,
+        "SELECT seq, payload, attempts FROM outbox
              WHERE published_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT 10",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    );
     assert!(
         plan.iter().any(|p| p.contains("outbox_pending")),
         "{plan:?}"
@@ -349,16 +354,11 @@ fn version_6_marks_the_signals_already_in_the_outbox_and_those_written_after() {
             "ev-poison=0"
         ]
     );
-    let plan: Vec<String> = conn
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT seq FROM outbox
+    let plan = query_plan(
+        &conn,
+        "SELECT seq FROM outbox
              WHERE published_at IS NULL AND dead_at IS NULL AND signal = 1 ORDER BY seq",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    );
     assert!(
         plan.iter().any(|p| p.contains("outbox_pending_signals")),
         "the pending signals are read by their index: {plan:?}"
