@@ -42,7 +42,10 @@ pub mod validation;
 pub mod voucher;
 
 pub use catalogue::CATALOGUE;
-pub use event::{OutboxEvent, OutboxMessage, SagaInput, SagaItem, SignalEvent};
+pub use event::{
+    CloudEvent, EventType, OrderChange, OutboxEvent, OutboxMessage, PublicEvent, SagaInput,
+    SagaItem, SignalEvent, Traceparent, VoucherIssued,
+};
 pub use ids::{CustomerId, EventId, OrderId, ProductId, VoucherCode};
 pub use lifecycle::{PaymentId, PaymentStatus, Shipment, TaskSignal};
 pub use money::{Cents, Currency, MoneyError};

@@ -1,5 +1,7 @@
 //! Outbox processing: turning each outbox row into what it asks for, a saga start
-//! (`order.created`) or a signal to a waiting saga ([`SignalEvent`]).
+//! (`order.created`) or a signal to a waiting saga ([`SignalEvent`]). The other public events
+//! ask nothing of the saga ([`Processed::PublishOnly`]); publishing them, and `order.created`,
+//! is the runtime's part (deliveries locally, EventBridge on AWS).
 //!
 //! Delivery from the outbox is at-least-once (a crash between "acted on" and "marked
 //! published" replays the row), so correctness rests on both actions being idempotent: the
@@ -29,7 +31,7 @@ pub use signal::{Delivered, SignalError, TaskSignaller};
 
 use async_trait::async_trait;
 use orders_domain::event::EventError;
-use orders_domain::{OutboxEvent, OutboxMessage, SagaInput, SignalEvent};
+use orders_domain::{OutboxEvent, OutboxMessage, PublicEvent, SagaInput, SignalEvent};
 
 /// What starting an execution came to. Both are success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,8 @@ impl From<SignalError> for ProcessError {
 pub enum Processed {
     Started(OutboxEvent, Started),
     Signalled(SignalEvent, Delivered),
+    /// A public event the saga has no part in: only its publisher acts on it.
+    PublishOnly(PublicEvent),
 }
 
 /// Decodes one outbox row and acts on it: starts its saga, or delivers its signal. A stale
@@ -112,6 +116,7 @@ pub async fn process_event(
             }
             Ok(Processed::Signalled(event, delivered))
         }
+        OutboxMessage::Published(event) => Ok(Processed::PublishOnly(event)),
     }
 }
 

@@ -140,6 +140,10 @@ impl Relay {
                         Processed::Signalled(event, delivered) => {
                             tracing::debug!(event_id = %event.id, order_id = %event.subject, ?delivered, "signal delivered");
                         }
+                        // Written published; a pending one is done with all the same.
+                        Processed::PublishOnly(event) => {
+                            tracing::debug!(event_id = %event.id, order_id = %event.subject, "public event: nothing to start");
+                        }
                     }
                     published.push(seq);
                 }

@@ -11,6 +11,8 @@
 //!   shipment; `step_jobs.rs`: how a whole step runs as one writer job.
 //! - `executions.rs`: the executor's
 //!   [`ExecutionStore`](orders_workflow::executor::ExecutionStore) (snapshots and history).
+//! - `events.rs`: the public domain events, written with their change and fanned out into
+//!   deliveries in the same transaction.
 //! - `outbox.rs`: the relay's [`OutboxSource`](orders_processor::relay::OutboxSource).
 //! - `queue.rs`: the [`TaskQueue`](orders_workflow::executor::TaskQueue) the executor sends
 //!   task-token messages on, and its consumer side (receive, delete, visibility).
@@ -28,6 +30,7 @@
 //! copied into the database: hence 2 KiB pages for a new file and a checkpoint every few
 //! thousand WAL pages ([`SqliteOptions`]).
 
+mod events;
 mod executions;
 mod lifecycle;
 mod order_reads;
@@ -102,6 +105,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
     outbox_signal: Arc<Notify>,
+    events_signal: Arc<Notify>,
     queue_signals: queue::QueueSignals,
     space: Arc<Space>,
 }
@@ -189,6 +193,7 @@ impl SqliteStore {
             writer,
             readers: Readers::new(path.to_owned()),
             outbox_signal: Arc::new(Notify::new()),
+            events_signal: Arc::new(Notify::new()),
             queue_signals: queue::QueueSignals::default(),
             space,
         })
@@ -226,6 +231,11 @@ impl SqliteStore {
     /// Notified after every commit that added an outbox event.
     pub fn outbox_signal(&self) -> Arc<Notify> {
         self.outbox_signal.clone()
+    }
+
+    /// Notified after every commit that may have added a public event (and so deliveries).
+    pub fn events_signal(&self) -> Arc<Notify> {
+        self.events_signal.clone()
     }
 
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>

@@ -3,7 +3,7 @@
 //! transaction too, are in `lifecycle.rs`).
 
 use super::order_reads::{VOUCHER_COLUMNS, corrupt, list_page, read_order, voucher_from_row};
-use super::{SqliteStore, sqlite_err};
+use super::{SqliteStore, events, sqlite_err};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orders_domain::idempotency::StoredResponse;
@@ -14,7 +14,7 @@ use orders_domain::store::{
     VoucherRefusal, items_to_text,
 };
 use orders_domain::time::format_millis as format_ts;
-use orders_domain::{CustomerId, OrderId, ProductId};
+use orders_domain::{CustomerId, EventType, OrderId, ProductId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn live_idempotency(
@@ -107,11 +107,11 @@ fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, S
         redeem_voucher(conn, code.as_str(), o.customer_id.as_str(), &id, &created)?;
     }
     let items = items_to_text(&o.items);
-    let run = || -> rusqlite::Result<()> {
+    let run = || -> rusqlite::Result<i64> {
         conn.prepare_cached(
             "INSERT INTO orders (order_id, customer_id, status, version, items, subtotal_cents, discount_cents,
-                 total_cents, currency, payment_method, voucher_code, created_at, updated_at, execution)
-             VALUES (?1, ?2, 'PENDING', 1, ?3, ?4, ?5, ?6, 'EUR', ?7, ?8, ?9, ?9, ?10)",
+                 total_cents, currency, payment_method, voucher_code, created_at, updated_at, execution, traceparent)
+             VALUES (?1, ?2, 'PENDING', 1, ?3, ?4, ?5, ?6, 'EUR', ?7, ?8, ?9, ?9, ?10, ?11)",
         )?
         .execute(params![
             id,
@@ -123,13 +123,15 @@ fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, S
             o.payment_method.as_str(),
             o.voucher_code.as_ref().map(|c| c.as_str()),
             created,
-            cmd.event.id.to_string()
+            cmd.event.id.to_string(),
+            cmd.event.traceparent.as_ref().map(|t| t.as_str())
         ])?;
         let payload = serde_json::to_string(&cmd.event).expect("an event always serializes");
         conn.prepare_cached(
             "INSERT INTO outbox (event_id, order_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![cmd.event.id.to_string(), id, payload, created])?;
+        let seq = conn.last_insert_rowid();
         if let Some(idem) = &cmd.idempotency {
             // REPLACE: an expired record may still be stored; it counts as absent.
             conn.prepare_cached(
@@ -147,9 +149,11 @@ fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, S
                 idem.expires_at.timestamp_millis()
             ])?;
         }
-        Ok(())
+        Ok(seq)
     };
-    run().map_err(sqlite_err)?;
+    let seq = run().map_err(sqlite_err)?;
+    let created_ms = o.created_at.timestamp_millis();
+    events::fan_out(conn, seq, &id, EventType::OrderCreated, created_ms)?;
     Ok(CreateOutcome::Created)
 }
 
@@ -203,6 +207,7 @@ impl OrderStore for SqliteStore {
         let outcome = self.write(move |conn| insert_order(conn, &cmd)).await?;
         if outcome == CreateOutcome::Created {
             self.outbox_signal.notify_one();
+            self.events_signal.notify_one();
         }
         Ok(outcome)
     }

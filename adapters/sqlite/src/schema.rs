@@ -251,7 +251,45 @@ CREATE INDEX outbox_pending_signals ON outbox (seq)
     WHERE published_at IS NULL AND dead_at IS NULL AND signal = 1;
 "#;
 
-const MIGRATIONS: [&str; 6] = [V1, V2, V3, V4, V5, V6];
+/// Domain events for subscribers. The public events are outbox rows too (written with their
+/// change, `published_at` set at once: the relay has nothing to act on), and each one is fanned
+/// out, in the same transaction, into one `deliveries` row per subscription that wants its type:
+/// a subscription sees every event written after it was created, crash or not. A delivery is
+/// PENDING until its subscriber answered 2xx (DELIVERED) or it was given up on (FAILED, the
+/// dead letter). The order's trace is kept on the order for the events its saga writes later.
+const V7: &str = r#"
+ALTER TABLE orders ADD COLUMN traceparent TEXT;
+
+CREATE TABLE subscriptions (
+    id               TEXT PRIMARY KEY,        -- uuid
+    url              TEXT NOT NULL,
+    types            TEXT NOT NULL,           -- JSON array of public event types
+    secret           TEXT NOT NULL,           -- whsec_...: signs every delivery
+    created_at       TEXT NOT NULL,
+    disabled_at      TEXT,                    -- set when the subscriber answered 410 Gone
+    disabled_reason  TEXT
+) STRICT;
+
+CREATE TABLE deliveries (
+    subscription_id  TEXT NOT NULL,
+    event_seq        INTEGER NOT NULL,        -- outbox.seq of the event
+    order_id         TEXT NOT NULL,
+    state            TEXT NOT NULL DEFAULT 'PENDING' CHECK (state IN ('PENDING', 'DELIVERED', 'FAILED')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_at_ms       INTEGER NOT NULL,        -- not before: the retry's backoff
+    first_attempt_ms INTEGER,
+    last_status      INTEGER,                 -- the subscriber's last HTTP status
+    last_error       TEXT,
+    finished_at      TEXT,                    -- delivered, or dead-lettered
+    PRIMARY KEY (subscription_id, event_seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX deliveries_due ON deliveries (subscription_id, next_at_ms) WHERE state = 'PENDING';
+CREATE INDEX deliveries_pending_by_order ON deliveries (subscription_id, order_id, event_seq)
+    WHERE state = 'PENDING';
+CREATE INDEX deliveries_failed ON deliveries (subscription_id, event_seq) WHERE state = 'FAILED';
+"#;
+
+const MIGRATIONS: [&str; 7] = [V1, V2, V3, V4, V5, V6, V7];
 
 pub(crate) fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;

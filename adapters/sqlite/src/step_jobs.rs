@@ -56,17 +56,21 @@ impl SqliteStore {
         F: FnOnce(Arc<dyn StepStore>) -> Fut + Send + 'static,
         Fut: Future<Output = T>,
     {
-        self.write_tx(Priority::Background, move |tx| {
-            let store = Arc::new(TxStepStore::new(tx.clone()));
-            let out = now_or_never(f(store.clone())).ok_or_else(|| {
-                StoreError::Backend("a saga step waited inside its write transaction".into())
-            })?;
-            if store.refused() {
-                return Err(StoreError::StorageFull);
-            }
-            Ok(out)
-        })
-        .await
+        let out = self
+            .write_tx(Priority::Background, move |tx| {
+                let store = Arc::new(TxStepStore::new(tx.clone()));
+                let out = now_or_never(f(store.clone())).ok_or_else(|| {
+                    StoreError::Backend("a saga step waited inside its write transaction".into())
+                })?;
+                if store.refused() {
+                    return Err(StoreError::StorageFull);
+                }
+                Ok(out)
+            })
+            .await?;
+        // A status change or a voucher may have published an event.
+        self.events_signal.notify_one();
+        Ok(out)
     }
 }
 

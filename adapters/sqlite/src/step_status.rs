@@ -3,9 +3,10 @@
 //! forward move not yet made once the customer asked to cancel. That refusal is part of the
 //! UPDATE's own condition, so a cancellation and a step racing on one order come out one way
 //! or the other: the step moved first (and the cancellation stops the next one), or it is
-//! refused.
+//! refused. A move to a status that publishes an event writes it in the same transaction
+//! (`events.rs`).
 
-use super::{exec, one, sqlite_err};
+use super::{events, exec, one, sqlite_err};
 use orders_domain::lifecycle::{CancelRequest, Shipment};
 use orders_domain::store::StoreError;
 use orders_domain::time::{format_millis as format_ts, parse_ts};
@@ -81,6 +82,15 @@ fn cancelled(c: CancelRequest) -> StepStoreError {
 /// SUCCEEDED all the same); a forward move once cancelled: `Cancelled`; a move the lifecycle
 /// forbids: `InvalidTransition`; else the conditional update.
 pub(crate) fn move_status(conn: &Connection, m: &Move<'_>) -> Answer<StatusChange> {
+    let moved = apply_move(conn, m)?;
+    if let Ok(StatusChange::Changed { .. }) = moved {
+        events::publish_status(conn, m.order, m.now)?;
+    }
+    Ok(moved)
+}
+
+/// `move_status` without its event, for a move that writes more before it publishes.
+fn apply_move(conn: &Connection, m: &Move<'_>) -> Answer<StatusChange> {
     let order = m.order.to_string();
     let Some(from) = current(conn, &order)? else {
         return Ok(Err(StepStoreError::OrderNotFound(m.order)));
@@ -149,7 +159,7 @@ pub(crate) fn mark_shipped(
     now: &str,
 ) -> Answer<StatusChange> {
     let to = OrderStatus::Shipped;
-    let moved = move_status(
+    let moved = apply_move(
         conn,
         &Move {
             order,
@@ -171,6 +181,7 @@ pub(crate) fn mark_shipped(
             ],
         )
         .map_err(sqlite_err)?;
+        events::publish_status(conn, order, now)?;
     }
     Ok(moved)
 }

@@ -7,6 +7,7 @@
 //! transaction and polls the step once; the local executor runs every step that way, and the
 //! contract suite drives the store through the same job.
 
+use super::events;
 use super::step_status::{self, Move};
 use super::writer::TxConn;
 use super::{exec, one, sqlite_err};
@@ -305,13 +306,17 @@ impl Vouchers for TxStepStore {
         let (customer, code, discount) = (new.customer, new.code, new.discount);
         self.run(|conn| {
             let id = order.to_string();
-            exec(
+            let now = format_ts(now);
+            let issued = exec(
                 conn,
                 "INSERT INTO vouchers (code, customer_id, discount_cents, status, issued_for_order, created_at, updated_at)
                  VALUES (?1, ?2, ?3, 'READY', ?4, ?5, ?5) ON CONFLICT (issued_for_order) DO NOTHING",
-                params![code.as_str(), customer.to_string(), discount.0, id, format_ts(now)],
+                params![code.as_str(), customer.to_string(), discount.0, id, now],
             )
             .map_err(sqlite_err)?;
+            if issued == 1 {
+                events::publish_voucher(conn, order, code, discount, &now)?;
+            }
             one(conn, "SELECT code FROM vouchers WHERE issued_for_order = ?1", [id], |r| r.get(0))
                 .map(VoucherCode::from_trusted)
                 .map_err(sqlite_err)

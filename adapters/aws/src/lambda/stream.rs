@@ -130,6 +130,7 @@ pub async fn handle_record(record: &EventRecord, ports: &Ports) -> RecordOutcome
             tracing::info!(event_id = %event.id, order_id = %event.subject, ?delivered, "signal delivered");
             RecordOutcome::Signalled(delivered)
         }
+        Ok(Processed::PublishOnly(_)) => RecordOutcome::Skipped,
         Err(e @ ProcessError::Poison(_)) => RecordOutcome::Failed(e.to_string()),
         Err(e @ ProcessError::Retryable(_)) => RecordOutcome::Failed(e.to_string()),
     }

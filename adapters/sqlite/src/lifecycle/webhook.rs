@@ -4,7 +4,7 @@
 //! waiting is refunded there and then, so no order ends holding a charge.
 
 use super::insert_signal;
-use crate::{SqliteStore, exec, one, sqlite_err};
+use crate::{SqliteStore, events, exec, one, sqlite_err};
 use orders_domain::OrderStatus;
 use orders_domain::lifecycle::{
     PAYMENT_DECLINED, PaymentResult, PaymentWebhook, TaskSignal, WebhookOutcome,
@@ -120,6 +120,7 @@ fn settle(
                     "order {order} changed while its webhook was applied"
                 )));
             }
+            events::publish_status(conn, w.order_id, &now)?;
             let output = json!({"paymentId": payment_id, "amountCents": amount});
             TaskSignal::Succeed { token, output }
         }
@@ -195,6 +196,7 @@ impl SqliteStore {
         let (outcome, signalled) = self.write(move |conn| apply_webhook(conn, &w)).await?;
         if signalled {
             self.outbox_signal.notify_one();
+            self.events_signal.notify_one();
         }
         Ok(outcome)
     }

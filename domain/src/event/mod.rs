@@ -1,11 +1,19 @@
-//! The outbox's events: CloudEvents 1.0 envelopes.
+//! The outbox's events: CloudEvents 1.0 envelopes ([`CloudEvent`]).
 //!
 //! `order.created` ([`OutboxEvent`], `data` the saga's input) is written in the same
 //! transaction as the order, read by the relay (local) or the DynamoDB Streams processor
 //! (AWS), and its `id` becomes the saga execution's name. A [`SignalEvent`] carries a result
 //! for a waiting saga (a payment webhook, a cancellation) the same way; it is internal and
-//! never published. The saga input carries amounts as integer cents: it is read by machines,
+//! never published. Every later status change writes a [`PublicEvent`] in the transaction
+//! that makes it (`public`); with `order.created` these are what subscribers receive, in
+//! `sequence` order per order. The saga input carries amounts as integer cents: it is read by machines,
 //! never shown to people.
+
+mod public;
+mod trace;
+
+pub use public::{EventType, OrderChange, PublicEvent, UnknownEventType, VoucherIssued};
+pub use trace::{Traceparent, TraceparentError};
 
 use crate::ids::{CustomerId, EventId, OrderId, ProductId, VoucherCode};
 use crate::lifecycle::TaskSignal;
@@ -19,8 +27,11 @@ pub const ORDER_CREATED: &str = "order.created";
 pub const TASK_SIGNAL: &str = "orders.internal.task-signal";
 pub const SOURCE: &str = "/orders";
 
+/// A CloudEvents 1.0 envelope (structured JSON) with the `sequence` and `traceparent`
+/// extensions. Every outbox row is one: [`OutboxEvent`], [`SignalEvent`] and the public
+/// [`PublicEvent`]s differ only in their `data`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxEvent {
+pub struct CloudEvent<D> {
     pub specversion: String,
     pub id: EventId,
     pub source: String,
@@ -30,21 +41,62 @@ pub struct OutboxEvent {
     pub time: DateTime<Utc>,
     pub subject: OrderId,
     pub datacontenttype: String,
-    pub data: SagaInput,
+    /// The order's `version` after the change the event reports, as a decimal string:
+    /// increasing per order (not contiguous). Signals carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
+    /// The W3C trace the change belongs to (the request's, or one it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<Traceparent>,
+    pub data: D,
 }
 
-impl OutboxEvent {
-    pub fn order_created(id: EventId, time: DateTime<Utc>, data: SagaInput) -> Self {
-        Self {
+impl<D> CloudEvent<D> {
+    fn envelope(
+        id: EventId,
+        event_type: &str,
+        time: DateTime<Utc>,
+        subject: OrderId,
+        data: D,
+    ) -> Self {
+        CloudEvent {
             specversion: SPEC_VERSION.to_owned(),
             id,
             source: SOURCE.to_owned(),
-            event_type: ORDER_CREATED.to_owned(),
+            event_type: event_type.to_owned(),
             time,
-            subject: data.order_id,
+            subject,
             datacontenttype: "application/json".to_owned(),
+            sequence: None,
+            traceparent: None,
             data,
         }
+    }
+
+    /// The order's version this event reports, parsed from `sequence`.
+    pub fn sequence_number(&self) -> Option<u64> {
+        self.sequence.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+/// `order.created`: written with the order; its `data` is the saga's input.
+pub type OutboxEvent = CloudEvent<SagaInput>;
+
+/// An internal signal for the order's saga, in the outbox envelope.
+pub type SignalEvent = CloudEvent<TaskSignal>;
+
+impl OutboxEvent {
+    /// The order's first event: `sequence` 1, the version every order is created at.
+    pub fn order_created(id: EventId, time: DateTime<Utc>, data: SagaInput) -> Self {
+        let mut ev = CloudEvent::envelope(id, ORDER_CREATED, time, data.order_id, data);
+        ev.sequence = Some("1".to_owned());
+        ev
+    }
+
+    /// The same event in the trace `traceparent`.
+    pub fn in_trace(mut self, traceparent: Option<Traceparent>) -> Self {
+        self.traceparent = traceparent;
+        self
     }
 }
 
@@ -82,41 +134,21 @@ impl OutboxEvent {
     }
 }
 
-/// An internal signal for the order's saga, in the outbox envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignalEvent {
-    pub specversion: String,
-    pub id: EventId,
-    pub source: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    #[serde(with = "crate::time::rfc3339")]
-    pub time: DateTime<Utc>,
-    pub subject: OrderId,
-    pub datacontenttype: String,
-    pub data: TaskSignal,
-}
-
 impl SignalEvent {
     pub fn new(time: DateTime<Utc>, order: OrderId, signal: TaskSignal) -> Self {
-        SignalEvent {
-            specversion: SPEC_VERSION.to_owned(),
-            id: EventId::new(),
-            source: SOURCE.to_owned(),
-            event_type: TASK_SIGNAL.to_owned(),
-            time,
-            subject: order,
-            datacontenttype: "application/json".to_owned(),
-            data: signal,
-        }
+        CloudEvent::envelope(EventId::new(), TASK_SIGNAL, time, order, signal)
     }
 }
 
 /// Any outbox row, by its `type`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxMessage {
+    /// Starts the saga, and is published.
     OrderCreated(OutboxEvent),
+    /// Internal: delivered to the waiting saga, never published.
     Signal(SignalEvent),
+    /// Any other public type: only published.
+    Published(PublicEvent),
 }
 
 impl OutboxMessage {
@@ -129,8 +161,11 @@ impl OutboxMessage {
         }
         let head: Head =
             serde_json::from_slice(json).map_err(|e| EventError::Malformed(e.to_string()))?;
-        if head.event_type != TASK_SIGNAL {
+        if head.event_type == ORDER_CREATED {
             return OutboxEvent::decode(json).map(OutboxMessage::OrderCreated);
+        }
+        if head.event_type != TASK_SIGNAL {
+            return PublicEvent::decode(json).map(OutboxMessage::Published);
         }
         let ev: SignalEvent =
             serde_json::from_slice(json).map_err(|e| EventError::Malformed(e.to_string()))?;
