@@ -19,6 +19,8 @@
 #                PUT /inventory is admin only, idempotency keys are scoped per caller).
 #   e.g. orders dev-keys --dir K; ADMIN_TOKEN=$(orders dev-token --dir K --sub ops --admin)
 #        TOKEN=$(orders dev-token --dir K --sub alice) TOKEN_SUB=alice bash test-api.sh
+# PRIVATE_SUBSCRIBERS=1: the server runs with ORDERS_ALLOW_PRIVATE_SUBSCRIBERS=true, so a
+#   subscription to a loopback URL is created (and deleted again) instead of refused.
 # Every value is unique per run, so it can be re-run against the same server.
 # Exit: 0 all passed, 1 some check failed, 2 missing tool or server not answering.
 set -u
@@ -368,6 +370,54 @@ assert_problem "PUT inventory available -1" 400
 req PUT "/inventory/$P" -H 'Content-Type: application/json' --data-binary '{"available": 1, "x": 2}'
 assert_problem "PUT inventory with an unknown field" 400
 
+# ---------------------------------------------------------------- subscriptions
+# The URL and type rules of POST /subscriptions: each a 400 problem naming the field, nothing
+# created. No check here resolves a name or reaches an address: loopback, link-local and
+# metadata URLs are refused before anything is sent, and the loopback subscriber created with
+# PRIVATE_SUBSCRIBERS=1 is deleted before any order could have an event for it.
+sub_post() { req POST /subscriptions -H 'Content-Type: application/json' --data-binary "$1"; }
+expect_sub_invalid() { # NAME BODY FIELD
+  sub_post "$2"
+  assert_problem "$1" 400
+  assert_json "$1: errors[].field has $3" "any(.errors[]?; .field == \"$3\")"
+}
+req GET /subscriptions
+assert_status "GET /subscriptions" 200
+assert_json "GET /subscriptions: a list without secrets" '(.subscriptions | type == "array") and (tostring | contains("whsec_") | not)'
+SUBS_BEFORE=$(jqr '.subscriptions | length')
+ST='["order.completed"]'
+LOOPBACK="{\"url\":\"http://127.0.0.1:9/hook-$RUN\",\"types\":$ST}"
+expect_sub_invalid "subscribe an ftp URL" "{\"url\":\"ftp://example.com/hook\",\"types\":$ST}" url
+expect_sub_invalid "subscribe the metadata address" "{\"url\":\"http://169.254.169.254/latest/meta-data/\",\"types\":$ST}" url
+expect_sub_invalid "subscribe a link-local address" "{\"url\":\"http://[fe80::1]/hook\",\"types\":$ST}" url
+expect_sub_invalid "subscribe a URL with credentials" "{\"url\":\"http://u:p@127.0.0.1:9/hook\",\"types\":$ST}" url
+expect_sub_invalid "subscribe to no event type" '{"url":"http://127.0.0.1:9/hook","types":[]}' types
+expect_sub_invalid "subscribe to an unknown event type" '{"url":"http://127.0.0.1:9/hook","types":["order.deleted"]}' 'types[0]'
+expect_sub_invalid "subscribe to a type twice" '{"url":"http://127.0.0.1:9/hook","types":["order.created","order.created"]}' 'types[1]'
+req GET /subscriptions/00000000-0000-7000-8000-000000000000
+assert_problem "GET an unknown subscription" 404
+req POST /subscriptions/00000000-0000-7000-8000-000000000000/deliveries/00000000-0000-7000-8000-000000000000/retry
+assert_problem "retry a delivery of an unknown subscription" 404
+if [ "${PRIVATE_SUBSCRIBERS:-0}" = 1 ]; then
+  sub_post "$LOOPBACK"
+  assert_status "subscribe a loopback URL (private subscribers allowed)" 201
+  SUB=$(jqr .id)
+  assert_json "subscription: its whsec_ secret, shown once" '.secret | startswith("whsec_")'
+  assert_eq "subscription: Location" "/subscriptions/$SUB" "$(hdr location)"
+  req GET "/subscriptions/$SUB"
+  assert_json "GET the subscription: no secret" 'has("secret") | not'
+  req DELETE "/subscriptions/$SUB"
+  assert_status "DELETE the subscription" 204
+  req DELETE "/subscriptions/$SUB"
+  assert_problem "DELETE it again" 404
+else
+  expect_sub_invalid "subscribe a loopback URL (private subscribers not allowed)" "$LOOPBACK" url
+  assert_json "the refusal names ORDERS_ALLOW_PRIVATE_SUBSCRIBERS" 'any(.errors[]?; .message | contains("ORDERS_ALLOW_PRIVATE_SUBSCRIBERS"))'
+  skip "subscribe a loopback URL (201, whsec_, Location), DELETE it (204) (no PRIVATE_SUBSCRIBERS=1)"
+fi
+req GET /subscriptions
+assert_eq "the refused subscriptions created nothing" "$SUBS_BEFORE" "$(jqr '.subscriptions | length')"
+
 # ---------------------------------------------------------------- identity
 # sub_of TOKEN: the `sub` claim of a JWT (its payload is base64url JSON; not verified here).
 sub_of() {
@@ -462,11 +512,19 @@ if [ -n "$TOKEN" ]; then
   assert_json "identity: the refused PATCH changed nothing" 'has("cancellationRequested") | not'
   AS= req PATCH "/orders/$IDC" -H 'Content-Type: application/json' --data-binary '{"status":"CANCELLED"}'
   assert_problem "identity: PATCH without a token" 401
+  # subscriptions: admin only
+  AS="$TOKEN" req GET /subscriptions
+  assert_problem "identity: a customer lists subscriptions" 403
+  AS="$TOKEN" sub_post "$LOOPBACK"
+  assert_problem "identity: a customer subscribes" 403
+  AS= req GET /subscriptions
+  assert_problem "identity: GET /subscriptions without a token" 401
 else
   skip "identity: 401 without or with a bad token, open /health and /openapi.json (no TOKEN)"
   skip "identity: a customer acts only for themselves; another's order is 404; PUT /inventory 403 (no TOKEN)"
   skip "identity: idempotency keys scoped per caller (no TOKEN)"
   skip "identity: PATCH of another customer's order is 404, without a token 401 (no TOKEN)"
+  skip "identity: subscriptions are admin only: 403 for a customer, 401 without a token (no TOKEN)"
 fi
 
 # ---------------------------------------------------------------- saga

@@ -162,12 +162,13 @@ else
 fi
 
 # --- the service ----------------------------------------------------------------------------
-start_service() { # bin db log: sets svc, base (a fresh database, the lifecycle delays at 0)
+svc_extra=()
+start_service() { # bin db log: sets svc, base (a fresh database, the lifecycle delays at 0; svc_extra flags)
   lifecycle "$1"
   fresh_db "$2"
   port=$(free_port)
   base="http://127.0.0.1:$port"
-  "$1" --listen "127.0.0.1:$port" --database "$2" "${lc_flags[@]}" > "$3" 2>&1 &
+  "$1" --listen "127.0.0.1:$port" --database "$2" "${lc_flags[@]}" "${svc_extra[@]}" > "$3" 2>&1 &
   svc=$!
   pids+=($svc)
   wait_up "$base/health"
@@ -225,6 +226,54 @@ rss=$(awk '/VmRSS/ {print $2}' "/proc/$svc/status")
 size=$(python3 bench/stats.py size "$db")
 record end "" "$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d["rss_kib"] = int(sys.argv[2]); print(json.dumps(d))' "$size" "$rss")"
 
+# --- 2s./5s. one webhook subscriber attached; 8. deliveries beside a slow and a failing one ------
+# The same items as 2 and 5 on a fresh database of their own, with one subscription to every
+# public type pointing at the floor binary (it answers 201 to any JSON POST: a subscriber that
+# costs next to nothing). Then 8: two more subscribers, one answering after 1 s and one always
+# 500, beside the healthy one, at the fixed rate of 5; delivery retries scaled so a "day" of
+# retries takes 17 s (--retry-delay-scale 0.0002, which also scales the saga's step retries).
+sub_item=0
+if "$svc_bin" --help 2>&1 | grep -q -- '--allow-private-subscribers'; then
+  sub_item=1
+  kill "$svc"; wait "$svc" 2> /dev/null || true
+  subscribe() { # url: one subscription to every public type
+    curl -sf -o /dev/null -X POST "$base/subscriptions" -H 'Content-Type: application/json' \
+      -d "{\"url\":\"$1\",\"types\":[\"order.created\",\"order.payment_processed\",\"order.shipped\",\"order.completed\",\"order.cancelled\",\"order.failed\",\"voucher.issued\"]}"
+  }
+  sink_port=$(free_port); healthy="http://127.0.0.1:$sink_port/orders"
+  target/release/orders-bench-floor "127.0.0.1:$sink_port" > "$out/sink-healthy.log" 2>&1 &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$sink_port/"
+  svc_extra=(--allow-private-subscribers --retry-delay-scale 0.0002)
+  start_service "$svc_bin" "$out/sub.db" "$out/sub-service.log"
+  subscribe "$healthy"
+  say "2s. POST /orders new, max throughput, one subscriber"
+  record post_max_sub "$wrk_setup, bench/post_orders.lua (unique keys); one subscription to every type (the floor as subscriber)" \
+    "$(wrk_run post_max_sub "$base" bench/post_orders.lua sub)"
+  say "5s. end to end (burst from 2s), one subscriber: waiting for every order to end"
+  record e2e_burst_sub "the orders of 2s, as in 5; $svc_note; one subscriber" "$(python3 bench/stats.py drain "$out/sub.db" sub- "$drain_timeout")"
+  record deliveries_sub "the events of the orders of 2s, to the one subscriber; lag = deliveries.finished_at - outbox.created_at" \
+    "$(python3 bench/stats.py deliveries "$out/sub.db" sub- "$drain_timeout" "$healthy")"
+  slow_port=$(free_port); slow="http://127.0.0.1:$slow_port/slow"
+  fail_port=$(free_port); failing="http://127.0.0.1:$fail_port/failing"
+  python3 bench/sink.py "$slow_port" 204 1000 > "$out/sink-slow.log" 2>&1 &
+  pids+=($!)
+  python3 bench/sink.py "$fail_port" 500 0 > "$out/sink-failing.log" 2>&1 &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$slow_port/"; wait_up "http://127.0.0.1:$fail_port/"
+  subscribe "$slow"; subscribe "$failing"
+  say "8. deliveries at $e2e_rate/s beside a slow (1 s) and a failing (500) subscriber"
+  fixed_run deliveries_load "$e2e_rate" "$e2e_dur" dlv-1 > "$out/deliveries_load.stats"
+  record e2e_rate_sub "$fixed_setup, $e2e_rate/s for ${e2e_dur} s; three subscribers; $svc_note" \
+    "$(python3 bench/stats.py drain "$out/sub.db" dlv- "$drain_timeout")"
+  record deliveries_mixed "the events of the orders of 8 ($e2e_rate/s for ${e2e_dur} s), once the healthy and the failing subscriber have none pending (timeout ${drain_timeout} s); the slow one answers after 1 s, at most 16 in flight" \
+    "$(python3 bench/stats.py deliveries "$out/sub.db" dlv- "$drain_timeout" "$healthy,$failing")"
+  kill "$svc"; wait "$svc" 2> /dev/null || true
+  python3 -c 'import json, sys; print(json.dumps({"item": "sub_urls", "healthy": sys.argv[1], "slow": sys.argv[2], "failing": sys.argv[3]}))' "$healthy" "$slow" "$failing" >> "$results"
+else
+  say "2s./5s./8. skipped: $svc_bin has no subscriptions"
+fi
+
 # --- before: the end-to-end items again, against BENCH_BEFORE_BIN ------------------------------
 # The current service stops first, so the two builds never share the cores.
 if [[ -n "$before_bin" ]]; then
@@ -251,22 +300,31 @@ echo
 python3 bench/stats.py table "$results"
 
 if ((smoke)); then
-  python3 - "$results" "$auth_item" <<'PY'
+  python3 - "$results" "$auth_item" "$sub_item" <<'PY'
 import json, sys
 r = {}
 for line in open(sys.argv[1]):
     d = json.loads(line); r[d["item"]] = d
 need = {"floor": "rps", "bound": "rps", "post_max": "rps", "post_rate": "p99_ms", "replay": "rps", "get": "rps",
         "e2e_burst": "e2e_rps", "e2e_rate": "e2e_p99_ms", "end": "rss_kib"}
+undelivered = []
+if sys.argv[3] == "1":
+    need.update({"post_max_sub": "rps", "e2e_burst_sub": "e2e_rps", "e2e_rate_sub": "e2e_p99_ms"})
+    healthy_url = r.get("sub_urls", {}).get("healthy")
+    for item in ("deliveries_sub", "deliveries_mixed"):
+        healthy = r.get(item, {}).get("subscribers", {}).get(healthy_url, {})
+        if not healthy.get("delivered") or healthy.get("pending") or healthy.get("failed"):
+            undelivered.append(item)
 if sys.argv[2] == "1":
     need["post_auth"] = "rps"
 missing = [f"{k}.{v}" for k, v in need.items() if not r.get(k, {}).get(v)]
 if not r.get("e2e_rate", {}).get("lag_p99_ms") and r.get("e2e_rate", {}).get("lag_p99_ms") != 0:
     missing.append("e2e_rate.lag_p99_ms")
-bad = [k for k in ("floor", "bound", "post_max", "post_auth", "replay", "get", "post_rate") if r.get(k, {}).get("non2xx")]
+bad = [k for k in ("floor", "bound", "post_max", "post_auth", "post_max_sub", "replay", "get", "post_rate") if r.get(k, {}).get("non2xx")]
 bad += [k for k in ("post_rate",) if set(r.get(k, {}).get("codes", {"201": 1})) != {"201"}]
-if missing or bad:
-    sys.exit(f"bench smoke: no figure for {', '.join(missing) or '-'}; non-2xx answers in {', '.join(bad) or '-'}")
+if missing or bad or undelivered:
+    sys.exit(f"bench smoke: no figure for {', '.join(missing) or '-'}; non-2xx answers in {', '.join(bad) or '-'}; "
+             f"the healthy subscriber missed events in {', '.join(undelivered) or '-'}")
 print("bench smoke: every figure produced")
 PY
 fi

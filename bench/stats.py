@@ -135,6 +135,46 @@ def drain(db, prefix, timeout):
     }
 
 
+def deliveries(db, prefix, timeout, settle_urls=""):
+    """Per subscription (by URL): deliveries of the events of the orders of `prefix`, once every
+    subscription in settle_urls (comma-separated) has none PENDING, or after timeout s."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    like = prefix + "%"
+    settle = [u for u in settle_urls.split(",") if u]
+    where = "FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id JOIN orders o ON o.order_id = d.order_id WHERE o.customer_id LIKE ?"
+    deadline = time.time() + timeout
+    waited_out = False
+    while settle:
+        marks = ",".join("?" * len(settle))
+        (pending,) = conn.execute(f"SELECT COUNT(*) {where} AND d.state = 'PENDING' AND s.url IN ({marks})", (like, *settle)).fetchone()
+        if pending == 0:
+            break
+        if time.time() > deadline:
+            waited_out = True
+            break
+        time.sleep(0.2)
+    out = {"waited_out": waited_out, "subscribers": {}}
+    for (url,) in conn.execute("SELECT url FROM subscriptions ORDER BY created_at"):
+        counts = dict(conn.execute(f"SELECT d.state, COUNT(*) {where} AND s.url = ? GROUP BY d.state", (like, url)).fetchall())
+        lag = [
+            (ts(done) - ts(created)) * 1000
+            for created, done in conn.execute(
+                "SELECT x.created_at, d.finished_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id "
+                "JOIN orders o ON o.order_id = d.order_id JOIN outbox x ON x.seq = d.event_seq "
+                "WHERE o.customer_id LIKE ? AND s.url = ? AND d.state = 'DELIVERED'",
+                (like, url),
+            )
+        ]
+        out["subscribers"][url] = {
+            "delivered": counts.get("DELIVERED", 0),
+            "failed": counts.get("FAILED", 0),
+            "pending": counts.get("PENDING", 0),
+            "lag_p50_ms": pct(lag, 0.50),
+            "lag_p99_ms": pct(lag, 0.99),
+        }
+    return out
+
+
 def size(db):
     # A checkpoint first (changes no content) so the figure is the data, not a WAL that the
     # next checkpoint would fold in and reuse anyway.
@@ -172,6 +212,7 @@ def table(path):
         ("bound", "1b. ceiling: the service, no storage"),
         ("post_max", "2. POST /orders new, max"),
         ("post_auth", "2b. POST /orders new, max, identity on"),
+        ("post_max_sub", "2s. POST /orders new, max, one subscriber"),
         ("post_rate", "2. POST /orders new, fixed rate"),
         ("replay", "3. POST /orders replay"),
         ("get", "4. GET /orders/{id}"),
@@ -220,6 +261,23 @@ def table(path):
         e2e(item, name)
         if before:
             e2e(item + "_before", name + before)
+    if r.get("post_max_sub", {}).get("rps") and r.get("post_max", {}).get("rps"):
+        row("2s. ratio one subscriber/none (2s)/(2)", f"{r['post_max_sub']['rps'] / r['post_max']['rps']:.3f}",
+            "max throughput of 2s over 2, same wrk setup and binary, each on a fresh database")
+    e2e("e2e_burst_sub", "5s. end to end, burst, one subscriber")
+    e2e("e2e_rate_sub", "8. end to end at fixed rate, three subscribers")
+    names = {v: k for k, v in r.get("sub_urls", {}).items() if k != "item"}
+    for item, label in (("deliveries_sub", "5s. deliveries"), ("deliveries_mixed", "8. deliveries")):
+        d = r.get(item)
+        if not d:
+            continue
+        for url, f in d.get("subscribers", {}).items():
+            if item == "deliveries_sub" and names.get(url) != "healthy":
+                continue
+            row(f"{label}, {names.get(url, url)} subscriber",
+                f"{f['delivered']:,} delivered, {f['failed']:,} dead-lettered, {f['pending']:,} pending; "
+                f"lag p50 {fmt(f.get('lag_p50_ms'), ' ms')}, p99 {fmt(f.get('lag_p99_ms'), ' ms')}",
+                d.get("setup", "") + ("; waited out" if d.get("waited_out") else ""))
     relay("e2e_rate", "6. relay lag")
     if before:
         relay("e2e_rate_before", "6. relay lag" + before)
@@ -245,7 +303,7 @@ if __name__ == "__main__":
     if cmd == "table":
         table(args[0])
     else:
-        fn = {"wrk": parse_wrk, "oha": parse_oha, "drain": drain, "size": size}[cmd]
-        if cmd == "drain":
-            args = [args[0], args[1], float(args[2])]
+        fn = {"wrk": parse_wrk, "oha": parse_oha, "drain": drain, "size": size, "deliveries": deliveries}[cmd]
+        if cmd in ("drain", "deliveries"):
+            args = [args[0], args[1], float(args[2]), *args[3:]]
         print(json.dumps(fn(*args)))

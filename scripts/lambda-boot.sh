@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Proves the Lambda artifacts boot and answer: builds the five arm64 `bootstrap` files
 # (scripts/deploy.sh build), then runs each one under qemu-aarch64 against a stand-in of the
-# Lambda Runtime API, with moto (DynamoDB, Step Functions) behind it:
+# Lambda Runtime API, with moto (DynamoDB, Step Functions, EventBridge, SQS) behind it:
 #   orders            an API Gateway v2 `POST /orders` event -> 201 with its Location
 #   orders-processor  a DynamoDB Streams batch of one outbox INSERT -> no batchItemFailures,
-#                     one execution started on moto's state machine
+#                     one execution started on moto's state machine, the event published to
+#                     moto's EventBridge bus and delivered by a rule to an SQS queue
 #   orders-steps      {"step":"ReserveInventory",...} -> {"reserved":1}, stock decremented;
 #                     an unknown step -> the error route with errorType InvalidInput
 #   orders-warehouse  an SQS batch of a request for a task nobody has (done) and one that is
 #                     not a request -> batchItemFailures names only the latter
 #   orders-payment-sim  a function URL event POST /charges: 401 without the provider key; with
 #                     it, 202 only after the signed webhook reached a listener of the test's
-#   each              without its table (processor: state machine; API: webhook secret; steps:
+#   each              without its table (processor: state machine, event bus; API: webhook secret; steps:
 #                     provider URL; warehouse: a bad packing time; simulator: provider key, webhook URL) variable -> exits non-zero
 #                     naming the variable, before asking for an event
 # Every function's log lines (its stdout and stderr) are printed after it stops.

@@ -82,7 +82,9 @@ pub struct Config {
     #[arg(long, env = steps::NOTIFICATION_FAILURE_RATE_ENV, default_value_t = 0.0, value_parser = steps::parse_rate)]
     pub notification_failure_rate: f64,
 
-    /// Multiplies the state machine's retry delays (1.0 as written; 0.01 for fast test runs).
+    /// Multiplies the state machine's retry delays, and the subscriber deliveries' backoff
+    /// and one-day retry window (1.0 as written; 0.01 for fast test runs; at 0 a failed
+    /// delivery is dead-lettered at once).
     #[arg(long, env = "ORDERS_RETRY_DELAY_SCALE", default_value_t = 1.0, value_parser = scale)]
     pub retry_delay_scale: f64,
 
@@ -154,6 +156,16 @@ pub struct Config {
     /// Parcels the warehouse worker packs at once.
     #[arg(long, env = "ORDERS_WAREHOUSE_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub warehouse_concurrency: u64,
+
+    /// Allow subscriptions to loopback and private addresses (127/8, 10/8, 172.16/12,
+    /// 192.168/16, 100.64/10, ::1, fc00::/7 and the like), for tests and local development.
+    /// Link-local and cloud metadata addresses are refused regardless.
+    #[arg(long, env = "ORDERS_ALLOW_PRIVATE_SUBSCRIBERS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_subscribers: bool,
+
+    /// Deliveries in flight at once to each subscriber; a slow one uses up only its own.
+    #[arg(long, env = "ORDERS_DELIVERY_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub delivery_concurrency: u64,
 
     #[command(flatten)]
     pub identity: crate::identity::IdentityArgs,
@@ -292,6 +304,16 @@ impl Config {
                 warehouse_visibility: Duration::from_secs(30),
             },
             webhook_secret,
+            deliveries: self.delivery_settings(),
+        }
+    }
+
+    /// The subscriber deliveries' settings.
+    pub fn delivery_settings(&self) -> crate::local::deliveries::DeliverySettings {
+        crate::local::deliveries::DeliverySettings {
+            concurrency: self.delivery_concurrency as usize,
+            delay_scale: self.retry_delay_scale,
+            allow_private: self.allow_private_subscribers,
         }
     }
 
@@ -321,6 +343,8 @@ impl Config {
             // Established by the composition root (`local`, `lambda`): it may fetch keys.
             identity: crate::identity::Identity::None,
             payment_webhook_secret: self.payment_webhook_secret.clone(),
+            // Given by the local stack, which runs their deliveries.
+            subscriptions: None,
         }
     }
 }

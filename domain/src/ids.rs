@@ -65,6 +65,10 @@ uuid_id!(
     /// starting a saga twice for one event a no-op.
     EventId
 );
+uuid_id!(
+    /// The id of a subscription to the public domain events (embedded runtime).
+    SubscriptionId
+);
 
 /// Longest client-supplied identifier accepted (customer, product, voucher).
 pub const MAX_NAME_LEN: usize = 128;

@@ -22,6 +22,8 @@
 //! - [`standard_webhooks`]: Standard Webhooks signatures, signing and verifying.
 //! - [`store`]: the API's storage port `OrderStore`, which lives here, below both adapters
 //!   that implement it, rather than with the HTTP API that uses it.
+//! - [`subscriptions`]: subscriptions to the public events, their deliveries and the port
+//!   `SubscriptionStore` the subscription API and the local dispatcher share.
 //! - `wire_names!`: the name <-> enum conversions of the statuses, written once.
 
 #[macro_use]
@@ -37,6 +39,7 @@ pub mod money;
 pub mod order;
 pub mod standard_webhooks;
 pub mod store;
+pub mod subscriptions;
 pub mod time;
 pub mod validation;
 pub mod voucher;
@@ -46,7 +49,7 @@ pub use event::{
     CloudEvent, EventType, OrderChange, OutboxEvent, OutboxMessage, PublicEvent, SagaInput,
     SagaItem, SignalEvent, Traceparent, VoucherIssued,
 };
-pub use ids::{CustomerId, EventId, OrderId, ProductId, VoucherCode};
+pub use ids::{CustomerId, EventId, OrderId, ProductId, SubscriptionId, VoucherCode};
 pub use lifecycle::{PaymentId, PaymentStatus, Shipment, TaskSignal};
 pub use money::{Cents, Currency, MoneyError};
 pub use order::{OrderItem, OrderStatus, PaymentMethod};

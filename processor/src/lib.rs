@@ -32,6 +32,7 @@ pub use signal::{Delivered, SignalError, TaskSignaller};
 use async_trait::async_trait;
 use orders_domain::event::EventError;
 use orders_domain::{OutboxEvent, OutboxMessage, PublicEvent, SagaInput, SignalEvent};
+use tracing::Instrument;
 
 /// What starting an execution came to. Both are success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,13 @@ pub async fn process_event(
 ) -> Result<Processed, ProcessError> {
     match OutboxMessage::decode(payload)? {
         OutboxMessage::OrderCreated(event) => {
-            let started = starter.start(&event.id.to_string(), &event.data).await?;
+            // The saga's start continues the trace of the request that created the order.
+            let trace_id = event.traceparent.as_ref().map(|t| t.trace_id().to_owned());
+            let span = tracing::info_span!("saga_start", event_id = %event.id, trace_id);
+            let started = starter
+                .start(&event.id.to_string(), &event.data)
+                .instrument(span)
+                .await?;
             Ok(Processed::Started(event, started))
         }
         OutboxMessage::Signal(event) => {

@@ -128,3 +128,50 @@ fn parked_events_takes_the_database_after_the_command() {
     assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
     assert_eq!(Config::try_parse_from(["orders"]).unwrap().command, None);
 }
+
+#[test]
+fn delivery_settings_default_to_public_subscribers_and_sixteen_in_flight() {
+    use crate::local::deliveries::DeliverySettings;
+    let c = Config::try_parse_from(["orders"]).unwrap();
+    assert_eq!(c.delivery_settings(), DeliverySettings::default());
+    assert_eq!(
+        DeliverySettings::default(),
+        DeliverySettings {
+            concurrency: 16,
+            delay_scale: 1.0,
+            allow_private: false
+        }
+    );
+    let c = Config::try_parse_from([
+        "orders",
+        "--allow-private-subscribers",
+        "--delivery-concurrency",
+        "256",
+        "--retry-delay-scale",
+        "0.001",
+    ])
+    .unwrap();
+    let local = c.local_settings(c.api_settings(), WebhookSecret::generate().unwrap());
+    assert_eq!(
+        local.deliveries,
+        DeliverySettings {
+            concurrency: 256,
+            delay_scale: 0.001,
+            allow_private: true
+        }
+    );
+    let explicit = ["orders", "--allow-private-subscribers", "false"];
+    assert!(
+        !Config::try_parse_from(explicit)
+            .unwrap()
+            .allow_private_subscribers
+    );
+    for bad in [
+        &["--delivery-concurrency", "0"][..],
+        &["--delivery-concurrency", "257"],
+        &["--allow-private-subscribers", "maybe"],
+    ] {
+        let argv = std::iter::once("orders").chain(bad.iter().copied());
+        assert!(Config::try_parse_from(argv).is_err(), "{bad:?}");
+    }
+}

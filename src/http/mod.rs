@@ -14,6 +14,8 @@ pub mod limits;
 pub mod openapi;
 mod orders;
 pub mod problem;
+pub mod subscriptions;
+mod trace;
 mod webhooks;
 
 use crate::clock::Clock;
@@ -53,6 +55,9 @@ pub struct ApiSettings {
     /// The Standard Webhooks secret payment webhooks are signed with; without one,
     /// `POST /webhooks/payments` answers 503 (nothing can be verified, so nothing is taken).
     pub payment_webhook_secret: Option<WebhookSecret>,
+    /// The embedded runtime's subscriptions to domain events; without them (the API Lambda)
+    /// `/subscriptions` is neither served nor documented.
+    pub subscriptions: Option<subscriptions::SubscriptionApi>,
 }
 
 impl ApiSettings {
@@ -72,6 +77,7 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(10),
             identity: Identity::None,
             payment_webhook_secret: None,
+            subscriptions: None,
         }
     }
 }
@@ -88,7 +94,11 @@ pub fn router(state: AppState) -> Router {
     let guard =
         limits::RequestGuard::new(state.settings.max_in_flight, state.settings.request_timeout);
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let mut routes = Router::new();
+    if state.settings.subscriptions.is_some() {
+        routes = routes.merge(subscriptions::routes());
+    }
+    routes
         .merge(orders::routes())
         .merge(inventory::routes())
         .merge(customers::routes())

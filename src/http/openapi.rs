@@ -7,7 +7,7 @@
 //! The payment webhook is never token-authenticated: its security is the three Standard
 //! Webhooks headers ([`Signatures`]), whatever the identity.
 
-use super::{AppState, customers, health, inventory, orders, webhooks};
+use super::{ApiSettings, AppState, customers, health, inventory, orders, subscriptions, webhooks};
 use crate::identity::Identity;
 use axum::extract::State;
 use axum::routing::get;
@@ -33,7 +33,7 @@ const FORBIDDEN: [(&str, &str); 4] = [
 #[openapi(
     info(
         title = "Orders",
-        description = "Idempotent order API with a transactional outbox and a saga."
+        description = "Idempotent order API with a transactional outbox and a saga. Every status change is also a public event (CloudEvents 1.0; the `data` schemas are the components `SagaInput` for order.created, `OrderChange`, `VoucherIssued`)."
     ),
     modifiers(&Signatures),
     paths(
@@ -47,14 +47,27 @@ const FORBIDDEN: [(&str, &str); 4] = [
         customers::list_vouchers,
         health::health,
         openapi_json,
-    )
+    ),
+    // What subscribers receive (embedded) and EventBridge carries (AWS): the `data` of each
+    // public event type, version 1 (`SagaInput` is order.created's). The whole events, envelope
+    // included, are docs/events/<type>.v1.schema.json, generated from the same types.
+    components(schemas(
+        orders_domain::event::EventType,
+        orders_domain::event::SagaInput,
+        orders_domain::event::OrderChange,
+        orders_domain::event::VoucherIssued,
+    ))
 )]
 pub struct ApiDoc;
 
-/// The document of a service whose identity is `identity`.
-pub fn document(identity: &Identity) -> utoipa::openapi::OpenApi {
+/// The document of a service with these settings: the subscription routes where they are
+/// served, and the security its identity applies.
+pub fn document(settings: &ApiSettings) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    if !matches!(identity, Identity::None) {
+    if settings.subscriptions.is_some() {
+        doc.merge(subscriptions::SubscriptionsDoc::openapi());
+    }
+    if !matches!(settings.identity, Identity::None) {
         Security.modify(&mut doc);
     }
     doc
@@ -158,7 +171,10 @@ impl Modify for Security {
                     "401".into(),
                     problem("No bearer token, or one that is malformed, expired, wrongly signed, or of another issuer or audience"),
                 );
-                if FORBIDDEN.contains(&(method, path.as_str())) {
+                let operation = (method, path.as_str());
+                if FORBIDDEN.contains(&operation)
+                    || subscriptions::ADMIN_OPERATIONS.contains(&operation)
+                {
                     responses.insert(
                         "403".into(),
                         problem(
@@ -174,7 +190,7 @@ impl Modify for Security {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document"),
     (status = 503, body = super::problem::Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
 pub async fn openapi_json(State(s): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
-    Json(document(&s.settings.identity))
+    Json(document(&s.settings))
 }
 
 pub fn routes() -> Router<AppState> {

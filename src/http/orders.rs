@@ -14,6 +14,7 @@ use super::caller::Authenticated;
 use super::idempotency::{IdempotencyHeader, REPLAYED_HEADER, request_fingerprint};
 use super::json::JsonBody;
 use super::problem::{ApiError, Problem};
+use super::trace::RequestTrace;
 use super::{ApiResult, AppState, RawId};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -83,6 +84,7 @@ pub struct OrderCreated {
     request_body = CreateOrderRequest,
     params(
         ("x-idempotency-key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1-255 visible ASCII characters; `Idempotency-Key` is a synonym"),
+        ("traceparent" = Option<String>, Header, description = "W3C Trace Context; the order's events continue this trace (an absent or invalid one starts a new trace)"),
     ),
     responses(
         (status = 201, body = OrderCreated, description = "Created, or a replay (then with `Idempotent-Replayed: true`)",
@@ -98,6 +100,7 @@ pub async fn create_order(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     IdempotencyHeader(key): IdempotencyHeader,
+    RequestTrace(trace): RequestTrace,
     body: Result<JsonBody, ApiError>,
 ) -> ApiResult {
     let JsonBody(mut body) = body?;
@@ -110,10 +113,12 @@ pub async fn create_order(
         let fp = request_fingerprint(&Method::POST, "/orders", &body);
         (caller.scope(k), fp)
     });
-    let cmd = CreateOrder::new(order, key, response.clone(), s.settings.ttl());
+    let mut cmd = CreateOrder::new(order, key, response.clone(), s.settings.ttl());
+    let trace_id = trace.trace_id().to_owned();
+    cmd.event.traceparent = Some(trace);
     let outcome = s.store.create_order(cmd).await?;
     if outcome == CreateOutcome::Created {
-        tracing::info!(order_id = %id, "order created");
+        tracing::info!(order_id = %id, %trace_id, "order created");
     }
     respond(outcome, response)
 }

@@ -1,6 +1,7 @@
 //! How the local stack is put together, once for `orders` and for the in-process test stack:
 //! the saga over the store, the payment provider it asks (the simulator started here, or an
-//! external one), the warehouse worker, and the router with its settings.
+//! external one), the warehouse worker, the dispatcher of the subscribers' deliveries, and
+//! the router with its settings (the subscription routes included).
 //!
 //! The order is what makes a start safe: the simulator listens before any execution can run
 //! RequestPayment; executions are resumed before the warehouse takes messages; the service's
@@ -10,9 +11,11 @@
 //! the executor can no longer record.
 
 use super::StackError;
+use super::deliveries::{Deliveries, DeliverySettings};
 use super::saga::{self, SagaSetupError};
 use super::warehouse::{Warehouse, WarehouseSettings};
 use crate::clock::SystemClock;
+use crate::http::subscriptions::SubscriptionApi;
 use crate::http::{ApiSettings, AppState, router};
 use crate::payment_sim::{PaymentSim, RetryPolicy, SimSettings};
 use axum::Router;
@@ -64,12 +67,15 @@ pub struct LocalSettings {
     pub relay: RelayOptions,
     pub actors: ActorSettings,
     pub webhook_secret: WebhookSecret,
+    pub deliveries: DeliverySettings,
 }
 
-/// The simulator and the warehouse, running.
+/// What talks to the world outside, running: the simulator, the warehouse, and the
+/// deliveries to subscribers.
 pub struct Actors {
     simulator: Option<PaymentSim>,
     warehouse: Warehouse,
+    deliveries: Deliveries,
 }
 
 impl Actors {
@@ -78,8 +84,9 @@ impl Actors {
         self.simulator.as_ref().map(PaymentSim::url)
     }
 
-    /// Stops the simulator, then the warehouse (each within `grace`).
+    /// Stops the deliveries, the simulator, then the warehouse (each within `grace`).
     pub async fn stop(self, grace: Duration) {
+        self.deliveries.stop(grace).await;
         if let Some(sim) = self.simulator {
             sim.stop(grace).await;
         }
@@ -162,10 +169,22 @@ pub async fn assemble(
     warehouse.visibility = a.warehouse_visibility;
     warehouse.poll = warehouse.poll.min(a.warehouse_visibility);
     let warehouse = Warehouse::start(store.clone(), saga.executor.clone(), warehouse);
+    let created = Arc::new(tokio::sync::Notify::new());
+    let deliveries = Deliveries::start(
+        store.clone(),
+        store.events_signal(),
+        created.clone(),
+        settings.deliveries,
+    )?;
+    let subscriptions = SubscriptionApi {
+        store: store.clone(),
+        policy: settings.deliveries.policy(),
+        created,
+    };
     let state = AppState {
         store,
         clock: Arc::new(SystemClock),
-        settings: Arc::new(api_settings(settings.api, secret)),
+        settings: Arc::new(api_settings(settings.api, secret, subscriptions)),
     };
     Ok(Assembled {
         executor: saga.executor,
@@ -174,15 +193,22 @@ pub async fn assemble(
         actors: Actors {
             simulator,
             warehouse,
+            deliveries,
         },
         resumed,
     })
 }
 
-/// The API settings with the webhook secret the simulator signs with.
-fn api_settings(api: ApiSettings, secret: WebhookSecret) -> ApiSettings {
+/// The API settings with the webhook secret the simulator signs with, and the subscriptions
+/// this stack delivers.
+fn api_settings(
+    api: ApiSettings,
+    secret: WebhookSecret,
+    subscriptions: SubscriptionApi,
+) -> ApiSettings {
     ApiSettings {
         payment_webhook_secret: Some(secret),
+        subscriptions: Some(subscriptions),
         ..api
     }
 }

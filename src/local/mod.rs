@@ -1,5 +1,6 @@
-//! The local stack: the API, the outbox relay, the saga executor and the outside actors it
-//! simulates (the payment provider, the warehouse) in one process on one SQLite file.
+//! The local stack: the API, the outbox relay, the saga executor, the outside actors it
+//! simulates (the payment provider, the warehouse) and the webhook deliveries to the
+//! subscribers of its domain events, in one process on one SQLite file.
 //! Start-up fails fast (a port taken, the database or the webhook secret unusable); shutdown
 //! on SIGINT or SIGTERM stops accepting, finishes in-flight requests, stops the relay, then
 //! the actors, then lets running steps finish before the store's writer commits everything
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub mod assemble;
+pub mod deliveries;
 pub mod saga;
 pub mod secret;
 pub mod signals;
@@ -37,6 +39,8 @@ pub enum StackError {
     Simulator(#[from] crate::payment_sim::SimError),
     #[error("payment provider: {0}")]
     Provider(String),
+    #[error(transparent)]
+    Deliveries(#[from] deliveries::DeliveryError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
     #[error("{0}")]

@@ -23,9 +23,9 @@ use orders_aws::lambda::stream::{Ports, handle_batch};
 use orders_aws::lambda::warehouse::{MessageOutcome, Warehouse, WarehouseConfig};
 use orders_aws::sfn::{StepFunctionsSignaller, StepFunctionsStarter, TaskTokens};
 use orders_aws::tables::attrs;
-use orders_domain::OutboxEvent;
 use orders_domain::lifecycle::{PaymentResult, PaymentWebhook};
 use orders_domain::store::OrderStore;
+use orders_domain::{OutboxEvent, OutboxMessage};
 use orders_domain::{PaymentId, Shipment};
 use orders_workflow::steps::{Step, StepSettings, Steps};
 use requests::Requests;
@@ -78,9 +78,22 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
             .interceptor(SfnCounter(sfn_counted.clone()))
             .build(),
     );
+    // The public events go to a bus on moto, counted with the processor's requests.
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&sdk)
+            .interceptor(SfnCounter(sfn_counted.clone()))
+            .build(),
+    );
+    let bus = "count-events";
+    events.create_event_bus().name(bus).send().await.unwrap();
+    sfn_counted.take();
+    let bus = orders_aws::eventbridge::EventBusName::parse(bus).unwrap();
     let ports = Ports {
         starter: Arc::new(StepFunctionsStarter::new(sfn.clone(), &machine)),
         signaller: Arc::new(StepFunctionsSignaller::new(sfn.clone(), &machine)),
+        publisher: Arc::new(orders_aws::eventbridge::EventBridgePublisher::new(
+            events, bus,
+        )),
     };
     let response = handle_batch(
         streams::lambda_event(&records, &stack.stream_arn),
@@ -141,8 +154,11 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
     assert_eq!(outcome, orders_domain::lifecycle::WebhookOutcome::Applied);
     table.push(("webhook payment.succeeded".into(), counted.take()));
     let all = streams::stream_records(&stack.moto.endpoint, &stack.stream_arn).await;
-    assert_eq!(all.len(), 2, "the signal's outbox row");
-    let response = handle_batch(streams::lambda_event(&all[1..], &stack.stream_arn), ports).await;
+    // The webhook's transaction wrote two outbox rows: the signal, and order.payment_processed.
+    assert_eq!(all.len(), 3, "the signal's and the event's outbox rows");
+    let signal: Vec<Value> = all[1..].iter().filter(|r| is_signal(r)).cloned().collect();
+    assert_eq!(signal.len(), 1, "one signal");
+    let response = handle_batch(streams::lambda_event(&signal, &stack.stream_arn), ports).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     table.push(("processor (signal record)".into(), sfn_counted.take()));
 
@@ -213,6 +229,15 @@ async fn one_order_end_to_end_costs_these_aws_requests() {
     );
 }
 
+/// Whether a stream record carries an internal signal (not a public event).
+fn is_signal(record: &Value) -> bool {
+    let text = record["dynamodb"]["NewImage"][attrs::outbox::EVENT]["S"]
+        .as_str()
+        .expect("the event text");
+    let row = OutboxMessage::decode(text.as_bytes()).expect("an outbox row");
+    matches!(row, OutboxMessage::Signal(_))
+}
+
 /// The execution the processor started for the event.
 async fn ports_execution(sfn: &aws_sdk_sfn::Client, machine: &str, name: &str) -> String {
     sfn.list_executions()
@@ -255,7 +280,7 @@ async fn payment_token(sfn: &aws_sdk_sfn::Client, execution: &str) -> String {
     }
 }
 
-/// The same counter for the Step Functions client (another SDK, the same hook).
+/// The same counter for the Step Functions and EventBridge clients (other SDKs, the same hook).
 #[derive(Debug)]
 struct SfnCounter(Requests);
 
@@ -275,16 +300,21 @@ impl aws_sdk_sfn::config::Intercept for SfnCounter {
     }
 }
 
-/// Measured on moto. Against the previous saga (ReserveInventory 4, SendNotification 3):
+/// Measured on moto. The processor's order.created record is a StartExecution and a
+/// PutEvents (the event on the bus); a signal's record is not published. Against the previous saga (ReserveInventory 4, SendNotification 3):
 /// each of the two gains one GetItem, the cancel guard reading the order's cancellation before
 /// it acts (a cancelled order reserves nothing and notifies no one). RequestPayment (its move
 /// to AWAITING_PAYMENT, the payment with its token), the webhook (read, then one transaction:
 /// result, status, signal), the signal (one SendTaskSuccess), the warehouse (one heartbeat, one
-/// success) and MarkShipped are new.
+/// success) and MarkShipped are new. IssueVoucher gained a GetItem with the public events: a
+/// new voucher bumps the order's version, conditional on the version read, and publishes
+/// `voucher.issued` at it (with the order's trace) in the voucher's transaction. The other
+/// publishing changes cost what they did: their status update became a `TransactWriteItems`
+/// with the event's outbox item (the webhook's transaction holds one item more).
 const EXPECTED: [(&str, usize); 13] = [
     ("POST /orders (new)", 1),
     ("POST /orders (replay)", 1),
-    ("processor (stream record)", 1),
+    ("processor (stream record)", 2),
     ("step ReserveInventory", 5),
     ("step RequestPayment", 5),
     ("webhook payment.succeeded", 2),
@@ -292,7 +322,7 @@ const EXPECTED: [(&str, usize); 13] = [
     ("step SendNotification", 4),
     ("warehouse (one request)", 2),
     ("step MarkShipped", 3),
-    ("step IssueVoucher", 3),
+    ("step IssueVoucher", 4),
     ("step MarkCompleted", 3),
     ("GET /orders/{id} (with voucher)", 2),
 ];

@@ -1,6 +1,6 @@
 //! The four uploaded artifacts, booted: cargo-lambda's arm64 `bootstrap` of each function,
 //! started (under qemu) with the environment Lambda gives it, against a stand-in of the
-//! Lambda Runtime API, with DynamoDB and Step Functions on moto behind it. Each must answer the
+//! Lambda Runtime API, with DynamoDB, Step Functions, EventBridge and SQS on moto behind it. Each must answer the
 //! event its trigger sends (API Gateway v2, a DynamoDB Streams batch, a Task input, an SQS
 //! batch) the way
 //! the deployment relies on, and each must refuse to start, naming the variable, without its
@@ -36,6 +36,8 @@ const ORDER: &str =
 /// The Standard Webhooks reference secret.
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const PROVIDER_KEY: &str = "sk_test_lambda_boot_provider_key";
+/// The processor's bus, created on moto by the test that publishes to it.
+const EVENT_BUS: &str = "boot-events";
 
 /// The bootstrap of `spec`'s binary with the names of the tables it uses.
 fn function(spec: FunctionSpec, api: &RuntimeApi, endpoint: &str, tables: &TableNames) -> Command {
@@ -47,6 +49,14 @@ fn function(spec: FunctionSpec, api: &RuntimeApi, endpoint: &str, tables: &Table
         // As deployed: API Gateway verifies tokens, the function reads the claims it passes.
         cmd.env(functions::AUTH_ENV, "jwt");
         cmd.env(functions::PAYMENT_WEBHOOK_SECRET_ENV, WEBHOOK_SECRET);
+    }
+    if spec.binary == functions::PROCESSOR.binary {
+        // Well-formed; the test that starts a saga sets the ARN of the one it created.
+        cmd.env(
+            STATE_MACHINE_ARN_ENV,
+            "arn:aws:states:us-east-1:123456789012:stateMachine:boot-saga",
+        );
+        cmd.env(functions::EVENT_BUS_NAME_ENV, EVENT_BUS);
     }
     if spec.binary == functions::STEPS.binary {
         // Nothing listens there: no test here asks the provider.
@@ -168,16 +178,56 @@ async fn the_api_answers_post_orders_with_201_and_its_location() {
     assert!(stored.item.is_some(), "the order is in the orders table");
 }
 
+/// The bus on moto, with a rule sending every event of the service to a queue; its URL.
+async fn event_bus(sdk: &aws_config::SdkConfig, endpoint: &str) -> String {
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    events
+        .create_event_bus()
+        .name(EVENT_BUS)
+        .send()
+        .await
+        .unwrap();
+    let created =
+        moto_stack::sqs(endpoint, "CreateQueue", json!({"QueueName": "boot-events"})).await;
+    let url = created["QueueUrl"].as_str().unwrap().to_owned();
+    let attributes = json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]});
+    let arn =
+        moto_stack::sqs(endpoint, "GetQueueAttributes", attributes).await["Attributes"]["QueueArn"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let pattern = json!({"source": [orders_aws::eventbridge::SOURCE]});
+    let rule = events.put_rule().name("boot-all").event_bus_name(EVENT_BUS);
+    rule.event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("q")
+        .arn(arn);
+    events
+        .put_targets()
+        .rule("boot-all")
+        .event_bus_name(EVENT_BUS)
+        .targets(target.build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
 #[tokio::test]
 #[ignore = "needs the arm64 bootstraps: run scripts/lambda-boot.sh"]
-async fn the_processor_starts_the_saga_of_a_stream_insert() {
+async fn the_processor_starts_the_saga_of_a_stream_insert_and_publishes_it() {
     runtime_api::lambda_dir();
     let stack = moto_stack::stack("boot-proc-", |c| c).await;
-    let sfn = aws_sdk_sfn::Client::new(&stack.moto.sdk_config().await);
+    let sdk = stack.moto.sdk_config().await;
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
     let machine = moto_stack::create_saga(&sfn, &stack.moto.endpoint)
         .await
         .arn;
     let endpoint = stack.moto.endpoint.clone();
+    let queue = event_bus(&sdk, &endpoint).await;
     let (batch, event) = created_order(&stack.dynamodb, &stack.stream_arn, &endpoint).await;
 
     let api = RuntimeApi::start(functions::PROCESSOR.binary).await;
@@ -200,6 +250,13 @@ async fn the_processor_starts_the_saga_of_a_stream_insert() {
         [event.id.to_string()],
         "one execution, named by the event"
     );
+    // moto's PutEvents delivers to the rule's queue before it answers.
+    let published = moto_stack::take_message(&endpoint, &queue, Duration::from_secs(2))
+        .await
+        .expect("order.created reached the bus");
+    let published: Value = serde_json::from_str(published["Body"].as_str().unwrap()).unwrap();
+    assert_eq!(published["detail"]["id"], event.id.to_string());
+    assert_eq!(published["detail-type"], "order.created");
 }
 
 #[tokio::test]
@@ -235,12 +292,18 @@ async fn the_steps_function_runs_a_step_and_names_a_failed_one() {
 async fn each_function_refuses_to_start_without_its_configuration_and_names_it() {
     runtime_api::lambda_dir();
     let tables = TableNames::with_prefix("boot-");
-    // The processor reads no table: its one required variable is the state machine's ARN.
+    // The processor reads no table: it requires the state machine's ARN and the bus's name.
     // The warehouse requires nothing; a packing time that is not one stops it all the same.
     let cases = [
         (functions::API, ORDERS.env_var, None),
         (functions::API, functions::PAYMENT_WEBHOOK_SECRET_ENV, None),
         (functions::PROCESSOR, STATE_MACHINE_ARN_ENV, None),
+        (functions::PROCESSOR, functions::EVENT_BUS_NAME_ENV, None),
+        (
+            functions::PROCESSOR,
+            functions::EVENT_BUS_NAME_ENV,
+            Some("orders/events"),
+        ),
         (functions::STEPS, SAGA.env_var, None),
         (functions::STEPS, functions::PAYMENT_PROVIDER_URL_ENV, None),
         (

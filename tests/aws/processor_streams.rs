@@ -8,6 +8,9 @@
 //! moto's Lambda echoes its input, so nothing answers the saga's callback Tasks but these
 //! signals: the payment token is read from RequestPayment's `TaskScheduled` event (the payload
 //! the step Lambda receives on AWS) and put in the signal, as the step's record of it would be.
+//!
+//! Every public event is published to a bus on moto's EventBridge, whose rules (the template's
+//! example rule among them) send to queues on moto's SQS: `events` reads them there.
 
 use orders_test_support::moto_stack::{self, MotoStack};
 use orders_test_support::streams;
@@ -16,7 +19,8 @@ use axum::body::Body;
 use axum::http::Request;
 use orders::clock::SystemClock;
 use orders::http::{ApiSettings, AppState, router};
-use orders_aws::lambda::stream::{Ports, handle_batch};
+use orders_aws::eventbridge::{EventBridgePublisher, EventBusName};
+use orders_aws::lambda::stream::{EventPublisher, Ports, handle_batch};
 use orders_aws::sfn::{StepFunctionsSignaller, StepFunctionsStarter};
 use orders_aws::tables::attrs;
 use orders_domain::{OrderId, OutboxEvent};
@@ -25,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tower::ServiceExt;
 
+mod events;
 mod signals;
 
 struct Aws {
@@ -32,17 +37,24 @@ struct Aws {
     sfn: aws_sdk_sfn::Client,
     state_machine_arn: String,
     queue_url: String,
+    eventbridge: aws_sdk_eventbridge::Client,
+    bus: events::Bus,
 }
 
 async fn aws() -> Aws {
     let stack = moto_stack::stack("proc-", |c| c).await;
-    let sfn = aws_sdk_sfn::Client::new(&stack.moto.sdk_config().await);
+    let sdk = stack.moto.sdk_config().await;
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
     let saga = moto_stack::create_saga(&sfn, &stack.moto.endpoint).await;
+    let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
+    let bus = events::create_bus(&eventbridge, &stack.moto.endpoint).await;
     Aws {
         stack,
         sfn,
         state_machine_arn: saga.arn,
         queue_url: saga.queue_url,
+        eventbridge,
+        bus,
     }
 }
 
@@ -122,16 +134,31 @@ async fn stop_all(aws: &Aws) {
     }
 }
 
-/// The processor's ports on `sfn`, for the state machine `arn`.
-fn ports_on(sfn: &aws_sdk_sfn::Client, arn: &str) -> Ports {
+/// The processor's ports on `sfn`, for the state machine `arn`, publishing to the test's bus.
+fn ports_on(aws: &Aws, sfn: &aws_sdk_sfn::Client, arn: &str) -> Ports {
+    ports_publishing(sfn, arn, publisher(aws, &aws.bus.name))
+}
+
+fn ports_publishing(
+    sfn: &aws_sdk_sfn::Client,
+    arn: &str,
+    publisher: Arc<dyn EventPublisher>,
+) -> Ports {
     Ports {
         starter: Arc::new(StepFunctionsStarter::new(sfn.clone(), arn)),
         signaller: Arc::new(StepFunctionsSignaller::new(sfn.clone(), arn)),
+        publisher,
     }
 }
 
+/// The EventBridge publisher on moto, to the bus `bus`.
+fn publisher(aws: &Aws, bus: &str) -> Arc<dyn EventPublisher> {
+    let bus = EventBusName::parse(bus).expect("a bus name");
+    Arc::new(EventBridgePublisher::new(aws.eventbridge.clone(), bus))
+}
+
 fn starter(aws: &Aws, arn: &str) -> Ports {
-    ports_on(&aws.sfn, arn)
+    ports_on(aws, &aws.sfn, arn)
 }
 
 fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {

@@ -15,8 +15,8 @@ async fn dynamodb() -> (Arc<dyn OrderStore>, MotoSession) {
 
 orders_test_support::store_contract_tests!(dynamodb);
 
-/// The lifecycle contract on the same tables: the API's store and the steps' store side by
-/// side, the signals read back from the outbox table.
+/// The lifecycle and events contracts on the same tables: the API's store and the steps' store
+/// side by side, the signals and the public events read back from the outbox table.
 mod lifecycle {
     use super::support_dynamodb;
     use async_trait::async_trait;
@@ -27,9 +27,9 @@ mod lifecycle {
     use orders_aws::moto::{self, MotoSession};
     use orders_aws::tables::attrs::outbox;
     use orders_domain::OrderId;
-    use orders_domain::event::{OutboxMessage, SignalEvent};
+    use orders_domain::event::{OutboxMessage, PublicEvent, SignalEvent};
     use orders_domain::store::OrderStore;
-    use orders_test_support::lifecycle_contract::LifecycleFixture;
+    use orders_test_support::lifecycle_contract::{EventsFixture, LifecycleFixture};
     use orders_test_support::saga_contract::Driver;
     use std::sync::Arc;
 
@@ -85,7 +85,7 @@ mod lifecycle {
                     let event = attr::get_s(item, outbox::EVENT).expect("event text");
                     match OutboxMessage::decode(event.as_bytes()).expect("decodes") {
                         OutboxMessage::Signal(s) => Some(s),
-                        OutboxMessage::OrderCreated(_) => None,
+                        OutboxMessage::OrderCreated(_) | OutboxMessage::Published(_) => None,
                     }
                 })
                 .collect();
@@ -96,4 +96,37 @@ mod lifecycle {
     }
 
     orders_test_support::lifecycle_contract_tests!(dynamodb);
+
+    /// The public events: the outbox items of the order, by `sequence` (a table keeps no
+    /// order of its own).
+    #[async_trait]
+    impl EventsFixture for Dynamo {
+        async fn events(&self, order: OrderId) -> Vec<PublicEvent> {
+            let scanned = self
+                .raw
+                .scan()
+                .table_name(&self.names.outbox)
+                .filter_expression("#o = :o")
+                .expression_attribute_names("#o", outbox::ORDER)
+                .expression_attribute_values(":o", attr::s(order.to_string()))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("scan the outbox");
+            let mut events: Vec<PublicEvent> = scanned
+                .items()
+                .iter()
+                .map(|item| attr::get_s(item, outbox::EVENT).expect("event text"))
+                .filter(|event| {
+                    let row = OutboxMessage::decode(event.as_bytes()).expect("decodes");
+                    !matches!(row, OutboxMessage::Signal(_))
+                })
+                .map(|event| PublicEvent::decode(event.as_bytes()).expect("a public event"))
+                .collect();
+            events.sort_by_key(|e| e.sequence_number());
+            events
+        }
+    }
+
+    orders_test_support::events_contract_tests!(dynamodb);
 }

@@ -1,9 +1,10 @@
 //! The embedded stack: the HTTP API over SQLite, the store contract suites on SQLite,
 //! the local executor over the SQLite execution store, the saga steps and the whole local
-//! stack in process.
+//! stack in process, with the subscribers of its domain events.
 
 mod actors;
 mod concurrency;
+mod domain_events;
 mod execution_store_sqlite;
 mod executor;
 mod http_api;
@@ -18,3 +19,4 @@ mod saga_store_sqlite;
 mod signals;
 mod storage_full;
 mod store_contract_sqlite;
+mod subscriptions;

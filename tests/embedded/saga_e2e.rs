@@ -25,8 +25,8 @@ async fn happy_path_completes_reserves_and_charges_once() {
     let o = s.wait_terminal(&id, T).await;
     assert_eq!(o["status"], "COMPLETED", "{o}");
     // PENDING, then five moves: INVENTORY_RESERVED, AWAITING_PAYMENT, PAYMENT_PROCESSED (the
-    // webhook), SHIPPED, COMPLETED.
-    assert_eq!(o["version"], 6, "{o}");
+    // webhook), SHIPPED, COMPLETED; and the voucher this order earned (over 100.00 EUR).
+    assert_eq!(o["version"], 7, "{o}");
     assert_eq!(s.execution_status(&id).await, "SUCCEEDED");
     assert_eq!(o["payment"]["status"], "SUCCEEDED", "{o}");
     let payment_id = o["payment"]["paymentId"].as_str().unwrap();

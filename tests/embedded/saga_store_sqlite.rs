@@ -170,14 +170,15 @@ impl SagaFixture for Sqlite {
 
 orders_test_support::saga_contract_tests!(sqlite);
 
-/// The lifecycle contract on the same store: the API's side and the steps' side of one file.
+/// The lifecycle and events contracts on the same store: the API's side and the steps' side
+/// of one file.
 mod lifecycle {
     use super::{Sqlite, sqlite};
     use async_trait::async_trait;
     use orders_domain::OrderId;
-    use orders_domain::event::{OutboxMessage, SignalEvent};
+    use orders_domain::event::{OutboxMessage, PublicEvent, SignalEvent};
     use orders_domain::store::OrderStore;
-    use orders_test_support::lifecycle_contract::LifecycleFixture;
+    use orders_test_support::lifecycle_contract::{EventsFixture, LifecycleFixture};
     use orders_test_support::saga_contract::{Driver, SagaFixture};
     use std::sync::Arc;
 
@@ -206,7 +207,7 @@ mod lifecycle {
                 .filter_map(
                     |p| match OutboxMessage::decode(p.as_bytes()).expect("decodes") {
                         OutboxMessage::Signal(s) => Some(s),
-                        OutboxMessage::OrderCreated(_) => None,
+                        OutboxMessage::OrderCreated(_) | OutboxMessage::Published(_) => None,
                     },
                 )
                 .collect()
@@ -214,4 +215,30 @@ mod lifecycle {
     }
 
     orders_test_support::lifecycle_contract_tests!(sqlite);
+
+    /// The public events: the outbox rows of the order in the order they were written.
+    #[async_trait]
+    impl EventsFixture for Sqlite {
+        async fn events(&self, order: OrderId) -> Vec<PublicEvent> {
+            let conn = self.conn();
+            let mut st = conn
+                .prepare("SELECT payload FROM outbox WHERE order_id = ?1 ORDER BY seq")
+                .unwrap();
+            let payloads = st
+                .query_map([order.to_string()], |r| r.get::<_, String>(0))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            payloads
+                .iter()
+                .filter(|p| {
+                    let row = OutboxMessage::decode(p.as_bytes()).expect("decodes");
+                    !matches!(row, OutboxMessage::Signal(_))
+                })
+                .map(|p| PublicEvent::decode(p.as_bytes()).expect("a public event"))
+                .collect()
+        }
+    }
+
+    orders_test_support::events_contract_tests!(sqlite);
 }

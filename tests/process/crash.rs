@@ -4,9 +4,13 @@
 //! waiting for the provider's webhook and for the warehouse among them) and restarted on the
 //! same database, `CRASH_KILLS` times (default 5, about 40 s). The clients then retry, with
 //! the same key, every request that was never answered, and the promises of DESIGN.md section
-//! 6 are checked over the API and the database file (`common::invariants`). A long run:
+//! 6 are checked over the API and the database file (`common::invariants`), and a webhook
+//! subscriber in the test process must have received every public event of every order, in
+//! order per order (`subscriber`). A long run:
 //! `CRASH_KILLS=25 cargo test --release --test process crash -- --nocapture`; it prints the
 //! counts and the violations (which must be none).
+
+mod subscriber;
 
 use orders_test_support as common;
 
@@ -117,11 +121,16 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         "--warehouse-concurrency",
         "512",
     ];
-    let env = [("ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", "0.2")];
+    let env = [
+        ("ORDERS_PAYMENT_TRANSIENT_ERROR_RATE", "0.2"),
+        ("ORDERS_ALLOW_PRIVATE_SUBSCRIBERS", "true"),
+    ];
     let mut server = work.start(&args, &env).await;
     for p in PRODUCTS {
         put_stock(&client, &server.base, p, START_STOCK).await;
     }
+    let events = subscriber::Subscriber::start().await;
+    events.subscribe(&client, &server.base).await;
 
     let out: Arc<Mutex<Outcomes>> = Arc::default();
     let started = Instant::now();
@@ -235,6 +244,7 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
 
     invariants::wait_all_terminal(db, Duration::from_secs(120)).await;
     let settle = started.elapsed();
+    let delivered = subscriber::check(db, &events, Duration::from_secs(120)).await;
     let stock: Vec<(&str, i64)> = PRODUCTS.iter().map(|p| (*p, START_STOCK)).collect();
     let report = invariants::check(
         db,
@@ -252,6 +262,7 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
          payments={} refunds={} webhooks={} shipment_requests={} \
          vouchers={} replays_checked={} endings={:?} all_terminal_after={:.1}s \
          at_each_kill(running executions, waiting executions, unpublished events, requests in flight)={at_kills:?} \
+         subscriber(events={}, received={}, duplicates={}, missing={}, out_of_order={}, dead_lettered={}) \
          violations={}",
         out.acked.len(),
         lost.len(),
@@ -273,9 +284,34 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         report.replays_checked,
         report.endings,
         settle.as_secs_f64(),
+        delivered.events,
+        delivered.received,
+        delivered.duplicates,
+        delivered.missing.len(),
+        delivered.out_of_order.len(),
+        delivered.dead_lettered,
         report.violations.len()
     );
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(
+        delivered.missing.is_empty(),
+        "undelivered: {:#?}",
+        delivered.missing
+    );
+    assert!(
+        delivered.out_of_order.is_empty(),
+        "first receipts out of sequence: {:#?}",
+        delivered.out_of_order
+    );
+    assert_eq!(
+        delivered.dead_lettered, 0,
+        "a healthy subscriber gets everything"
+    );
+    // Every order has at least its order.created and its ending.
+    assert!(
+        delivered.events as i64 >= 2 * report.orders,
+        "{delivered:?}"
+    );
     assert!(
         out.refused.keys().all(|s| *s == 409),
         "only voucher conflicts are refused: {:?}",

@@ -1,5 +1,6 @@
 //! The deployed functions and what each may touch: its binary, the tables it reads and
-//! writes, the DynamoDB actions it calls and the environment it reads. The binaries load their
+//! writes, the DynamoDB, Step Functions, SQS and EventBridge actions it calls and the
+//! environment it reads. The binaries load their
 //! configuration from these lists, and the template-contract test holds the template's IAM
 //! policies and environment blocks to them, so least privilege is checked, not hoped for.
 
@@ -35,6 +36,8 @@ pub struct FunctionSpec {
     pub token_actions: &'static [&'static str],
     /// SQS actions on the warehouse queue.
     pub warehouse_queue_actions: &'static [&'static str],
+    /// EventBridge actions on the stack's event bus (the domain events).
+    pub event_bus_actions: &'static [&'static str],
 }
 
 /// The API settings the template sets; `orders --help` lists them under these names.
@@ -59,6 +62,8 @@ pub const PAYMENT_WEBHOOK_URL_ENV: &str = "ORDERS_PAYMENT_WEBHOOK_URL";
 pub const PAYMENT_SIM_DELAY_MS_ENV: &str = "ORDERS_PAYMENT_SIM_DELAY_MS";
 /// How long the warehouse worker "packs" one parcel, in milliseconds.
 pub const WAREHOUSE_PACKING_MS_ENV: &str = "ORDERS_WAREHOUSE_PACKING_MS";
+/// The name of the EventBridge custom bus the processor publishes the public events to.
+pub const EVENT_BUS_NAME_ENV: &str = "ORDERS_EVENT_BUS_NAME";
 
 /// The HTTP API (the `orders` binary under `lambda_http`).
 pub const API: FunctionSpec = FunctionSpec {
@@ -82,28 +87,32 @@ pub const API: FunctionSpec = FunctionSpec {
     execution_actions: &[],
     token_actions: &[],
     warehouse_queue_actions: &[],
+    event_bus_actions: &[],
 };
 
 /// The DynamoDB Streams consumer of the outbox: starts one execution per `order.created`,
-/// delivers each task signal (a cancellation's token read from the execution's history).
+/// delivers each task signal (a cancellation's token read from the execution's history), and
+/// publishes every public event to the event bus.
 pub const PROCESSOR: FunctionSpec = FunctionSpec {
     logical: "ProcessorFunction",
     binary: "orders-processor",
     tables: &[],
     dynamodb_actions: &[],
     queried_tables: &[],
-    env: &[STATE_MACHINE_ARN_ENV],
+    env: &[STATE_MACHINE_ARN_ENV, EVENT_BUS_NAME_ENV],
     states_actions: &["StartExecution"],
     execution_actions: &["GetExecutionHistory"],
     token_actions: &["SendTaskSuccess", "SendTaskFailure"],
     warehouse_queue_actions: &[],
+    event_bus_actions: &["PutEvents"],
 };
 
-/// Every Task state of the state machine (one function, dispatched on the `step` field).
+/// Every Task state of the state machine (one function, dispatched on the `step` field). It
+/// puts the public event of each change it makes in the outbox.
 pub const STEPS: FunctionSpec = FunctionSpec {
     logical: "StepsFunction",
     binary: "orders-steps",
-    tables: &[ORDERS, INVENTORY, VOUCHERS, SAGA],
+    tables: &[ORDERS, OUTBOX, INVENTORY, VOUCHERS, SAGA],
     dynamodb_actions: &["GetItem", "PutItem", "UpdateItem"],
     queried_tables: &[],
     env: &[
@@ -116,6 +125,7 @@ pub const STEPS: FunctionSpec = FunctionSpec {
     execution_actions: &[],
     token_actions: &[],
     warehouse_queue_actions: &[],
+    event_bus_actions: &[],
 };
 
 /// The warehouse worker on the warehouse queue (SQS event source): heartbeats, packs, and
@@ -132,6 +142,7 @@ pub const WAREHOUSE: FunctionSpec = FunctionSpec {
     execution_actions: &[],
     token_actions: &["SendTaskHeartbeat", "SendTaskSuccess", "SendTaskFailure"],
     warehouse_queue_actions: &["ReceiveMessage", "DeleteMessage", "GetQueueAttributes"],
+    event_bus_actions: &[],
 };
 
 /// The payment provider simulator (the `orders-payment-sim` binary under `lambda_http`,
@@ -153,6 +164,7 @@ pub const PAYMENT_SIMULATOR: FunctionSpec = FunctionSpec {
     execution_actions: &[],
     token_actions: &[],
     warehouse_queue_actions: &[],
+    event_bus_actions: &[],
 };
 
 pub const FUNCTIONS: [FunctionSpec; 5] = [API, PROCESSOR, STEPS, WAREHOUSE, PAYMENT_SIMULATOR];

@@ -1,5 +1,5 @@
-//! The AWS adapters: every port of the service implemented on DynamoDB and Step Functions,
-//! the table contract they share, and the Lambda functions that do not serve HTTP.
+//! The AWS adapters: every port of the service implemented on DynamoDB, Step Functions and
+//! EventBridge, the table contract they share, and the Lambda functions that do not serve HTTP.
 //!
 //! # Layout
 //!
@@ -11,6 +11,8 @@
 //!   ([`dynamodb::item`]) and the attribute helpers ([`dynamodb::attr`]).
 //! - [`sfn`]: Step Functions as the processor's `SagaStarter` and `TaskSignaller`, and the
 //!   task-token calls ([`sfn::TaskTokens`]) that resume a Task waiting on `.waitForTaskToken`.
+//! - [`eventbridge`]: EventBridge as the stream processor's `EventPublisher` (the public
+//!   events on the stack's custom bus).
 //! - [`lambda`]: the stream, step and warehouse functions (`src/bin/orders-processor.rs`,
 //!   `src/bin/orders-steps.rs`, `src/bin/orders-warehouse.rs`), wired the way the API function
 //!   in the root crate is.
@@ -22,6 +24,7 @@
 //! never on the HTTP service.
 
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod functions;
 pub mod lambda;
 #[cfg(feature = "moto")]

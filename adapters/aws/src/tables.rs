@@ -42,7 +42,7 @@ pub const ORDERS: TableSpec = TableSpec {
     ttl_attribute: None,
 };
 
-/// Outbox: one CloudEvent per order; its stream feeds the processor.
+/// Outbox: one CloudEvent per item (an order has several); its stream feeds the processor.
 pub const OUTBOX: TableSpec = TableSpec {
     logical: "outbox",
     env_var: "ORDERS_TABLE_OUTBOX",
@@ -218,8 +218,13 @@ pub mod attrs {
         /// The customer's cancellation: its presence is what the steps' cancel guard tests.
         pub const CANCEL_REQUESTED_AT: &str = "cancelRequestedAt";
         pub const CANCEL_REASON: &str = "cancelReason";
+        /// The W3C trace the order was created in (absent when the request had none): every
+        /// later event of the order continues it.
+        pub const TRACEPARENT: &str = "traceparent";
     }
-    /// outbox: `event` is the CloudEvents 1.0 envelope as JSON text, exactly as published.
+    /// outbox: `event` is the CloudEvents 1.0 envelope as JSON text, exactly as published:
+    /// `order.created`, an internal signal, or a public event of a later change, each written
+    /// in the transaction of what it reports.
     pub mod outbox {
         pub const ID: &str = "eventId";
         pub const ORDER: &str = "orderId";

@@ -14,6 +14,8 @@
 //! - `events.rs`: the public domain events, written with their change and fanned out into
 //!   deliveries in the same transaction.
 //! - `outbox.rs`: the relay's [`OutboxSource`](orders_processor::relay::OutboxSource).
+//! - `subscriptions.rs`: the [`SubscriptionStore`](orders_domain::subscriptions::SubscriptionStore)
+//!   of the subscription API and the delivery dispatcher.
 //! - `queue.rs`: the [`TaskQueue`](orders_workflow::executor::TaskQueue) the executor sends
 //!   task-token messages on, and its consumer side (receive, delete, visibility).
 //! - `writer.rs`, `readers.rs`, `schema.rs`: the one writer thread (group commit), the pool of
@@ -43,6 +45,7 @@ mod space;
 mod step_jobs;
 mod step_status;
 mod steps;
+mod subscriptions;
 mod writer;
 
 pub use outbox::ParkedEvent;

@@ -10,6 +10,7 @@
 //! never shown to people.
 
 mod public;
+pub mod schema;
 mod trace;
 
 pub use public::{EventType, OrderChange, PublicEvent, UnknownEventType, VoucherIssued};
@@ -176,8 +177,9 @@ impl OutboxMessage {
     }
 }
 
-/// Everything the saga needs, so no step has to read the order to learn what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything the saga needs, so no step has to read the order to learn what to do. Also the
+/// `data` of the public `order.created` (version 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaInput {
     pub order_id: OrderId,
@@ -185,13 +187,14 @@ pub struct SagaInput {
     pub items: Vec<SagaItem>,
     /// What the customer pays, after any voucher discount.
     #[serde(with = "as_cents")]
+    #[schema(value_type = i64)]
     pub total_cents: Cents,
     pub payment_method: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voucher_code: Option<VoucherCode>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaItem {
     pub product_id: ProductId,

@@ -256,7 +256,7 @@ async fn a_signal_step_functions_cannot_take_now_is_reported_for_retry() {
             .build(),
     );
     let event = streams::lambda_event(&records, &aws.stack.stream_arn);
-    let response = handle_batch(event, ports_on(&down, &aws.state_machine_arn)).await;
+    let response = handle_batch(event, ports_on(&aws, &down, &aws.state_machine_arn)).await;
     assert_eq!(failures(&response), sequences);
 
     // Reachable, the same records are done: the token is unknown, the execution does not exist.

@@ -8,9 +8,10 @@ use orders_test_support::saga_contract::{self, SagaFixture, VoucherView, assert_
 use chrono::Utc;
 use orders_aws::dynamodb::attr;
 use orders_aws::tables::attrs;
+use orders_domain::event::{OutboxMessage, PublicEvent};
 use orders_domain::lifecycle::{PaymentResult, PaymentWebhook, WebhookOutcome};
 use orders_domain::store::OrderStore;
-use orders_domain::{OrderStatus, VoucherCode};
+use orders_domain::{OrderId, OrderStatus, VoucherCode};
 use orders_workflow::steps::{Step, StepError, StepSettings, Steps};
 use serde_json::{Value, json};
 
@@ -30,6 +31,31 @@ const COMPENSATION: [Step; 5] = [
     Step::RestoreVoucher,
     Step::MarkFailed,
 ];
+
+/// The public events the steps wrote to the outbox for `order`, by sequence.
+async fn public_events(fx: &Dynamo, order: OrderId) -> Vec<PublicEvent> {
+    let scanned = fx
+        .client
+        .scan()
+        .table_name(&fx.names.outbox)
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan the outbox");
+    let mut events: Vec<PublicEvent> = scanned
+        .items()
+        .iter()
+        .map(|item| attr::get_s(item, attrs::outbox::EVENT).expect("event text"))
+        .filter(|text| {
+            let row = OutboxMessage::decode(text.as_bytes()).expect("an outbox row");
+            !matches!(row, OutboxMessage::Signal(_))
+        })
+        .map(|text| PublicEvent::decode(text.as_bytes()).expect("a public event"))
+        .filter(|e| e.subject == order)
+        .collect();
+    events.sort_by_key(|e| e.sequence_number());
+    events
+}
 
 /// A fresh emulator with each of `stock`'s products stocked.
 async fn stocked(stock: &[(&str, i64)]) -> Dynamo {
@@ -56,7 +82,7 @@ async fn invoke(steps: &Steps, step: Step, input: &Value) -> Result<Value, StepE
 /// A saga over 100 EUR, run forward twice (a full redelivery) with the provider's webhook
 /// after RequestPayment and the warehouse's shipment before MarkShipped: COMPLETED once,
 /// stock taken once, one payment (the provider asked in the first round only), one shipment,
-/// one voucher, every step SUCCEEDED after two attempts.
+/// one voucher, each public event once, every step SUCCEEDED after two attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_on_dynamodb_complete_an_order_and_issue_its_voucher_once() {
     let fx = stocked(&[("laptop", 10), ("mouse", 10)]).await;
@@ -96,7 +122,25 @@ async fn steps_on_dynamodb_complete_an_order_and_issue_its_voucher_once() {
             }
         }
     }
-    assert_eq!(fx.order(order).await, (OrderStatus::Completed, 6, None));
+    // Six moves and the voucher, which is a change of the order too.
+    assert_eq!(fx.order(order).await, (OrderStatus::Completed, 7, None));
+    let events = public_events(&fx, order).await;
+    let published: Vec<_> = events
+        .iter()
+        .map(|e| (e.event_type.as_str(), e.sequence_number().unwrap()))
+        .collect();
+    assert_eq!(
+        published,
+        [
+            ("order.payment_processed", 4),
+            ("order.shipped", 5),
+            ("voucher.issued", 6),
+            ("order.completed", 7)
+        ],
+        "each change once, the second round none"
+    );
+    assert_eq!(events[1].data["trackingNumber"], "TRK-E2E");
+    assert_eq!(events[3].data["totalCents"], 260_000);
     assert_eq!(fx.stock("laptop").await, Some(8));
     assert_eq!(fx.stock("mouse").await, Some(8));
     for step in FORWARD {
@@ -173,7 +217,13 @@ async fn steps_on_dynamodb_compensate_an_out_of_stock_order() {
     }
     let (status, version, reason) = fx.order(order).await;
     assert_eq!((status, version), (OrderStatus::Failed, 3));
-    assert!(reason.unwrap().starts_with("OutOfStock: product sold-out"));
+    let reason = reason.unwrap();
+    assert!(reason.starts_with("OutOfStock: product sold-out"));
+    let events = public_events(&fx, order).await;
+    assert_eq!(events.len(), 1, "COMPENSATING publishes nothing");
+    assert_eq!(events[0].event_type, "order.failed");
+    assert_eq!(events[0].sequence_number(), Some(3));
+    assert_eq!(events[0].data["failureReason"], reason.as_str());
     assert_eq!(fx.stock("keyboard").await, Some(5));
     assert_eq!(fx.stock("sold-out").await, Some(0));
     assert_eq!(

@@ -13,10 +13,13 @@ async fn a_restarted_executor_resumes_from_the_last_completed_state() {
     let (store, _dir) = temp_store();
     let executor = saga_executor(&first, Arc::clone(&store));
     executor.start("crash", order(20_000)).await.unwrap();
-    let mid = wait_for(store.as_ref(), "crash", |s| s.state == "RequestPayment").await;
+    wait_for(store.as_ref(), "crash", |s| s.state == "RequestPayment").await;
     while first.calls("RequestPayment").is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Read once the handler runs: entering the state and recording its task token are two
+    // writes, and which one a poll sees first is a matter of timing.
+    let mid = store.get("crash").await.unwrap().unwrap();
     executor.shutdown().await; // the "crash": the handler never returns
     drop(executor);
     assert_eq!(mid.status, ExecutionStatus::Running);

@@ -12,6 +12,7 @@ use orders_aws::tables::TableSpec;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod events;
 mod functions;
 mod hardening;
 mod identity;
@@ -65,6 +66,7 @@ pub fn check(template: &Value, code: &Code) -> Vec<String> {
     identity::check(&t, code, &mut problems);
     warehouse::check(&t, code, &mut problems);
     simulator::check(&t, code, &mut problems);
+    events::check(&t, code, &mut problems);
     problems
 }
 

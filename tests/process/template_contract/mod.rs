@@ -10,6 +10,7 @@
 mod checks;
 mod model;
 mod negative;
+mod negative_events;
 mod negative_hardening;
 mod negative_identity;
 mod negative_lifecycle;

@@ -3,7 +3,8 @@
 //! (`cancel_order`), each one atomic write with the outbox signal for the saga. Each
 //! implementation's test file provides a [`LifecycleFixture`] (the API's store, the steps'
 //! store on the same data, and a look at the signals its outbox holds) and invokes
-//! `lifecycle_contract_tests!(async_factory)`, one test per case.
+//! `lifecycle_contract_tests!(async_factory)`, one test per case. The public events the same
+//! changes write are the events contract (`events.rs`, `events_contract_tests!`).
 //!
 //! Orders are brought where a case needs them the way the saga brings them: created through
 //! the API's store, moved and paid for through the steps' store.
@@ -25,7 +26,9 @@ use serde_json::json;
 use std::sync::Arc;
 
 mod cancel;
+mod events;
 pub use cancel::*;
+pub use events::*;
 
 /// A store under test, seen from the API, from the steps and from its outbox.
 #[async_trait]

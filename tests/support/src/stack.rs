@@ -15,6 +15,7 @@ use orders::http::ApiSettings;
 use orders::local::assemble::{
     ActorSettings, Actors, LocalSettings, Provider, assemble, webhook_url,
 };
+use orders::local::deliveries::DeliverySettings;
 use orders::local::{saga, secret};
 use orders_domain::standard_webhooks::WebhookSecret;
 use orders_processor::relay::{Relay, RelayOptions};
@@ -52,6 +53,8 @@ pub struct StackOptions {
     pub warehouse_visibility: Duration,
     /// Unset: the database's own, generated beside it as `orders` does.
     pub webhook_secret: Option<WebhookSecret>,
+    /// The subscriber deliveries, as `orders` runs them unless a test says otherwise.
+    pub deliveries: DeliverySettings,
 }
 
 impl Default for StackOptions {
@@ -71,6 +74,7 @@ impl Default for StackOptions {
             provider_url: None,
             warehouse_visibility: Duration::from_secs(30),
             webhook_secret: None,
+            deliveries: DeliverySettings::default(),
         }
     }
 }
@@ -195,6 +199,7 @@ impl Stack {
                 warehouse_visibility: o.warehouse_visibility,
             },
             webhook_secret: secret.clone(),
+            deliveries: o.deliveries,
         };
         let local = assemble(store.clone(), addr, settings)
             .await

@@ -3,7 +3,8 @@
 //!
 //! Expected grants are built from the code's lists: the DynamoDB actions on each of its
 //! tables (and on their indexes when it queries), its Step Functions actions on the state
-//! machine, writing to its own log group, and, for the outbox consumer only, what Lambda's
+//! machine, its EventBridge actions on the stack's event bus, writing to its own log group,
+//! and, for the outbox consumer only, what Lambda's
 //! stream poller does with the function's role: read the outbox stream and send a failed
 //! batch's metadata to the on-failure queue; and, when the function is traced, writing to
 //! X-Ray (on `*`, the only resource X-Ray's actions take). Nothing else is accepted.
@@ -11,7 +12,7 @@
 use super::{Code, table_id};
 use crate::template_contract::model::{Grant, Template, prop, reference, referenced_id, str_of};
 use orders_aws::functions::FunctionSpec;
-use orders_aws::functions::PAYMENT_WEBHOOK_SECRET_ENV;
+use orders_aws::functions::{EVENT_BUS_NAME_ENV, PAYMENT_WEBHOOK_SECRET_ENV};
 use orders_aws::tables::STATE_MACHINE_ARN_ENV;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,8 +113,11 @@ fn check_function(
         );
     }
     for var in spec.env {
-        let target =
-            (*var == STATE_MACHINE_ARN_ENV).then(|| format!("${{{}}}", state_machine_id(t)));
+        let target = match *var {
+            STATE_MACHINE_ARN_ENV => Some(format!("${{{}}}", state_machine_id(t))),
+            EVENT_BUS_NAME_ENV => Some(format!("${{{}}}", super::events::EVENT_BUS)),
+            _ => None,
+        };
         want_env.insert((*var).to_owned(), target);
     }
     let got_env: BTreeMap<String, String> = t
@@ -245,6 +249,10 @@ fn expected_grants(
     for action in spec.warehouse_queue_actions {
         let queue = super::warehouse::WAREHOUSE_QUEUE;
         grant(&format!("sqs:{action}"), format!("${{{queue}.Arn}}"));
+    }
+    for action in spec.event_bus_actions {
+        let bus = super::events::EVENT_BUS;
+        grant(&format!("events:{action}"), format!("${{{bus}.Arn}}"));
     }
     if t.function_prop(function, "Tracing").is_some() {
         for action in XRAY_FUNCTION_ACTIONS {

@@ -94,7 +94,8 @@ pub fn check(t: &Template, code: &Code, problems: &mut Vec<String>) {
     }
 }
 
-fn depth_alarmed(t: &Template, queue: &str) -> bool {
+/// Whether an alarm watches the depth of `queue` (its visible messages).
+pub fn depth_alarmed(t: &Template, queue: &str) -> bool {
     let want = format!("${{{queue}.QueueName}}");
     t.of_type("AWS::CloudWatch::Alarm").iter().any(|(_, a)| {
         str_of(prop(a, "Namespace")) == Some("AWS/SQS")

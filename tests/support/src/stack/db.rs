@@ -54,10 +54,11 @@ impl Stack {
         }
     }
 
-    /// Whether the order's outbox row is marked published.
+    /// Whether the order's `order.created` row is marked published (its saga started).
     pub fn published(&self, order: &str) -> bool {
         self.query_i64(
-            "SELECT published_at IS NOT NULL FROM outbox WHERE order_id = ?1",
+            "SELECT published_at IS NOT NULL FROM outbox WHERE order_id = ?1
+               AND json_extract(payload, '$.type') = 'order.created'",
             [order],
         ) == 1
     }

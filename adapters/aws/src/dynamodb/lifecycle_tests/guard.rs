@@ -152,7 +152,7 @@ async fn mark_shipped_records_the_shipment_with_the_move_once() {
         fx.steps.mark_shipped(at, Step::MarkShipped, &first).await,
         Ok(StatusChange::Changed { version: 5 })
     );
-    assert_eq!(fx.hook.take(), ["GetItem", "UpdateItem"]);
+    assert_eq!(fx.hook.take(), ["GetItem", "TransactWriteItems"]);
     let second = Shipment {
         tracking_number: "TRK-SECOND".into(),
         shipped_at: Utc::now(),

@@ -1,5 +1,6 @@
 //! The lifecycle's writes on DynamoDB (moto server): the steps' cancel guard, the payment
-//! record, the shipment, and the webhook and cancellation transactions, with the races each
+//! record, the shipment, the webhook and cancellation transactions, and the public events the
+//! changes write with them, with the races each
 //! condition exists for injected between a read and its write (`Hook`), and the requests each
 //! operation costs.
 //!
@@ -7,6 +8,7 @@
 //! and most from one order already moved along a path ([`fx_with`], [`fx_awaiting`]): the
 //! setup lives here, each case file keeps only what it checks.
 
+mod events;
 mod guard;
 mod payments;
 mod webhook_cancel;
@@ -21,6 +23,7 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use chrono::Utc;
+use orders_domain::event::Traceparent;
 use orders_domain::idempotency::StoredResponse;
 use orders_domain::lifecycle::{PaymentResult, PaymentWebhook};
 use orders_domain::store::{CancelOrder, CancelOutcome, CreateOrder, NewOrder, OrderRecord};
@@ -184,6 +187,11 @@ pub(super) fn webhook(id: OrderId, webhook_id: &str, result: PaymentResult) -> P
 impl Fx {
     /// A new PENDING order of 120.00 EUR; its id and its saga execution's name.
     pub async fn order(&self) -> (OrderId, String) {
+        self.order_in(None).await
+    }
+
+    /// [`Fx::order`], created in the trace `trace`.
+    pub async fn order_in(&self, trace: Option<Traceparent>) -> (OrderId, String) {
         let order = NewOrder {
             id: OrderId::new(),
             customer_id: CustomerId::parse("c-life").unwrap(),
@@ -205,7 +213,8 @@ impl Fx {
             location: None,
             body: "{}".into(),
         };
-        let cmd = CreateOrder::new(order, None, response, chrono::Duration::minutes(10));
+        let mut cmd = CreateOrder::new(order, None, response, chrono::Duration::minutes(10));
+        cmd.event = cmd.event.in_trace(trace);
         let execution = cmd.event.id.to_string();
         self.orders.create_order(cmd).await.unwrap();
         self.hook.take();

@@ -146,6 +146,13 @@ async fn a_token_replaced_after_the_read_is_signalled_after_a_re_read() {
     let signals = fx.signals(id).await;
     assert!(matches!(&signals[..], [s] if matches!(&s.data,
         TaskSignal::Succeed { token, .. } if token == "tok-new")));
+    let published = fx.published(id).await;
+    let paid = ("order.payment_processed".to_owned(), 4);
+    assert_eq!(
+        published[1..],
+        [paid],
+        "the lost attempt's event is not written"
+    );
 }
 
 /// A cancellation racing the webhook's success: the cancellation lands after the webhook's
@@ -170,6 +177,7 @@ async fn a_cancellation_after_the_webhooks_read_turns_its_success_into_a_refund(
     );
     assert_eq!(fx.get(id).await.status, OrderStatus::AwaitingPayment);
     assert!(fx.signals(id).await.is_empty());
+    assert_eq!(fx.published(id).await, [("order.created".to_owned(), 1)]);
 }
 
 /// The idempotency rules of a cancellation: the first response replayed, another payload

@@ -7,7 +7,9 @@
 //!    read (a retried RequestPayment replacing the token sends us back to read again);
 //! 2. the order item (status and payment mirror), conditional on the version read, which
 //!    every status change and every cancellation increments;
-//! 3. the outbox signal for the waiting task (`Applied` only).
+//! 3. the outbox signal for the waiting task (`Applied` only);
+//! 4. with a move to PAYMENT_PROCESSED, its public `order.payment_processed` event, at the
+//!    version item 2 writes (`crate::dynamodb::events`).
 //!
 //! A webhook seen before is answered from the read alone (one request). An ignored one writes
 //! its record only. Any other failed condition is a race lost to another writer: read and
@@ -16,9 +18,11 @@
 use super::DynamoStore;
 use super::write::{Sent, build_err, describe_reasons, failed_at, lost_race};
 use crate::dynamodb::attr::{Item, get_n, get_s, n, opt_s, s};
+use crate::dynamodb::events::{Change, outbox_put, status_event};
 use crate::dynamodb::item::{cancellation, key};
 use crate::tables::attrs::{order as oa, saga as sa};
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use orders_domain::event::{CloudEvent, OrderChange};
 use orders_domain::lifecycle::{PAYMENT_DECLINED, PaymentResult, PaymentWebhook, WebhookOutcome};
 use orders_domain::store::StoreError;
 use orders_domain::time::format_millis as format_ts;
@@ -35,6 +39,8 @@ struct Plan {
     order_status: Option<OrderStatus>,
     version: i64,
     signal: Option<TaskSignal>,
+    /// The public event of the order's move.
+    published: Option<CloudEvent<OrderChange>>,
 }
 
 fn unreadable(e: impl std::fmt::Display) -> StoreError {
@@ -48,6 +54,7 @@ fn ignored(why: impl Into<String>) -> Plan {
         order_status: None,
         version: 0,
         signal: None,
+        published: None,
     }
 }
 
@@ -96,17 +103,33 @@ fn decide(
         order_status: to,
         version,
         signal,
+        published: None,
     };
     Ok(match (w.result, waiting) {
-        (PaymentResult::Succeeded, true) => plan(
-            WebhookOutcome::Applied,
-            PaymentStatus::Succeeded,
-            Some(OrderStatus::PaymentProcessed),
-            Some(TaskSignal::Succeed {
-                token: token.clone(),
-                output: json!({"paymentId": w.payment_id, "amountCents": w.amount.0}),
-            }),
-        ),
+        (PaymentResult::Succeeded, true) => Plan {
+            published: status_event(
+                order,
+                Change {
+                    order: w.order_id,
+                    to: OrderStatus::PaymentProcessed,
+                    version: version + 1,
+                    now: w.received_at,
+                    failure_reason: None,
+                    payment_id: Some(&w.payment_id),
+                    tracking_number: None,
+                },
+            )
+            .map_err(unreadable)?,
+            ..plan(
+                WebhookOutcome::Applied,
+                PaymentStatus::Succeeded,
+                Some(OrderStatus::PaymentProcessed),
+                Some(TaskSignal::Succeed {
+                    token: token.clone(),
+                    output: json!({"paymentId": w.payment_id, "amountCents": w.amount.0}),
+                }),
+            )
+        },
         (PaymentResult::Failed, true) => plan(
             WebhookOutcome::Applied,
             PaymentStatus::Failed,
@@ -245,6 +268,9 @@ impl DynamoStore {
         if let Some(signal) = &plan.signal {
             let event = SignalEvent::new(w.received_at, w.order_id, signal.clone());
             writes.push(self.signal_put(&event)?);
+        }
+        if let Some(event) = &plan.published {
+            writes.push(outbox_put(&self.tables.outbox, event).map_err(build_err)?);
         }
         Ok(writes)
     }

@@ -1,20 +1,20 @@
 //! What the webhook and cancellation transactions share: one consistent read of the few items
 //! a decision needs (`TransactGetItems`, one request), the transaction itself with its
-//! cancellation reasons laid open, and the outbox item of an internal signal.
+//! cancellation reasons laid open, and the outbox item of an internal signal (laid out as
+//! every outbox item is, `crate::dynamodb::events`).
 //!
 //! Both writers follow one loop: read, decide, write under conditions on what was read; a
 //! condition that fails because another writer came first sends them back to read and decide
 //! again, a bounded number of times (`RetryPolicy`), then `Busy`.
 
 use super::{DynamoStore, sdk_err};
-use crate::dynamodb::attr::{Item, s};
-use crate::tables::attrs::outbox as xa;
+use crate::dynamodb::attr::Item;
+use crate::dynamodb::events::outbox_put;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{CancellationReason, Get, Put, TransactGetItem, TransactWriteItem};
+use aws_sdk_dynamodb::types::{CancellationReason, Get, TransactGetItem, TransactWriteItem};
 use orders_domain::SignalEvent;
 use orders_domain::store::StoreError;
-use orders_domain::time::format_millis as format_ts;
 
 pub(super) const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 /// Reason codes of a cancellation that another attempt may not meet.
@@ -123,21 +123,10 @@ impl DynamoStore {
         }
     }
 
-    /// The outbox item of `event`, written the way `create_order` writes `order.created`, so
-    /// the table's stream carries it to the processor.
+    /// The outbox item of `event`, written the way `create_order` writes `order.created` and
+    /// every change its public event, so the table's stream carries it to the processor.
     pub(super) fn signal_put(&self, event: &SignalEvent) -> Result<TransactWriteItem, StoreError> {
-        let json = serde_json::to_string(event).map_err(build_err)?;
-        let put = Put::builder()
-            .table_name(&self.tables.outbox)
-            .item(xa::ID, s(event.id.to_string()))
-            .item(xa::ORDER, s(event.subject.to_string()))
-            .item(xa::EVENT, s(json))
-            .item(xa::CREATED_AT, s(format_ts(event.time)))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", xa::ID)
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        outbox_put(&self.tables.outbox, event).map_err(build_err)
     }
 
     /// The pause before attempt `next` of a contended writer, or `Busy` once out of attempts.

@@ -17,13 +17,15 @@
 //! order's own `steps` map, the voucher the order earned), and every write that must happen
 //! once carries a condition that fails on the second run; a failed condition is then read as
 //! "already done" from the item DynamoDB returns with it (`ALL_OLD`), not from a second read.
-//! Several writes that must happen together are one `TransactWriteItems`. No SDK error is
-//! dropped: each becomes `StepStoreError::Unavailable` with the service's code and message,
-//! which the step reports as `Transient` and the state machine retries.
+//! Several writes that must happen together are one `TransactWriteItems`; a change that
+//! publishes (a status move, a voucher issued) is one with its public event (`publish.rs`).
+//! No SDK error is dropped: each becomes `StepStoreError::Unavailable` with the service's code
+//! and message, which the step reports as `Transient` and the state machine retries.
 
 mod inventory;
 mod moves;
 mod payments;
+mod publish;
 mod records;
 mod status;
 mod vouchers;
@@ -53,8 +55,8 @@ pub struct DynamoStepStore {
 }
 
 impl DynamoStepStore {
-    /// `tables` needs the orders, inventory, vouchers and saga names (the step function's
-    /// tables, `crate::functions::STEPS.tables`).
+    /// `tables` needs the orders, outbox (for the public events), inventory, vouchers and saga
+    /// names (the step function's tables, `crate::functions::STEPS.tables`).
     pub fn new(client: Client, tables: TableNames) -> Self {
         DynamoStepStore { client, tables }
     }

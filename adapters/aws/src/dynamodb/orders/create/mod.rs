@@ -1,7 +1,8 @@
 //! `create_order`: one `TransactWriteItems`, and the reading of its cancellation.
 //!
 //! The transaction holds, in this order: the order put (naming its saga execution, the
-//! event's id, for a later cancellation's signal), the outbox put, the idempotency put
+//! event's id, for a later cancellation's signal, and keeping the request's `traceparent` for
+//! the order's later events), the outbox put, the idempotency put
 //! (with a key) and the voucher redemption (with a code). When DynamoDB cancels it, the
 //! `CancellationReasons` list has one entry per item at the same position, and the items
 //! whose condition failed carry their old image (ALL_OLD). The decision, in priority order:
@@ -64,6 +65,10 @@ fn transaction(
     let mut order_item = new_order_item(o)?;
     // The saga execution is named after this event: a cancellation signals it by that name.
     order_item.insert(oa::EXECUTION.to_owned(), s(cmd.event.id.to_string()));
+    // The trace of the request, which every later event of the order continues.
+    if let Some(trace) = &cmd.event.traceparent {
+        order_item.insert(oa::TRACEPARENT.to_owned(), s(trace.as_str()));
+    }
     let order = Put::builder()
         .table_name(&t.orders)
         .set_item(Some(order_item))
