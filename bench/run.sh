@@ -231,7 +231,9 @@ record end "" "$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d["r
 # public type pointing at the floor binary (it answers 201 to any JSON POST: a subscriber that
 # costs next to nothing). Then 8: two more subscribers, one answering after 1 s and one always
 # 500, beside the healthy one, at the fixed rate of 5; delivery retries scaled so a "day" of
-# retries takes 17 s (--retry-delay-scale 0.0002, which also scales the saga's step retries).
+# retries takes 8.6 s (--retry-delay-scale 0.0001, which also scales the saga's step retries); the
+# failing subscriber's dead letters come one after another per order (an order's next event
+# waits for the one before), so its five events take about 45 s.
 sub_item=0
 if "$svc_bin" --help 2>&1 | grep -q -- '--allow-private-subscribers'; then
   sub_item=1
@@ -244,7 +246,7 @@ if "$svc_bin" --help 2>&1 | grep -q -- '--allow-private-subscribers'; then
   target/release/orders-bench-floor "127.0.0.1:$sink_port" > "$out/sink-healthy.log" 2>&1 &
   pids+=($!)
   wait_up "http://127.0.0.1:$sink_port/"
-  svc_extra=(--allow-private-subscribers --retry-delay-scale 0.0002)
+  svc_extra=(--allow-private-subscribers --retry-delay-scale 0.0001)
   start_service "$svc_bin" "$out/sub.db" "$out/sub-service.log"
   subscribe "$healthy"
   say "2s. POST /orders new, max throughput, one subscriber"
