@@ -56,17 +56,9 @@ mod lifecycle {
         }
     }
 
-    #[async_trait]
-    impl LifecycleFixture for Dynamo {
-        fn orders(&self) -> Arc<dyn OrderStore> {
-            self.orders.clone()
-        }
-
-        fn steps(&self) -> Driver {
-            Driver::Direct(self.steps.clone())
-        }
-
-        async fn signals(&self, order: OrderId) -> Vec<SignalEvent> {
+    impl Dynamo {
+        /// The `event` text of every outbox item of the order, in no order (a scan keeps none).
+        async fn outbox_events(&self, order: OrderId) -> Vec<String> {
             let scanned = self
                 .raw
                 .scan()
@@ -78,11 +70,34 @@ mod lifecycle {
                 .send()
                 .await
                 .expect("scan the outbox");
-            let mut signals: Vec<SignalEvent> = scanned
+            scanned
                 .items()
                 .iter()
-                .filter_map(|item| {
-                    let event = attr::get_s(item, outbox::EVENT).expect("event text");
+                .map(|item| {
+                    attr::get_s(item, outbox::EVENT)
+                        .expect("event text")
+                        .to_owned()
+                })
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl LifecycleFixture for Dynamo {
+        fn orders(&self) -> Arc<dyn OrderStore> {
+            self.orders.clone()
+        }
+
+        fn steps(&self) -> Driver {
+            Driver::Direct(self.steps.clone())
+        }
+
+        async fn signals(&self, order: OrderId) -> Vec<SignalEvent> {
+            let mut signals: Vec<SignalEvent> = self
+                .outbox_events(order)
+                .await
+                .iter()
+                .filter_map(|event| {
                     match OutboxMessage::decode(event.as_bytes()).expect("decodes") {
                         OutboxMessage::Signal(s) => Some(s),
                         OutboxMessage::OrderCreated(_) | OutboxMessage::Published(_) => None,
@@ -102,21 +117,10 @@ mod lifecycle {
     #[async_trait]
     impl EventsFixture for Dynamo {
         async fn events(&self, order: OrderId) -> Vec<PublicEvent> {
-            let scanned = self
-                .raw
-                .scan()
-                .table_name(&self.names.outbox)
-                .filter_expression("#o = :o")
-                .expression_attribute_names("#o", outbox::ORDER)
-                .expression_attribute_values(":o", attr::s(order.to_string()))
-                .consistent_read(true)
-                .send()
+            let mut events: Vec<PublicEvent> = self
+                .outbox_events(order)
                 .await
-                .expect("scan the outbox");
-            let mut events: Vec<PublicEvent> = scanned
-                .items()
-                .iter()
-                .map(|item| attr::get_s(item, outbox::EVENT).expect("event text"))
+                .into_iter()
                 .filter(|event| {
                     let row = OutboxMessage::decode(event.as_bytes()).expect("decodes");
                     !matches!(row, OutboxMessage::Signal(_))

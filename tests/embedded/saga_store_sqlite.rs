@@ -30,6 +30,18 @@ impl Sqlite {
     pub(crate) fn conn(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.dir.path().join("orders.db")).expect("open db")
     }
+
+    /// The payload of every outbox row of the order, in the order they were written.
+    pub(crate) fn outbox_payloads(&self, order: orders_domain::OrderId) -> Vec<String> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT payload FROM outbox WHERE order_id = ?1 ORDER BY seq")
+            .unwrap();
+        st.query_map([order.to_string()], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    }
 }
 
 pub(crate) async fn sqlite() -> Sqlite {
@@ -193,15 +205,7 @@ mod lifecycle {
         }
 
         async fn signals(&self, order: OrderId) -> Vec<SignalEvent> {
-            let conn = self.conn();
-            let mut st = conn
-                .prepare("SELECT payload FROM outbox WHERE order_id = ?1 ORDER BY seq")
-                .unwrap();
-            let payloads = st
-                .query_map([order.to_string()], |r| r.get::<_, String>(0))
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
+            let payloads = self.outbox_payloads(order);
             payloads
                 .iter()
                 .filter_map(
@@ -220,15 +224,7 @@ mod lifecycle {
     #[async_trait]
     impl EventsFixture for Sqlite {
         async fn events(&self, order: OrderId) -> Vec<PublicEvent> {
-            let conn = self.conn();
-            let mut st = conn
-                .prepare("SELECT payload FROM outbox WHERE order_id = ?1 ORDER BY seq")
-                .unwrap();
-            let payloads = st
-                .query_map([order.to_string()], |r| r.get::<_, String>(0))
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
+            let payloads = self.outbox_payloads(order);
             payloads
                 .iter()
                 .filter(|p| {
