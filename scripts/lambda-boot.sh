@@ -25,7 +25,11 @@
 # process. And it compiles nothing new in CI: the `aws` test binary is the one
 # `cargo test --release --workspace` already built (same profile, same features).
 #
-#   scripts/lambda-boot.sh           install what is missing, build, boot
+#   scripts/lambda-boot.sh           install what is missing, build the arm64 artifacts, boot
+#   scripts/lambda-boot.sh --native  boot the host release builds of the same five binaries that
+#                                    `cargo test --release --workspace` already linked (CI: one
+#                                    build for everything; the cross build is the deploy's own
+#                                    step, `scripts/deploy.sh build`, checked by the default mode)
 # Env: CARGO_TARGET_DIR (default target) for both the build and the test binary;
 #      ORDERS_LAMBDA_DIR set to an existing cargo-lambda output skips the build and boots those.
 # Needs: root for apt-get when qemu-user / libc6-arm64-cross are missing (on arm64, neither).
@@ -33,6 +37,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 phase() { echo "== [$(($(date +%s) - start))s] lambda-boot: $*"; }
+BINARIES=(orders orders-processor orders-steps orders-warehouse orders-payment-sim)
+target=${CARGO_TARGET_DIR:-target}
+
+if [ "${1:-}" = --native ]; then
+    phase "host release binaries from $target/release, laid out as cargo-lambda's output"
+    mkdir -p "$target/lambda-native"
+    export ORDERS_LAMBDA_DIR
+    ORDERS_LAMBDA_DIR=$(cd "$target/lambda-native" && pwd)
+    for b in "${BINARIES[@]}"; do
+        [ -x "$target/release/$b" ] || { echo "error: $target/release/$b is missing: run cargo test --release --workspace first" >&2; exit 2; }
+        mkdir -p "$ORDERS_LAMBDA_DIR/$b"
+        ln -sf "$(cd "$target/release" && pwd)/$b" "$ORDERS_LAMBDA_DIR/$b/bootstrap"
+    done
+    bash scripts/setup-venv.sh
+    phase "boot tests (cargo test --release --test aws lambda_boot -- --ignored)"
+    cargo test --release --locked --test aws lambda_boot -- --ignored --nocapture --test-threads=1
+    phase "done"
+    exit 0
+fi
 
 phase "tools"
 if [ "$(uname -m)" != aarch64 ]; then
@@ -52,10 +75,10 @@ if [ -n "${ORDERS_LAMBDA_DIR:-}" ]; then
 else
     phase "scripts/deploy.sh build (cargo lambda build --release --arm64)"
     bash scripts/deploy.sh build
-    ORDERS_LAMBDA_DIR=$(cd "${CARGO_TARGET_DIR:-target}/lambda" && pwd)
+    ORDERS_LAMBDA_DIR=$(cd "$target/lambda" && pwd)
 fi
 export ORDERS_LAMBDA_DIR
-for b in orders orders-processor orders-steps orders-warehouse orders-payment-sim; do
+for b in "${BINARIES[@]}"; do
     file "$ORDERS_LAMBDA_DIR/$b/bootstrap" 2> /dev/null || ls -l "$ORDERS_LAMBDA_DIR/$b/bootstrap"
 done
 

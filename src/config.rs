@@ -24,7 +24,8 @@ use std::time::Duration;
     a warehouse worker shipping orders from the local queue. Every setting can also be given \
     by the environment variable shown.\n\n\
     Without a command it serves; `orders parked-events --database PATH` prints the outbox \
-    events the relay parked (dead letters) as JSON and exits; `orders dev-keys` and \
+    events the relay parked (dead letters) as JSON and exits; `orders backup --database PATH \
+    --to FILE` copies the database while it serves; `orders dev-keys` and \
     `orders dev-token --sub ID` make a signing key and tokens for --auth jwt locally."
 )]
 pub struct Config {
@@ -108,6 +109,20 @@ pub struct Config {
     #[arg(long, env = "ORDERS_WAL_AUTOCHECKPOINT", default_value_t = orders_sqlite::SqliteOptions::default().wal_autocheckpoint, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     pub wal_autocheckpoint: u32,
 
+    // Memory: the store's page caches are fixed by these, not by the load or the database's
+    // size (at most writer + readers x reader cache).
+    /// The SQLite writer connection's page cache, in MiB.
+    #[arg(long, env = "ORDERS_WRITER_CACHE_MIB", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    pub writer_cache_mib: u32,
+
+    /// Each SQLite read connection's page cache, in MiB.
+    #[arg(long, env = "ORDERS_READER_CACHE_MIB", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    pub reader_cache_mib: u32,
+
+    /// SQLite read connections open at once; more reads wait for one.
+    #[arg(long, env = "ORDERS_READERS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub readers: u32,
+
     /// Most bytes the SQLite database may hold (unset: as much as the disk takes). At the
     /// limit, writes answer 503 `storage-full` and /health fails, as on a full disk, while reads
     /// go on; the WAL is not counted. At least 1 MiB.
@@ -167,6 +182,26 @@ pub struct Config {
     #[arg(long, env = "ORDERS_DELIVERY_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub delivery_concurrency: u64,
 
+    // Metrics.
+    /// A second address serving only GET /metrics, without a token, for a Prometheus on a
+    /// private network (unset: /metrics is served on --listen only, an admin's with identity
+    /// on).
+    #[arg(long, env = "ORDERS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    // Retention.
+    /// Days the history is kept before it is deleted (at least 1): finished saga executions
+    /// with their step log, processed outbox events with their deliveries, queue tombstones
+    /// and payment webhook records; expired idempotency records go at once. Orders,
+    /// payments, reservations, shipments and vouchers are kept for good. On AWS: the outbox
+    /// items' DynamoDB TTL.
+    #[arg(long, env = functions::RETENTION_DAYS_ENV, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub retention_days: u64,
+
+    /// For drills: the retention period in seconds, instead of --retention-days.
+    #[arg(long, env = "ORDERS_RETENTION_SECS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_secs: Option<u64>,
+
     #[command(flatten)]
     pub identity: crate::identity::IdentityArgs,
 
@@ -220,6 +255,14 @@ pub enum Command {
     /// letters: kept with their reason, never retried, not blocking the events behind them)
     /// as a JSON array of {seq, eventId, orderId, reason, parkedAt}, oldest first.
     ParkedEvents,
+    /// Write a consistent copy of the database (--database) to a new file while the service
+    /// runs (SQLite `VACUUM INTO`: one read transaction, compacted, owner-only; an existing
+    /// file is never overwritten), then print {path, bytes, orders} as JSON.
+    Backup {
+        /// The new file.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Write an ES256 key pair for local tokens: DIR/private.pem (owner-only) and
     /// DIR/jwks.json, then print the settings that make the service accept its tokens.
     DevKeys {
@@ -317,10 +360,23 @@ impl Config {
         }
     }
 
+    /// Retention: how long history is kept (the drill setting in seconds wins), and the
+    /// purge's pace.
+    pub fn retention(&self) -> orders_sqlite::Retention {
+        let keep = match self.retention_secs {
+            Some(secs) => Duration::from_secs(secs),
+            None => Duration::from_secs(self.retention_days.saturating_mul(86_400)),
+        };
+        orders_sqlite::Retention::new(keep)
+    }
+
     pub fn sqlite_options(&self) -> orders_sqlite::SqliteOptions {
         orders_sqlite::SqliteOptions {
             wal_autocheckpoint: self.wal_autocheckpoint,
             max_db_bytes: self.max_db_size,
+            writer_cache_kib: self.writer_cache_mib * 1024,
+            reader_cache_kib: self.reader_cache_mib * 1024,
+            max_readers: self.readers as usize,
         }
     }
 
@@ -345,6 +401,12 @@ impl Config {
             payment_webhook_secret: self.payment_webhook_secret.clone(),
             // Given by the local stack, which runs their deliveries.
             subscriptions: None,
+            // Given by the local stack, whose store serves the console.
+            console: None,
+            // Given by the runtime: the local executor, or Step Functions on AWS.
+            executions: None,
+            // Given by the local stack, which installs the recorder.
+            metrics: None,
         }
     }
 }

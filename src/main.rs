@@ -19,14 +19,24 @@ async fn main() -> std::process::ExitCode {
             Command::ParkedEvents => orders::local::parked_events_json(&config.database)
                 .await
                 .map(|json| println!("{json}")),
+            Command::Backup { to } => {
+                orders::local::backup_json(&config.database, to).map(|json| println!("{json}"))
+            }
             Command::DevKeys { dir } => orders::identity::dev::dev_keys(dir),
             Command::DevToken(t) => orders::identity::dev::dev_token(t, &config.identity),
         }
     } else if orders::lambda::in_lambda() {
         orders::lambda::run(config).await.map_err(|e| e.to_string())
     } else {
-        orders::telemetry::init(config.log_format);
-        orders::local::run(config).await.map_err(|e| e.to_string())
+        match orders::telemetry::init_with_traces(config.log_format) {
+            Ok(()) => {
+                let ran = orders::local::run(config).await.map_err(|e| e.to_string());
+                // After the stack stopped: its last spans are exported before the process ends.
+                orders_telemetry::shutdown().await;
+                ran
+            }
+            Err(e) => Err(e.to_string()),
+        }
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

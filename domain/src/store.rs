@@ -21,6 +21,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+mod operator;
+pub use operator::{
+    AllOrders, OperatorStore, OrderSummary, ParkedOutboxEvent, RetryParked, SummaryPage,
+};
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("voucher {code} {reason}")]

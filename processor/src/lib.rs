@@ -104,6 +104,11 @@ pub async fn process_event(
             // The saga's start continues the trace of the request that created the order.
             let trace_id = event.traceparent.as_ref().map(|t| t.trace_id().to_owned());
             let span = tracing::info_span!("saga_start", event_id = %event.id, trace_id);
+            // Exported, it is the stored request span's child: the parent comes from the
+            // event, so a start after a restart continues the same trace.
+            if let Some(parent) = &event.traceparent {
+                orders_telemetry::continue_trace(&span, parent);
+            }
             let started = starter
                 .start(&event.id.to_string(), &event.data)
                 .instrument(span)

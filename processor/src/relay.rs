@@ -22,6 +22,51 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+/// Histogram: seconds from an `order.created` row's commit (the event's `time`) to the start of
+/// its saga by the relay.
+pub const RELAY_LAG_SECONDS: &str = "orders_relay_lag_seconds";
+/// Counter: outbox rows the relay handled, by `outcome` ([`RelayOutcome`]).
+pub const RELAY_EVENTS_TOTAL: &str = "orders_relay_events_total";
+
+/// The `outcome` label of [`RELAY_EVENTS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayOutcome {
+    /// A saga started, or found started.
+    Started,
+    /// A signal delivered, or stale.
+    Signalled,
+    /// A public event: nothing to start.
+    Public,
+    /// A poison row parked.
+    Parked,
+    /// A failed attempt; the row is retried.
+    Failed,
+}
+
+impl RelayOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayOutcome::Started => "started",
+            RelayOutcome::Signalled => "signalled",
+            RelayOutcome::Public => "public",
+            RelayOutcome::Parked => "parked",
+            RelayOutcome::Failed => "failed",
+        }
+    }
+
+    fn of(processed: &Processed) -> Self {
+        match processed {
+            Processed::Started(..) => RelayOutcome::Started,
+            Processed::Signalled(..) => RelayOutcome::Signalled,
+            Processed::PublishOnly(_) => RelayOutcome::Public,
+        }
+    }
+
+    fn count(self) {
+        metrics::counter!(RELAY_EVENTS_TOTAL, "outcome" => self.as_str()).increment(1);
+    }
+}
+
 /// One unpublished outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEvent {
@@ -136,6 +181,10 @@ impl Relay {
                     match &processed {
                         Processed::Started(event, started) => {
                             tracing::debug!(event_id = %event.id, order_id = %event.subject, ?started, "saga started");
+                            if *started == crate::Started::New {
+                                let lag = (Utc::now() - event.time).as_seconds_f64().max(0.0);
+                                metrics::histogram!(RELAY_LAG_SECONDS).record(lag);
+                            }
                         }
                         Processed::Signalled(event, delivered) => {
                             tracing::debug!(event_id = %event.id, order_id = %event.subject, ?delivered, "signal delivered");
@@ -145,16 +194,19 @@ impl Relay {
                             tracing::debug!(event_id = %event.id, order_id = %event.subject, "public event: nothing to start");
                         }
                     }
+                    RelayOutcome::of(&processed).count();
                     published.push(seq);
                 }
                 Err(ProcessError::Poison(e)) => {
                     tracing::error!(seq, error = %e, "poison outbox event parked");
                     self.source.park(seq, &e.to_string(), Utc::now()).await?;
+                    RelayOutcome::Parked.count();
                 }
                 Err(ProcessError::Retryable(e)) => {
                     // The pass reports the failures (and the relay logs its streak once).
                     tracing::debug!(seq, error = %e, "outbox event failed; will retry");
                     self.source.record_failure(seq, &e.to_string()).await?;
+                    RelayOutcome::Failed.count();
                     first_failure.get_or_insert(e);
                     failed += 1;
                 }

@@ -175,3 +175,56 @@ fn delivery_settings_default_to_public_subscribers_and_sixteen_in_flight() {
         assert!(Config::try_parse_from(argv).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn the_page_cache_settings_reach_the_store() {
+    let c = Config::try_parse_from([
+        "orders",
+        "--writer-cache-mib",
+        "4",
+        "--reader-cache-mib",
+        "1",
+        "--readers",
+        "3",
+    ])
+    .unwrap();
+    let o = c.sqlite_options();
+    assert_eq!(
+        (o.writer_cache_kib, o.reader_cache_kib, o.max_readers),
+        (4096, 1024, 3)
+    );
+    for flag in ["--writer-cache-mib", "--reader-cache-mib", "--readers"] {
+        assert!(
+            Config::try_parse_from(["orders", flag, "0"]).is_err(),
+            "{flag}"
+        );
+    }
+}
+
+// Retention.
+#[test]
+fn retention_keeps_thirty_days_by_default_at_least_one_and_seconds_for_drills() {
+    let day = Duration::from_secs(86_400);
+    let c = Config::try_parse_from(["orders"]).unwrap();
+    assert_eq!(c.retention().keep, 30 * day);
+    let week = Config::try_parse_from(["orders", "--retention-days", "7"]).unwrap();
+    assert_eq!(week.retention().keep, 7 * day);
+    for bad in ["0", "-1", "1.5", "36501"] {
+        assert!(
+            Config::try_parse_from(["orders", "--retention-days", bad]).is_err(),
+            "{bad}"
+        );
+    }
+    let drill =
+        Config::try_parse_from(["orders", "--retention-days", "7", "--retention-secs", "90"])
+            .unwrap();
+    assert_eq!(drill.retention().keep, Duration::from_secs(90));
+    assert!(Config::try_parse_from(["orders", "--retention-secs", "0"]).is_err());
+    use clap::CommandFactory;
+    let help = Config::command().render_long_help().to_string();
+    assert!(help.contains("--retention-days") && help.contains("ORDERS_RETENTION_DAYS"));
+    assert!(
+        !help.contains("--retention-secs"),
+        "a drill setting, not in --help"
+    );
+}

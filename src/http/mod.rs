@@ -5,14 +5,19 @@
 //! body), so clients see one error format everywhere.
 
 mod caller;
+pub mod console;
 mod customers;
+pub mod executions;
 mod health;
 mod idempotency;
 mod inventory;
 mod json;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 mod orders;
+mod outbox;
+mod paging;
 pub mod problem;
 pub mod subscriptions;
 mod trace;
@@ -58,6 +63,15 @@ pub struct ApiSettings {
     /// The embedded runtime's subscriptions to domain events; without them (the API Lambda)
     /// `/subscriptions` is neither served nor documented.
     pub subscriptions: Option<subscriptions::SubscriptionApi>,
+    // The operations console: its page and admin reads, on the embedded runtime only (like
+    // `subscriptions`: the API Lambda neither serves nor documents them).
+    pub console: Option<console::ConsoleApi>,
+    // Redrive of failed executions (both runtimes) and the execution reads (embedded only);
+    // without it the redrive route answers 404 and the reads are neither served nor documented.
+    pub executions: Option<executions::ExecutionsApi>,
+    // Prometheus metrics, on the embedded runtime only: with them `/metrics` is served and
+    // documented and every request is measured; without them (the API Lambda) neither.
+    pub metrics: Option<crate::metrics::MetricsApi>,
 }
 
 impl ApiSettings {
@@ -78,6 +92,9 @@ impl Default for ApiSettings {
             identity: Identity::None,
             payment_webhook_secret: None,
             subscriptions: None,
+            console: None,
+            executions: None,
+            metrics: None,
         }
     }
 }
@@ -95,10 +112,26 @@ pub fn router(state: AppState) -> Router {
         limits::RequestGuard::new(state.settings.max_in_flight, state.settings.request_timeout);
     let request_id = HeaderName::from_static("x-request-id");
     let mut routes = Router::new();
+    let measured = state.settings.metrics.is_some();
+    if measured {
+        routes = routes.merge(metrics::routes());
+    }
     if state.settings.subscriptions.is_some() {
         routes = routes.merge(subscriptions::routes());
     }
+    if state.settings.console.is_some() {
+        routes = routes
+            .merge(console::routes())
+            .merge(orders::admin::routes())
+            .merge(outbox::routes());
+    }
+    if let Some(executions) = &state.settings.executions
+        && executions.reads.is_some()
+    {
+        routes = routes.merge(executions::read_routes());
+    }
     routes
+        .merge(executions::routes())
         .merge(orders::routes())
         .merge(inventory::routes())
         .merge(customers::routes())
@@ -116,10 +149,21 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             guard.clone().run(req, next)
         }))
+        // Outside the guard: a shed or timed-out request is counted with its 503.
+        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
+            if measured {
+                metrics::track(req, next).await
+            } else {
+                next.run(req).await
+            }
+        }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id);
+                // OTLP traces: the caller's span is this one's parent in the exported trace.
+                trace::continue_caller(&span, req.headers());
+                span
             })
             .on_failure(on_failure),
         )

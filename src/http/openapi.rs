@@ -7,7 +7,10 @@
 //! The payment webhook is never token-authenticated: its security is the three Standard
 //! Webhooks headers ([`Signatures`]), whatever the identity.
 
-use super::{ApiSettings, AppState, customers, health, inventory, orders, subscriptions, webhooks};
+use super::{
+    ApiSettings, AppState, console, customers, executions, health, inventory, orders,
+    subscriptions, webhooks,
+};
 use crate::identity::Identity;
 use axum::extract::State;
 use axum::routing::get;
@@ -45,6 +48,7 @@ const FORBIDDEN: [(&str, &str); 4] = [
         inventory::get_inventory,
         inventory::put_inventory,
         customers::list_vouchers,
+        executions::redrive_execution,
         health::health,
         openapi_json,
     ),
@@ -66,6 +70,19 @@ pub fn document(settings: &ApiSettings) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     if settings.subscriptions.is_some() {
         doc.merge(subscriptions::SubscriptionsDoc::openapi());
+    }
+    if settings.metrics.is_some() {
+        doc.merge(super::metrics::MetricsDoc::openapi());
+    }
+    if settings.console.is_some() {
+        doc.merge(console::ConsoleDoc::openapi());
+    }
+    if settings
+        .executions
+        .as_ref()
+        .is_some_and(|e| e.reads.is_some())
+    {
+        doc.merge(executions::ExecutionReadsDoc::openapi());
     }
     if !matches!(settings.identity, Identity::None) {
         Security.modify(&mut doc);
@@ -159,7 +176,8 @@ impl Modify for Security {
             ];
             for (method, operation) in operations {
                 let Some(op) = operation else { continue };
-                if OPEN_ROUTES.contains(&path.as_str()) {
+                // The console's page holds no data: its API calls carry the token.
+                if OPEN_ROUTES.contains(&path.as_str()) || path == console::PATH {
                     // Open, unless the operation declares a security of its own (the webhook).
                     op.security
                         .get_or_insert_with(|| vec![SecurityRequirement::default()]);
@@ -174,6 +192,9 @@ impl Modify for Security {
                 let operation = (method, path.as_str());
                 if FORBIDDEN.contains(&operation)
                     || subscriptions::ADMIN_OPERATIONS.contains(&operation)
+                    || console::ADMIN_OPERATIONS.contains(&operation)
+                    || executions::ADMIN_OPERATIONS.contains(&operation)
+                    || super::metrics::ADMIN_OPERATIONS.contains(&operation)
                 {
                     responses.insert(
                         "403".into(),

@@ -1,10 +1,12 @@
-//! `/orders`: create (idempotent), read one, list a customer's; cancel one ([`cancel`]).
+//! `/orders`: create (idempotent), read one, list a customer's; cancel one ([`cancel`]);
+//! every customer's, for an operator ([`admin`]).
 //!
 //! Creation reads as extract -> validate -> build -> store -> respond. Order matters: key
 //! syntax (the extractor), then body, then validation, all before any storage call, so a
 //! rejected request stores nothing and the client may fix it and retry with the same key.
 //! Whether the key replays is decided inside the store's atomic write.
 
+pub(crate) mod admin;
 pub mod cancel;
 mod view;
 
@@ -13,6 +15,7 @@ pub use view::OrderView;
 use super::caller::Authenticated;
 use super::idempotency::{IdempotencyHeader, REPLAYED_HEADER, request_fingerprint};
 use super::json::JsonBody;
+use super::paging;
 use super::problem::{ApiError, Problem};
 use super::trace::RequestTrace;
 use super::{ApiResult, AppState, RawId};
@@ -21,11 +24,10 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use orders_domain::access::Caller;
 use orders_domain::idempotency::StoredResponse;
 use orders_domain::money::Total;
-use orders_domain::store::{CreateOrder, CreateOutcome, ListCursor, ListOrders, NewOrder};
+use orders_domain::store::{CreateOrder, CreateOutcome, ListOrders, NewOrder};
 use orders_domain::time::format_millis as format_ts;
 use orders_domain::validation::validate_order;
 use orders_domain::{Cents, Currency, CustomerId, OrderId, OrderStatus, VoucherCode};
@@ -97,6 +99,23 @@ pub struct OrderCreated {
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_order(
+    state: State<AppState>,
+    caller: Result<Authenticated, ApiError>,
+    key: Result<IdempotencyHeader, ApiError>,
+    trace: RequestTrace,
+    body: Result<JsonBody, ApiError>,
+) -> ApiResult {
+    // Taken as results so that every answer is counted, the extractors' refusals included
+    // (in their order: the caller first, then the key).
+    let result = match (caller, key) {
+        (Ok(caller), Ok(key)) => create(state, caller, key, trace, body).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    super::metrics::count_create(&result);
+    result
+}
+
+async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     IdempotencyHeader(key): IdempotencyHeader,
@@ -236,8 +255,6 @@ pub struct OrderList {
     next_cursor: Option<String>,
 }
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListParams),
     responses((status = 200, body = OrderList), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Overloaded or timed out: retry after Retry-After")))]
@@ -253,23 +270,8 @@ pub async fn list_orders(
         .map(|c| CustomerId::parse(&c).map_err(|m| bad("customerId", m)))
         .transpose()?;
     let customer = caller.acts_for(named)?;
-    let limit = match p.limit {
-        None => 20,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| bad("limit", "must be an integer from 1 to 100"))?,
-    };
-    let after = p
-        .cursor
-        .map(|c| {
-            B64.decode(c.as_bytes())
-                .ok()
-                .and_then(|raw| serde_json::from_slice::<ListCursor>(&raw).ok())
-                .ok_or_else(|| bad("cursor", "is not a cursor this service issued"))
-        })
-        .transpose()?;
+    let limit = paging::limit(p.limit.as_deref(), 20)?;
+    let after = paging::cursor(p.cursor.as_deref())?;
     let query = ListOrders {
         customer,
         limit,
@@ -278,8 +280,6 @@ pub async fn list_orders(
     let page = s.store.list_orders(&query).await?;
     Ok(Json(OrderList {
         orders: page.orders.into_iter().map(OrderView::from).collect(),
-        next_cursor: page
-            .next
-            .map(|c| B64.encode(serde_json::to_vec(&c).expect("serializable"))),
+        next_cursor: paging::next_cursor(page.next),
     }))
 }

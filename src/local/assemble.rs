@@ -1,7 +1,7 @@
 //! How the local stack is put together, once for `orders` and for the in-process test stack:
 //! the saga over the store, the payment provider it asks (the simulator started here, or an
 //! external one), the warehouse worker, the dispatcher of the subscribers' deliveries, and
-//! the router with its settings (the subscription routes included).
+//! the router with its settings (the subscription and console routes included).
 //!
 //! The order is what makes a start safe: the simulator listens before any execution can run
 //! RequestPayment; executions are resumed before the warehouse takes messages; the service's
@@ -12,11 +12,14 @@
 
 use super::StackError;
 use super::deliveries::{Deliveries, DeliverySettings};
+use super::executions::LocalExecutions;
 use super::saga::{self, SagaSetupError};
 use super::warehouse::{Warehouse, WarehouseSettings};
 use crate::clock::SystemClock;
+use crate::http::console::ConsoleApi;
 use crate::http::subscriptions::SubscriptionApi;
 use crate::http::{ApiSettings, AppState, router};
+use crate::metrics::MetricsApi;
 use crate::payment_sim::{PaymentSim, RetryPolicy, SimSettings};
 use axum::Router;
 use orders_domain::standard_webhooks::WebhookSecret;
@@ -107,6 +110,8 @@ pub struct Assembled {
     pub actors: Actors,
     /// Executions carried on from the store.
     pub resumed: usize,
+    /// What `/metrics` renders, for a listener of its own (`--metrics-listen`).
+    pub metrics: MetricsApi,
 }
 
 /// The URL the simulator posts webhooks to: the service's own listener (on the loopback
@@ -181,15 +186,27 @@ pub async fn assemble(
         policy: settings.deliveries.policy(),
         created,
     };
+    let console = ConsoleApi {
+        store: store.clone(),
+    };
+    // Metrics: the recorder is the process's (installed by the first stack), the backlog this
+    // store's.
+    let metrics = MetricsApi::new(crate::metrics::install()?, store.clone());
     let state = AppState {
         store,
         clock: Arc::new(SystemClock),
-        settings: Arc::new(api_settings(settings.api, secret, subscriptions)),
+        settings: Arc::new(ApiSettings {
+            console: Some(console),
+            metrics: Some(metrics.clone()),
+            executions: Some(LocalExecutions::api(saga.executor.clone())),
+            ..api_settings(settings.api, secret, subscriptions)
+        }),
     };
     Ok(Assembled {
         executor: saga.executor,
         relay: saga.relay,
         router: router(state),
+        metrics,
         actors: Actors {
             simulator,
             warehouse,

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 pub mod assemble;
 pub mod deliveries;
+pub mod executions;
 pub mod saga;
 pub mod secret;
 pub mod signals;
@@ -45,6 +46,8 @@ pub enum StackError {
     Serve(std::io::Error),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 pub async fn run(config: Config) -> Result<(), StackError> {
@@ -76,6 +79,16 @@ pub async fn run(config: Config) -> Result<(), StackError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(StackError::Serve)?;
+    // Metrics: a scraper's listener of its own, bound now so that a taken address stops the
+    // start like the service's own.
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StackError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let local = assemble::assemble(
         store.clone(),
         addr,
@@ -84,7 +97,14 @@ pub async fn run(config: Config) -> Result<(), StackError> {
     .await?;
     let (stop_relay, stopped) = watch::channel(false);
     let relay = tokio::spawn(local.relay.run(stopped.clone()));
-    let maintenance = tokio::spawn(maintain(store.clone(), local.executor.clone(), stopped));
+    let metrics_server = metrics_listener
+        .map(|l| tokio::spawn(serve_metrics(l, local.metrics.clone(), stopped.clone())));
+    let maintenance = tokio::spawn(maintain(
+        store.clone(),
+        local.executor.clone(),
+        config.retention(),
+        stopped,
+    ));
 
     let provider = local
         .actors
@@ -103,6 +123,9 @@ pub async fn run(config: Config) -> Result<(), StackError> {
     let _ = stop_relay.send(true);
     let _ = relay.await;
     let _ = maintenance.await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     local.actors.stop(grace).await;
     let executor = local.executor;
@@ -116,6 +139,25 @@ pub async fn run(config: Config) -> Result<(), StackError> {
     drop(executor);
     drop(store);
     served.map_err(StackError::Serve)
+}
+
+/// Serves `/metrics` alone, without a token, on `listener` until `stop` turns true.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    api: crate::metrics::MetricsApi,
+    mut stop: watch::Receiver<bool>,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics listening on http://{addr}/metrics");
+    }
+    let served = axum::serve(listener, crate::http::metrics::scrape_router(api))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "the metrics listener stopped");
+    }
 }
 
 /// The relay's dead letters as a JSON array (the `parked-events` command). The file must
@@ -138,15 +180,26 @@ pub async fn parked_events_json(database: &std::path::Path) -> Result<String, St
     Ok(serde_json::to_string_pretty(&events).expect("JSON values serialize"))
 }
 
-/// How often stalled sagas are re-driven and expired idempotency records purged.
+/// The `backup` command: a copy of the database taken online, described as JSON.
+pub fn backup_json(database: &std::path::Path, to: &std::path::Path) -> Result<String, String> {
+    let report = orders_sqlite::backup_to(database, to).map_err(|e| e.to_string())?;
+    let described = serde_json::json!({
+        "path": to.display().to_string(), "bytes": report.bytes, "orders": report.orders,
+    });
+    Ok(serde_json::to_string_pretty(&described).expect("JSON values serialize"))
+}
+
+/// How often stalled sagas are re-driven and retention's pass runs.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
 
 /// Background upkeep. An execution whose state could not be persisted stops where it was and
 /// stays RUNNING in the database; without this it would wait for the next process start.
-/// Expired idempotency records are already ignored at read; purging them bounds the table.
+/// Retention (`orders_sqlite::Retention`) deletes what is older than its period, expired
+/// idempotency records included (already ignored at read), so the database stays bounded.
 async fn maintain(
     store: Arc<orders_sqlite::SqliteStore>,
     executor: Arc<orders_workflow::executor::Executor>,
+    retention: orders_sqlite::Retention,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
@@ -161,15 +214,28 @@ async fn maintain(
             Ok(n) => tracing::warn!(resumed = n, "re-drove stalled sagas"),
             Err(e) => tracing::warn!(error = %e, "could not look for stalled sagas"),
         }
+        // A shutdown ends the pass between two of its jobs.
+        let stopping = stop.clone();
+        let started = std::time::Instant::now();
         match store
-            .purge_expired_idempotency(chrono::Utc::now(), 10_000)
+            .purge(&retention, chrono::Utc::now(), move || *stopping.borrow())
             .await
         {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(purged = n, "expired idempotency records purged"),
+            Ok(p) if p.rows() == 0 => {}
+            Ok(p) => tracing::info!(
+                executions = p.executions,
+                history_rows = p.history_rows,
+                outbox_events = p.outbox_events,
+                deliveries = p.deliveries,
+                idempotency = p.idempotency,
+                rows = p.rows(),
+                jobs = p.jobs,
+                ms = started.elapsed().as_millis() as u64,
+                "retention: purged history older than the retention period"
+            ),
             // The store logs a full disk once per episode; the next tick tries again.
             Err(orders_domain::store::StoreError::StorageFull) => {}
-            Err(e) => tracing::warn!(error = %e, "could not purge expired idempotency records"),
+            Err(e) => tracing::warn!(error = %e, "retention: could not purge"),
         }
     }
 }

@@ -123,7 +123,8 @@ pub enum SimFunctionError {
 pub async fn run() -> Result<(), SimFunctionError> {
     let (config, _sdk) = orders_aws::lambda::start(SimFunctionConfig::from_env).await?;
     let shared = Shared::new(config.settings())?;
-    lambda_http::run(router(shared))
+    let app = router(shared).layer(axum::middleware::from_fn(crate::telemetry::flush_after));
+    lambda_http::run(app)
         .await
         .map_err(SimFunctionError::Runtime)
 }

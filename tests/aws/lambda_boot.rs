@@ -6,8 +6,9 @@
 //! the deployment relies on, and each must refuse to start, naming the variable, without its
 //! configuration.
 //!
-//! Ignored in the normal run: they need the cross-built artifacts, which
-//! `scripts/lambda-boot.sh` builds and then runs these with `ORDERS_LAMBDA_DIR` set. Without
+//! Ignored in the normal run: they need the artifacts, which `scripts/lambda-boot.sh` builds
+//! (arm64) and then runs these with `ORDERS_LAMBDA_DIR` set; `--native` lays out the host
+//! release builds of the same binaries that way instead (the CI run: no second build). Without
 //! that variable they fail rather than pass on nothing.
 
 use orders_test_support::dynamodb::{self as support_dynamodb, Stack};
@@ -49,6 +50,11 @@ fn function(spec: FunctionSpec, api: &RuntimeApi, endpoint: &str, tables: &Table
         // As deployed: API Gateway verifies tokens, the function reads the claims it passes.
         cmd.env(functions::AUTH_ENV, "jwt");
         cmd.env(functions::PAYMENT_WEBHOOK_SECRET_ENV, WEBHOOK_SECRET);
+        // Well-formed; it is asked only by a redrive, which no test here sends.
+        cmd.env(
+            STATE_MACHINE_ARN_ENV,
+            "arn:aws:states:us-east-1:123456789012:stateMachine:boot-saga",
+        );
     }
     if spec.binary == functions::PROCESSOR.binary {
         // Well-formed; the test that starts a saga sets the ARN of the one it created.
@@ -297,6 +303,7 @@ async fn each_function_refuses_to_start_without_its_configuration_and_names_it()
     let cases = [
         (functions::API, ORDERS.env_var, None),
         (functions::API, functions::PAYMENT_WEBHOOK_SECRET_ENV, None),
+        (functions::API, STATE_MACHINE_ARN_ENV, None),
         (functions::PROCESSOR, STATE_MACHINE_ARN_ENV, None),
         (functions::PROCESSOR, functions::EVENT_BUS_NAME_ENV, None),
         (

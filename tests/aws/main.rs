@@ -11,6 +11,7 @@ mod identity_cognito;
 mod identity_lambda;
 mod lambda_boot;
 mod processor_streams;
+mod redrive_sfn;
 mod saga_store_dynamodb;
 mod sfn_tokens;
 mod store_contract_dynamodb;

@@ -1,5 +1,6 @@
 //! The local executor's store on SQLite: a name is created once, and a write that does not
-//! continue the stored history (a second runner of one execution) is refused, changing nothing.
+//! continue the stored history (a second runner of one execution) is refused, changing nothing;
+//! only a FAILED execution is redriven, once, and the failed ones are listed newest first.
 
 use orders_test_support as common;
 
@@ -28,6 +29,8 @@ fn snapshot(seq: u64, state: &str, status: ExecutionStatus) -> ExecutionSnapshot
         updated_at: Utc::now(),
         seq,
         waiting: None,
+        redrive_count: 0,
+        trace: None,
     }
 }
 
@@ -42,6 +45,8 @@ fn event(seq: u64, kind: HistoryEventKind) -> HistoryEvent {
         cause: None,
         delay_ms: None,
         task_token: None,
+        duration_ms: None,
+        input: None,
     }
 }
 
@@ -104,4 +109,108 @@ async fn records_only_continuations_of_the_stored_history() {
         vec![1, 2, 3, 4]
     );
     assert_eq!(history[2..], last_two);
+}
+
+#[tokio::test]
+async fn redrives_a_failed_execution_once_and_lists_executions_by_status() {
+    let (store, _dir) = common::temp_store();
+    let running = snapshot(1, "A", ExecutionStatus::Running);
+    let started = [event(1, HistoryEventKind::ExecutionStarted)];
+    assert!(store.create(&running, &started).await.unwrap());
+    let redrive = |seq: u64, state: &str| {
+        (
+            snapshot(seq, state, ExecutionStatus::Running),
+            [event(seq, HistoryEventKind::ExecutionRedriven)],
+        )
+    };
+    let (again, events) = redrive(2, "A");
+    assert!(
+        !store.redrive(&again, &events).await.unwrap(),
+        "a RUNNING execution is not redriven"
+    );
+
+    let failed = snapshot(2, "A", ExecutionStatus::Failed);
+    store
+        .record(&failed, &[event(2, HistoryEventKind::ExecutionFailed)])
+        .await
+        .unwrap();
+    assert!(store.unfinished().await.unwrap().is_empty());
+    let (ahead, events) = redrive(4, "A");
+    assert!(
+        !store.redrive(&ahead, &events).await.unwrap(),
+        "not at its seq"
+    );
+    let (won, events) = redrive(3, "A");
+    assert!(store.redrive(&won, &events).await.unwrap());
+    // A second redrive that read the same FAILED snapshot finds it RUNNING: refused.
+    let (lost, events) = redrive(3, "B");
+    assert!(!store.redrive(&lost, &events).await.unwrap());
+    let stored = store.get("exec-1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.state.as_str(), stored.seq),
+        (ExecutionStatus::Running, "A", 3)
+    );
+    assert_eq!(store.unfinished().await.unwrap().len(), 1);
+    let kinds: Vec<_> = store
+        .history("exec-1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            HistoryEventKind::ExecutionStarted,
+            HistoryEventKind::ExecutionFailed,
+            HistoryEventKind::ExecutionRedriven
+        ]
+    );
+    let mut unknown = snapshot(2, "A", ExecutionStatus::Running);
+    unknown.name = "exec-unknown".into();
+    assert!(
+        !store
+            .redrive(&unknown, &[event(2, HistoryEventKind::ExecutionRedriven)])
+            .await
+            .unwrap()
+    );
+
+    // Listed by status, the most recently changed first, at most `limit`.
+    let base = Utc::now();
+    for (i, name) in ["f-old", "f-new", "f-mid"].into_iter().enumerate() {
+        let mut s = snapshot(1, "A", ExecutionStatus::Running);
+        s.name = name.into();
+        store
+            .create(&s, &[event(1, HistoryEventKind::ExecutionStarted)])
+            .await
+            .unwrap();
+        s.status = ExecutionStatus::Failed;
+        s.seq = 2;
+        let minutes = [1, 3, 2][i];
+        s.updated_at = base + chrono::TimeDelta::minutes(minutes);
+        store
+            .record(&s, &[event(2, HistoryEventKind::ExecutionFailed)])
+            .await
+            .unwrap();
+    }
+    let names = |list: Vec<ExecutionSnapshot>| list.into_iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.list(ExecutionStatus::Failed, 10).await.unwrap()),
+        ["f-new", "f-mid", "f-old"]
+    );
+    assert_eq!(
+        names(store.list(ExecutionStatus::Failed, 2).await.unwrap()),
+        ["f-new", "f-mid"]
+    );
+    assert_eq!(
+        names(store.list(ExecutionStatus::Running, 10).await.unwrap()),
+        ["exec-1"]
+    );
+    assert!(
+        store
+            .list(ExecutionStatus::Succeeded, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

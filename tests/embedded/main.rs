@@ -3,6 +3,7 @@
 //! stack in process, with the subscribers of its domain events.
 
 mod actors;
+mod backup;
 mod concurrency;
 mod domain_events;
 mod execution_store_sqlite;
@@ -10,7 +11,10 @@ mod executor;
 mod http_api;
 mod identity;
 mod lifecycle_http;
+mod metrics;
 mod queue_sqlite;
+mod redrive;
+mod retention;
 mod saga_e2e;
 mod saga_faults;
 mod saga_races;

@@ -227,8 +227,29 @@ async fn a_full_database_answers_503_fails_health_and_recovers_when_space_is_fre
         assert_eq!(replay.body["orderId"].as_str(), Some(id.as_str()));
     }
     // And the sagas held up by the full disk finish without a restart.
+    let finished = wait_all_terminal(&db, Duration::from_secs(60)).await;
     assert!(
-        wait_all_terminal(&db, Duration::from_secs(60)).await,
-        "orders left unfinished after space returned"
+        finished,
+        "orders left unfinished after space returned: {}",
+        unfinished(&db)
     );
+}
+
+/// The orders not terminal, with their executions' status and state, for the failure message.
+fn unfinished(db: &std::path::Path) -> String {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT o.order_id || ' ' || o.status || ' execution ' || \
+             COALESCE(e.status || ' ' || json_extract(e.snapshot, '$.state'), 'none') \
+             FROM orders o LEFT JOIN executions e ON e.name LIKE o.order_id || '%' \
+             WHERE o.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') LIMIT 10",
+        )
+        .unwrap();
+    let rows: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    rows.join("; ")
 }

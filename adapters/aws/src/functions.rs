@@ -62,6 +62,8 @@ pub const PAYMENT_WEBHOOK_URL_ENV: &str = "ORDERS_PAYMENT_WEBHOOK_URL";
 pub const PAYMENT_SIM_DELAY_MS_ENV: &str = "ORDERS_PAYMENT_SIM_DELAY_MS";
 /// How long the warehouse worker "packs" one parcel, in milliseconds.
 pub const WAREHOUSE_PACKING_MS_ENV: &str = "ORDERS_WAREHOUSE_PACKING_MS";
+/// Days an outbox item is kept: its `expiration` (the table's TTL) is its creation plus these.
+pub const RETENTION_DAYS_ENV: &str = "ORDERS_RETENTION_DAYS";
 /// The name of the EventBridge custom bus the processor publishes the public events to.
 pub const EVENT_BUS_NAME_ENV: &str = "ORDERS_EVENT_BUS_NAME";
 
@@ -76,15 +78,18 @@ pub const API: FunctionSpec = FunctionSpec {
     queried_tables: &[ORDERS, OUTBOX, IDEMPOTENCY, INVENTORY, VOUCHERS],
     env: &[
         IDEMPOTENCY_TTL_ENV,
+        RETENTION_DAYS_ENV,
         REQUIRE_IDEMPOTENCY_KEY_ENV,
         BODY_LIMIT_ENV,
         AUTH_ENV,
         ADMIN_SCOPE_ENV,
         ADMIN_GROUP_ENV,
         PAYMENT_WEBHOOK_SECRET_ENV,
+        // `POST /executions/{name}/redrive` redrives an execution of this state machine.
+        STATE_MACHINE_ARN_ENV,
     ],
     states_actions: &[],
-    execution_actions: &[],
+    execution_actions: &["RedriveExecution"],
     token_actions: &[],
     warehouse_queue_actions: &[],
     event_bus_actions: &[],
@@ -118,6 +123,7 @@ pub const STEPS: FunctionSpec = FunctionSpec {
     env: &[
         PAYMENT_TRANSIENT_RATE_ENV,
         NOTIFICATION_FAILURE_RATE_ENV,
+        RETENTION_DAYS_ENV,
         PAYMENT_PROVIDER_URL_ENV,
         PAYMENT_PROVIDER_KEY_ENV,
     ],

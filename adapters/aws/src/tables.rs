@@ -43,6 +43,7 @@ pub const ORDERS: TableSpec = TableSpec {
 };
 
 /// Outbox: one CloudEvent per item (an order has several); its stream feeds the processor.
+/// Retention: `expiration` (epoch seconds, creation plus `ORDERS_RETENTION_DAYS`) is the TTL.
 pub const OUTBOX: TableSpec = TableSpec {
     logical: "outbox",
     env_var: "ORDERS_TABLE_OUTBOX",
@@ -50,7 +51,7 @@ pub const OUTBOX: TableSpec = TableSpec {
     sort_key: None,
     indexes: &[],
     stream_new_image: true,
-    ttl_attribute: None,
+    ttl_attribute: Some("expiration"),
 };
 
 /// Idempotency records; `expiration` (epoch seconds) is both the TTL and the condition's bound.
@@ -230,6 +231,8 @@ pub mod attrs {
         pub const ORDER: &str = "orderId";
         pub const EVENT: &str = "event";
         pub const CREATED_AT: &str = "createdAt";
+        /// Epoch seconds: the TTL attribute, the creation plus the retention period.
+        pub const EXPIRATION: &str = "expiration";
     }
     /// idempotency: the stored first response and the payload fingerprint.
     pub mod idempotency {

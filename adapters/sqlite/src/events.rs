@@ -65,7 +65,7 @@ fn time_of(now: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
 fn trace_of(stored: Option<String>) -> Option<Traceparent> {
     stored
         .and_then(|t| Traceparent::parse(&t).ok())
-        .map(|t| t.child())
+        .map(orders_telemetry::later_event_trace)
 }
 
 /// Publishes the order's status as the change just made left it, if that status publishes

@@ -3,7 +3,8 @@
 //! refuses a write that does not continue the stored history, so two runners of one
 //! execution (say, two processes resuming after a crash) cannot interleave. A `record` refused
 //! for want of space is tried again once space returns (`SqliteStore::while_full`); `create`
-//! is not: the relay that calls it backs off itself and must stay free to stop.
+//! is not: the relay that calls it backs off itself and must stay free to stop. `redrive` is
+//! the one write to a finished row: FAILED back to RUNNING, under the same seq check.
 
 use super::{SqliteStore, sqlite_err};
 use async_trait::async_trait;
@@ -171,6 +172,63 @@ impl ExecutionStore for SqliteStore {
                 .map_err(sqlite_err)?
                 .map(snapshot_of)
                 .transpose()
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn redrive(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<bool, ExecutionStoreError> {
+        let (name, status, seq) = (
+            snapshot.name.clone(),
+            snapshot.status.as_str(),
+            snapshot.seq as i64,
+        );
+        let updated = format_ts(snapshot.updated_at);
+        let json = to_json(snapshot).map_err(exec_err)?;
+        let events = encode_events(events)?;
+        let first = events.as_ref().map(|(seq, _)| *seq);
+        // The same conditional UPDATE as `record`, on a FAILED row: of two redrives that read
+        // the same failed snapshot, the second finds it RUNNING (or its seq moved on).
+        self.write_background(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
+                     WHERE name = ?1 AND status = 'FAILED' AND seq = ?6 - 1",
+                )
+                .and_then(|mut st| st.execute(params![name, status, seq, json, updated, first]))
+                .map_err(sqlite_err)?;
+            if changed != 1 {
+                return Ok(false);
+            }
+            insert_events(conn, &name, &events)?;
+            Ok(true)
+        })
+        .await
+        .map_err(exec_err)
+    }
+
+    async fn list(
+        &self,
+        status: ExecutionStatus,
+        limit: usize,
+    ) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let rows: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT snapshot FROM executions WHERE status = ?1
+                     ORDER BY updated_at DESC, name DESC LIMIT ?2",
+                )
+                .and_then(|mut st| {
+                    st.query_map(params![status.as_str(), limit], |r| r.get(0))?
+                        .collect()
+                })
+                .map_err(sqlite_err)?;
+            rows.into_iter().map(snapshot_of).collect()
         })
         .await
         .map_err(exec_err)

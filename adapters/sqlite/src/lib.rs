@@ -14,10 +14,15 @@
 //! - `events.rs`: the public domain events, written with their change and fanned out into
 //!   deliveries in the same transaction.
 //! - `outbox.rs`: the relay's [`OutboxSource`](orders_processor::relay::OutboxSource).
+//! - `admin_reads.rs`: the operations console's
+//!   [`OperatorStore`](orders_domain::store::OperatorStore) (every order, counts by status,
+//!   parked events and their retry).
 //! - `subscriptions.rs`: the [`SubscriptionStore`](orders_domain::subscriptions::SubscriptionStore)
 //!   of the subscription API and the delivery dispatcher.
 //! - `queue.rs`: the [`TaskQueue`](orders_workflow::executor::TaskQueue) the executor sends
 //!   task-token messages on, and its consumer side (receive, delete, visibility).
+//! - `metrics.rs`: the writer's metric names and the outbox backlog read at scrape time.
+//! - `retention.rs`: what is deleted once older than the retention period, in small jobs.
 //! - `writer.rs`, `readers.rs`, `schema.rs`: the one writer thread (group commit), the pool of
 //!   read connections, the migrations and the catalogue seed.
 //!
@@ -32,14 +37,18 @@
 //! copied into the database: hence 2 KiB pages for a new file and a checkpoint every few
 //! thousand WAL pages ([`SqliteOptions`]).
 
+mod admin_reads;
+mod backup;
 mod events;
 mod executions;
 mod lifecycle;
+pub mod metrics;
 mod order_reads;
 mod orders;
 mod outbox;
 mod queue;
 mod readers;
+mod retention;
 mod schema;
 mod space;
 mod step_jobs;
@@ -48,8 +57,10 @@ mod steps;
 mod subscriptions;
 mod writer;
 
+pub use backup::{BackupError, BackupReport, backup_to};
 pub use outbox::ParkedEvent;
 pub use queue::{MAX_BODY_BYTES, QueueDepth, QueueError, Receipt, ReceivedMessage};
+pub use retention::{Purged, Retention};
 pub use space::WriteRefusals;
 pub use step_jobs::StepInOneJob;
 
@@ -92,6 +103,13 @@ pub struct SqliteOptions {
     /// larger keeps its size and takes only writes that fit into it. The WAL file is not
     /// counted.
     pub max_db_bytes: Option<u64>,
+    /// The writer connection's page cache, in KiB (see `open_with`).
+    pub writer_cache_kib: u32,
+    /// Each read connection's page cache, in KiB. The memory the store holds for pages is at
+    /// most `writer_cache_kib + max_readers * reader_cache_kib`, whatever the database's size.
+    pub reader_cache_kib: u32,
+    /// Read connections open at once (see `readers.rs`): reads beyond it wait for one.
+    pub max_readers: usize,
 }
 
 impl Default for SqliteOptions {
@@ -99,6 +117,9 @@ impl Default for SqliteOptions {
         SqliteOptions {
             wal_autocheckpoint: 3_000,
             max_db_bytes: None,
+            writer_cache_kib: 8_192,
+            reader_cache_kib: 2_048,
+            max_readers: 8,
         }
     }
 }
@@ -177,13 +198,14 @@ impl SqliteStore {
                 source,
             }
         })?;
-        // The writer's own page cache (8 MiB) keeps the hot pages (interior pages, inventory,
-        // the tails where new orders are appended) in memory instead of re-reading them from
-        // the WAL on every job. Not larger: SQLite scans the whole cache's hash table at the
-        // end of every transaction that grew the file, which at 64 MiB cost more than it saved.
+        // The writer's own page cache (8 MiB by default) keeps the hot pages (interior pages,
+        // inventory, the tails where new orders are appended) in memory instead of re-reading
+        // them from the WAL on every job. Not larger: SQLite scans the whole cache's hash table
+        // at the end of every transaction that grew the file, which at 64 MiB cost more than it
+        // saved.
         conn.execute_batch(&format!(
-            "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = {};",
-            options.wal_autocheckpoint
+            "PRAGMA cache_size = -{}; PRAGMA wal_autocheckpoint = {};",
+            options.writer_cache_kib, options.wal_autocheckpoint
         ))
         .map_err(open_err)?;
         if let Some(bytes) = options.max_db_bytes {
@@ -194,7 +216,11 @@ impl SqliteStore {
         Ok(Self {
             path: path.to_owned(),
             writer,
-            readers: Readers::new(path.to_owned()),
+            readers: Readers::new(
+                path.to_owned(),
+                options.max_readers,
+                options.reader_cache_kib,
+            ),
             outbox_signal: Arc::new(Notify::new()),
             events_signal: Arc::new(Notify::new()),
             queue_signals: queue::QueueSignals::default(),

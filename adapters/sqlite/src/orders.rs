@@ -157,26 +157,6 @@ fn insert_order(conn: &Connection, cmd: &CreateOrder) -> Result<CreateOutcome, S
     Ok(CreateOutcome::Created)
 }
 
-impl SqliteStore {
-    /// Deletes up to `limit` idempotency records that expired before `now`. Expired records are
-    /// already ignored at read; this only reclaims their space.
-    pub async fn purge_expired_idempotency(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<usize, StoreError> {
-        self.write(move |conn| {
-            conn.prepare_cached(
-                "DELETE FROM idempotency WHERE key IN
-                     (SELECT key FROM idempotency WHERE expires_at_ms <= ?1 LIMIT ?2)",
-            )
-            .and_then(|mut st| st.execute(params![now.timestamp_millis(), limit]))
-            .map_err(sqlite_err)
-        })
-        .await
-    }
-}
-
 #[async_trait]
 impl OrderStore for SqliteStore {
     async fn apply_payment_webhook(
@@ -200,7 +180,8 @@ impl OrderStore for SqliteStore {
         if let Some(idem) = &cmd.idempotency
             && let Some(rec) = self
                 .readers
-                .read_now(|conn| live_idempotency(conn, idem.key.as_str(), cmd.now))?
+                .read_now(|conn| live_idempotency(conn, idem.key.as_str(), cmd.now))
+                .await?
         {
             return Ok(rec.outcome_for(&idem.fingerprint));
         }

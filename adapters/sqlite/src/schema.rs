@@ -289,7 +289,31 @@ CREATE INDEX deliveries_pending_by_order ON deliveries (subscription_id, order_i
 CREATE INDEX deliveries_failed ON deliveries (subscription_id, event_seq) WHERE state = 'FAILED';
 "#;
 
-const MIGRATIONS: [&str; 7] = [V1, V2, V3, V4, V5, V6, V7];
+/// Retention (`retention.rs`): an outbox row is purged with its deliveries, once none of them
+/// is still owed or recently finished, so the purge looks a row's deliveries up by event. An
+/// entry is added with each delivery and never changes with its state.
+const V8: &str = r#"
+CREATE INDEX deliveries_by_event ON deliveries (event_seq);
+"#;
+
+/// The operations console (`admin_reads.rs`): every order newest first, and of one status
+/// newest first, each read backwards off an index instead of sorting the table; the status
+/// index also counts the orders per status without reading their rows. `orders_by_time` only
+/// grows at its end; `orders_by_status` moves an entry at each status change. The parked
+/// outbox rows are listed off a partial index, which holds nothing until the relay parks one.
+const V9: &str = r#"
+CREATE INDEX orders_by_time ON orders (created_at, order_id);
+CREATE INDEX orders_by_status ON orders (status, created_at, order_id);
+CREATE INDEX outbox_parked ON outbox (seq) WHERE dead_at IS NOT NULL;
+"#;
+
+/// Redrive (`executions.rs`): the FAILED executions, most recently failed first, for an
+/// operator to act on, read off a partial index that holds only those (a few, normally none).
+const V10: &str = r#"
+CREATE INDEX executions_failed ON executions (updated_at, name) WHERE status = 'FAILED';
+"#;
+
+const MIGRATIONS: [&str; 10] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 pub(crate) fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;

@@ -43,8 +43,20 @@ impl SqliteStore {
         settings: StepSettings,
         input: Value,
     ) -> Result<Result<Value, StepError>, StoreError> {
-        self.step_job(move |store| async move { Steps { store, settings }.invoke(input).await })
-            .await
+        // The job runs on the writer's thread: exported, the step's spans are children of the
+        // attempt's (the caller's), not roots of traces of their own.
+        let attempt = if orders_telemetry::exporting() {
+            tracing::Span::current()
+        } else {
+            tracing::Span::none()
+        };
+        self.step_job(move |store| {
+            tracing::Instrument::instrument(
+                async move { Steps { store, settings }.invoke(input).await },
+                attempt,
+            )
+        })
+        .await
     }
 
     /// Runs `f` over the steps' store on the writer's open transaction, in one background

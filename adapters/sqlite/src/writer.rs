@@ -24,6 +24,7 @@
 //! [`Space`] how many of its jobs were refused and whether it committed, which is how the store
 //! knows, without a read, that writes are being refused and when they are accepted again.
 
+use super::metrics::{WRITER_COMMIT_JOBS, WRITER_QUEUE_DEPTH};
 use super::space::{Space, pages_in_use};
 use super::sqlite_err;
 use orders_domain::store::StoreError;
@@ -223,6 +224,9 @@ fn run(conn: &TxConn, rx: mpsc::Receiver<(Priority, Job)>, space: &Space) {
         }
         let (refused, committed) = commit_group(conn, &mut queues, &rx);
         space.after_group(refused, committed, || conn.with(pages_in_use));
+        // Those still in the channel are few: a group drains it after each job it runs.
+        let waiting = queues.client.len() + queues.background.len();
+        metrics::gauge!(WRITER_QUEUE_DEPTH).set(waiting as f64);
     }
 }
 
@@ -264,6 +268,7 @@ fn commit_group(
         }
         rx.try_iter().for_each(|job| queues.push(job));
     }
+    metrics::histogram!(WRITER_COMMIT_JOBS).record(replies.len() as f64);
     let commit = control(conn, "COMMIT").map_err(sqlite_err);
     if commit.is_err() {
         let _ = control(conn, "ROLLBACK");

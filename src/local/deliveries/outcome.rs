@@ -39,6 +39,7 @@ impl Attempted {
             }
         };
         let (subscription, event) = (delivery.subscription, delivery.event_id);
+        crate::metrics::DeliveryOutcome::of(&result).count();
         match result {
             AttemptResult::Delivered => {
                 tracing::debug!(%subscription, %event, attempts = failures, "delivered")

@@ -16,6 +16,7 @@ use orders_domain::subscriptions::{DueDelivery, Target};
 use serde::Deserialize;
 use std::error::Error as _;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The media type of a structured-mode CloudEvent.
 pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
@@ -40,18 +41,42 @@ pub struct Sender {
     policy: UrlPolicy,
 }
 
-/// The one envelope field a delivery adds a header for.
+/// The envelope fields a delivery reads: the trace it continues, and the type its span names.
 #[derive(Deserialize)]
 struct Head {
     traceparent: Option<String>,
+    #[serde(rename = "type", default)]
+    event_type: String,
 }
 
-/// The trace to send on: a child of the event's, when it has one.
-fn traceparent(payload: &str) -> Option<Traceparent> {
-    let head: Head = serde_json::from_str(payload).ok()?;
-    Traceparent::parse(&head.traceparent?)
-        .ok()
-        .map(|t| t.child())
+fn head(payload: &str) -> Option<Head> {
+    serde_json::from_str(payload).ok()
+}
+
+/// The event's stored trace, when it has one.
+fn event_trace(head: Option<&Head>) -> Option<Traceparent> {
+    Traceparent::parse(head?.traceparent.as_deref()?).ok()
+}
+
+/// The attempt's span, when spans are exported (otherwise none, at no cost): a child of the
+/// event's stored trace, so it joins the trace of the request that created the order.
+fn attempt_span(target: &Target, delivery: &DueDelivery, head: Option<&Head>) -> tracing::Span {
+    if !orders_telemetry::exporting() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "delivery",
+        subscription = %target.id,
+        event_id = %delivery.event_id,
+        event_type = head.map_or("", |h| h.event_type.as_str()),
+        attempt = delivery.attempts + 1,
+        outcome = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    if let Some(parent) = event_trace(head) {
+        orders_telemetry::continue_trace(&span, &parent);
+    }
+    span
 }
 
 /// An error with its causes, which is where reqwest says what actually went wrong.
@@ -95,12 +120,38 @@ impl Sender {
         Ok(Sender { client, policy })
     }
 
-    /// Posts `delivery` to `target`, signed at `now`.
+    /// Posts `delivery` to `target`, signed at `now`; exported as the `delivery` span.
     pub async fn attempt(
         &self,
         target: &Target,
         delivery: &DueDelivery,
         now: DateTime<Utc>,
+    ) -> Answer {
+        let head = head(&delivery.payload);
+        let span = attempt_span(target, delivery, head.as_ref());
+        let trace = event_trace(head.as_ref());
+        let answer = self
+            .send(target, delivery, now, trace)
+            .instrument(span.clone())
+            .await;
+        let (outcome, status) = match &answer {
+            Answer::Delivered(status) => ("delivered", Some(*status)),
+            Answer::Gone => ("gone", Some(410)),
+            Answer::Failed { status, .. } => ("failed", *status),
+        };
+        span.record("outcome", outcome);
+        if let Some(status) = status {
+            span.record("status", status);
+        }
+        answer
+    }
+
+    async fn send(
+        &self,
+        target: &Target,
+        delivery: &DueDelivery,
+        now: DateTime<Utc>,
+        trace: Option<Traceparent>,
     ) -> Answer {
         let failed = |error: String| Answer::Failed {
             status: None,
@@ -124,7 +175,11 @@ impl Sender {
         for (name, value) in signed.headers() {
             request = request.header(name, value);
         }
-        if let Some(trace) = traceparent(&delivery.payload) {
+        // The subscriber's work is a child of this attempt: its exported span, or else a
+        // new span id in the event's trace.
+        let sent_trace = orders_telemetry::traceparent_of(&tracing::Span::current())
+            .or_else(|| trace.map(|t| t.child()));
+        if let Some(trace) = sent_trace {
             request = request.header("traceparent", trace.as_str());
         }
         let response = match request.send().await {

@@ -406,4 +406,18 @@ impl ExecutionStore for ObservedStore {
     async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError> {
         self.inner.history(name).await
     }
+    async fn redrive(
+        &self,
+        s: &ExecutionSnapshot,
+        e: &[HistoryEvent],
+    ) -> Result<bool, ExecutionStoreError> {
+        self.inner.redrive(s, e).await
+    }
+    async fn list(
+        &self,
+        status: orders_workflow::executor::ExecutionStatus,
+        limit: usize,
+    ) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError> {
+        self.inner.list(status, limit).await
+    }
 }

@@ -16,6 +16,7 @@ mod events;
 mod functions;
 mod hardening;
 mod identity;
+mod retention;
 mod simulator;
 mod warehouse;
 mod wiring;
@@ -67,6 +68,7 @@ pub fn check(template: &Value, code: &Code) -> Vec<String> {
     warehouse::check(&t, code, &mut problems);
     simulator::check(&t, code, &mut problems);
     events::check(&t, code, &mut problems);
+    retention::check(&t, code, &mut problems);
     problems
 }
 

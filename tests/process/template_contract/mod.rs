@@ -14,6 +14,8 @@ mod negative_events;
 mod negative_hardening;
 mod negative_identity;
 mod negative_lifecycle;
+mod negative_redrive;
+mod negative_retention;
 mod negative_simulator;
 mod yaml;
 

@@ -47,6 +47,18 @@ pub fn lambda_dir() -> PathBuf {
     PathBuf::from(dir)
 }
 
+/// Whether `path` is an ELF file for arm64 (`e_machine` 183, little-endian, at byte 18).
+fn elf_is_aarch64(path: &FsPath) -> bool {
+    let mut header = [0u8; 20];
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut header)
+    });
+    read.is_ok()
+        && header[..4] == *b"\x7fELF"
+        && u16::from_le_bytes([header[18], header[19]]) == 183
+}
+
 /// What a function posted back for one invocation (or for its start).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Posted {
@@ -233,12 +245,14 @@ pub fn bootstrap(binary: &str, runtime_api: &str, endpoint: &str) -> Command {
         "{} does not exist: build it with scripts/deploy.sh build",
         path.display()
     );
-    let mut cmd = if std::env::consts::ARCH == "aarch64" {
-        Command::new(&path)
-    } else {
+    // The file says what it is: cargo-lambda's arm64 build runs under qemu here, a host build
+    // (`scripts/lambda-boot.sh --native`) runs as it is.
+    let mut cmd = if elf_is_aarch64(&path) && std::env::consts::ARCH != "aarch64" {
         let mut qemu = Command::new("qemu-aarch64");
         qemu.arg("-L").arg(ARM64_SYSROOT).arg(&path);
         qemu
+    } else {
+        Command::new(&path)
     };
     let task_root = path.parent().unwrap_or(FsPath::new("/"));
     cmd.env_clear()

@@ -19,10 +19,13 @@
 //!   both write through the store's seq check, so exactly one closes it and the other re-reads.
 //! * **One runner per execution per process.** Starting or resuming a name that is already
 //!   running here is a no-op; across processes the store's seq check refuses interleaving.
+//! * **A failed execution can be redriven** ([`Executor::redrive`]): it carries on from the
+//!   step that failed, with what succeeded kept (see `redrive` for which step that is).
 
 mod active;
 mod context;
 pub mod queue;
+mod redrive;
 pub mod retry;
 mod run;
 mod store;
@@ -33,7 +36,15 @@ mod tx;
 mod wait;
 
 pub use queue::{QueueMessage, TaskQueue, TaskQueueError};
+pub use redrive::RedriveError;
 pub use retry::{RetryDecision, retry_delay};
+
+// Metrics (recorded through the `metrics` facade; no-ops without a recorder).
+/// Counter: executions that ended, by `status` (`succeeded`, `failed`).
+pub const EXECUTIONS_FINISHED_TOTAL: &str = "orders_executions_finished_total";
+/// Counter: retries of Task states scheduled, by `step`: the Task state's name, one of the
+/// definition's (the saga's Tasks are named after their steps).
+pub const STEP_RETRIES_TOTAL: &str = "orders_saga_step_retries_total";
 pub use store::{
     ExecutionSnapshot, ExecutionStatus, ExecutionStore, ExecutionStoreError, HistoryEvent,
     HistoryEventKind, STATES_HEARTBEAT_TIMEOUT, STATES_TIMEOUT, Waiting,
@@ -251,7 +262,10 @@ impl Executor {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(ExecError::ShuttingDown);
         }
-        let (snapshot, events) = run::initial(&self.machine, name, input, Utc::now());
+        let (mut snapshot, events) = run::initial(&self.machine, name, input, Utc::now());
+        // OTLP traces: the execution continues the trace of the span that starts it (the
+        // relay's, itself continuing the order's request), stored with the execution.
+        snapshot.trace = orders_telemetry::traceparent_of(&tracing::Span::current());
         if !self.store.create(&snapshot, &events).await? {
             return Ok(StartOutcome::AlreadyExists);
         }

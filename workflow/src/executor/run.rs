@@ -55,6 +55,8 @@ pub(super) fn initial(
             updated_at: now,
             seq: 0,
             waiting: None,
+            redrive_count: 0,
+            trace: None,
         },
         now,
     );
@@ -70,76 +72,109 @@ pub(super) async fn run(executor: Arc<Executor>, run_id: u64, start: Start) {
         Start::Load(name) => name.clone(),
     };
     let span = info_span!("saga_execution", execution = %name);
+    // The snapshot is read before the span is entered: exported, the span continues the
+    // execution's stored trace, and its parent is fixed when it starts.
+    let snapshot = match start {
+        Start::Snapshot(snapshot) => *snapshot,
+        Start::Load(name) => match wait::load(&executor, &name).await {
+            Some(snapshot) => snapshot,
+            None => return,
+        },
+    };
+    if let Some(trace) = &snapshot.trace {
+        orders_telemetry::continue_trace(&span, trace);
+    }
     async move {
-        let mut snapshot = match start {
-            Start::Snapshot(snapshot) => *snapshot,
-            Start::Load(name) => match wait::load(&executor, &name).await {
-                Some(snapshot) => snapshot,
+        let mut snapshot = snapshot;
+        loop {
+            if !drive(&executor, run_id, snapshot).await {
+                return;
+            }
+            // A redrive that landed while this runner was still registered flagged it
+            // instead of starting another: carry on with what it stored.
+            if executor.retire(&name, run_id) {
+                return;
+            }
+            snapshot = match wait::load(&executor, &name).await {
+                Some(redriven) => redriven,
                 None => return,
-            },
-        };
-        while snapshot.status == ExecutionStatus::Running {
-            if snapshot.waiting.is_some() {
-                match wait::step(&executor, run_id, snapshot).await {
-                    Some(next) => {
-                        snapshot = next;
-                        continue;
-                    }
-                    None => return,
-                }
-            }
-            // A scheduled retry (also one read back after a restart) waits out what is left.
-            if let Some(at) = snapshot.next_attempt_at
-                && let Ok(wait) = (at - Utc::now()).to_std()
-            {
-                tokio::time::sleep(wait).await;
-            }
-            let attempt = snapshot.attempt();
-            // The execution's name is on the parent span already: fields are formatted when a
-            // span opens, one span per recorded step, so each repeated field costs per order.
-            let step_span = info_span!("saga_step", state = %snapshot.state, attempt);
-            let tx = async {
-                let mut tx = Tx::new(snapshot, Utc::now());
-                // Bounded, so a definition that loops through Choice states still records
-                // (and yields) now and then.
-                for _ in 0..MAX_STATES_PER_RECORD {
-                    let outcome = visit(&executor, &mut tx).await;
-                    tx.now = Utc::now();
-                    let left = matches!(outcome, Outcome::Exit { .. });
-                    tx.apply(outcome);
-                    // A state without effects (Choice, Pass, Succeed, Fail) entered on leaving
-                    // this one runs now and goes into the same record: nothing outside can
-                    // tell, a restart would run it again just the same, and it saves a write.
-                    if !left
-                        || tx.snapshot.is_finished()
-                        || !is_effect_free(&executor.machine, &tx.snapshot.state)
-                    {
-                        break;
-                    }
-                }
-                tx
-            }
-            .instrument(step_span.clone())
-            .await;
-            snapshot = match tx.commit(&executor).await {
-                Ok(Committed::Written(written)) => {
-                    log_end(&written);
-                    written
-                }
-                Ok(Committed::Lost(stored)) => {
-                    debug!("another writer moved the execution on; carrying on from there");
-                    stored
-                }
-                Err(e) => {
-                    let _enter = step_span.enter();
-                    error!(error = %e, "could not record the execution; it stays RUNNING until resumed");
-                    return;
-                }
             };
         }
     }
     .instrument(span)
     .await;
+}
+
+/// Runs the execution until it finishes (true) or its runner must end (false: it parked, or
+/// the store failed).
+async fn drive(executor: &Arc<Executor>, run_id: u64, mut snapshot: ExecutionSnapshot) -> bool {
+    while snapshot.status == ExecutionStatus::Running {
+        if snapshot.waiting.is_some() {
+            match wait::step(executor, run_id, snapshot).await {
+                Some(next) => {
+                    snapshot = next;
+                    continue;
+                }
+                None => return false,
+            }
+        }
+        // A scheduled retry (also one read back after a restart) waits out what is left.
+        if let Some(at) = snapshot.next_attempt_at
+            && let Ok(wait) = (at - Utc::now()).to_std()
+        {
+            tokio::time::sleep(wait).await;
+        }
+        let attempt = snapshot.attempt();
+        // The execution's name is on the parent span already: fields are formatted when a
+        // span opens, one span per recorded step, so each repeated field costs per order.
+        // `outcome` and `error` are recorded by the Task that ends the attempt.
+        let step_span = info_span!(
+            "saga_step",
+            state = %snapshot.state,
+            attempt,
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty
+        );
+        let tx = async {
+            let mut tx = Tx::new(snapshot, Utc::now());
+            // Bounded, so a definition that loops through Choice states still records
+            // (and yields) now and then.
+            for _ in 0..MAX_STATES_PER_RECORD {
+                let outcome = visit(executor, &mut tx).await;
+                tx.now = Utc::now();
+                let left = matches!(outcome, Outcome::Exit { .. });
+                tx.apply(outcome);
+                // A state without effects (Choice, Pass, Succeed, Fail) entered on leaving
+                // this one runs now and goes into the same record: nothing outside can
+                // tell, a restart would run it again just the same, and it saves a write.
+                if !left
+                    || tx.snapshot.is_finished()
+                    || !is_effect_free(&executor.machine, &tx.snapshot.state)
+                {
+                    break;
+                }
+            }
+            tx
+        }
+        .instrument(step_span.clone())
+        .await;
+        snapshot = match tx.commit(executor).await {
+            Ok(Committed::Written(written)) => {
+                log_end(&written);
+                written
+            }
+            Ok(Committed::Lost(stored)) => {
+                debug!("another writer moved the execution on; carrying on from there");
+                stored
+            }
+            Err(e) => {
+                let _enter = step_span.enter();
+                error!(error = %e, "could not record the execution; it stays RUNNING until resumed");
+                return false;
+            }
+        };
+    }
+    true
 }
 
 pub(super) fn log_end(snapshot: &ExecutionSnapshot) {
@@ -152,6 +187,13 @@ pub(super) fn log_end(snapshot: &ExecutionSnapshot) {
             "execution failed"
         ),
     }
+    // Called once per ending: only for the record that wrote it.
+    let status = match snapshot.status {
+        ExecutionStatus::Running => return,
+        ExecutionStatus::Succeeded => "succeeded",
+        ExecutionStatus::Failed => "failed",
+    };
+    metrics::counter!(super::EXECUTIONS_FINISHED_TOTAL, "status" => status).increment(1);
 }
 
 /// Runs the current state once and says how the visit ends, adding task events to `tx`.

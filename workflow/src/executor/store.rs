@@ -60,6 +60,17 @@ pub struct ExecutionSnapshot {
     /// The open wait of a `.waitForTaskToken` Task in `state`, if it is waiting for its token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+    /// How many times the execution was redriven (Step Functions' `redriveCount`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redrive_count: u32,
+    /// The trace the execution continues (W3C `traceparent`: the span that started it, when
+    /// spans are exported): stored, so a run after a restart continues it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<orders_domain::Traceparent>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A callback Task's wait, recorded before anything is submitted, so that a token that comes
@@ -127,6 +138,7 @@ orders_domain::wire_names! {
         StateExited,
         ExecutionSucceeded,
         ExecutionFailed,
+        ExecutionRedriven,
     }
     unknown: String = |s| format!("unknown history event kind {s:?}");
 }
@@ -153,6 +165,14 @@ pub struct HistoryEvent {
     /// For TaskScheduled: the token the wait was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_token: Option<String>,
+    /// For the end of a task attempt (TaskSucceeded, TaskFailed, TaskTimedOut): how long it
+    /// took, from the call (or the wait's start) to the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// For CaughtError: the raw input of the Task that caught it, which is what a redrive of
+    /// an execution that failed in the Catch's Fail state runs that Task with again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +224,21 @@ pub trait ExecutionStore: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<ExecutionSnapshot>, ExecutionStoreError>;
     /// The history in seq order; empty for an unknown execution.
     async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, ExecutionStoreError>;
+    /// Atomically turn a FAILED execution back into a RUNNING one: replace the snapshot and
+    /// append the events, only if it is still FAILED and `events` continue its history.
+    /// Ok(false), changing nothing, when it is unknown, not FAILED, or elsewhere in its
+    /// history (another redrive won).
+    async fn redrive(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<bool, ExecutionStoreError>;
+    /// The executions in `status`, most recently changed first, at most `limit`.
+    async fn list(
+        &self,
+        status: ExecutionStatus,
+        limit: usize,
+    ) -> Result<Vec<ExecutionSnapshot>, ExecutionStoreError>;
 }
 
 #[cfg(test)]

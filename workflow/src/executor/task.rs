@@ -5,7 +5,8 @@
 use super::context::context;
 use super::retry::{RetryDecision, decide, retry_delay};
 use super::store::{
-    ExecutionSnapshot, HistoryEventKind, STATES_HEARTBEAT_TIMEOUT, STATES_TIMEOUT, Waiting,
+    ExecutionSnapshot, HistoryEvent, HistoryEventKind, STATES_HEARTBEAT_TIMEOUT, STATES_TIMEOUT,
+    Waiting,
 };
 use super::tokens;
 use super::tx::{Outcome, Tx};
@@ -72,12 +73,15 @@ pub(super) async fn run_task(
         attempt,
     };
     let handler = Arc::clone(&executor.handlers[&task.resource]);
+    let started;
     let result = {
         let _permit = executor
             .permits
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        // The attempt's duration is the handler's, not the wait for a permit.
+        started = Utc::now();
         debug!("invoking task handler");
         let call = handler.invoke(effective, &task_ctx);
         match scaled(executor, task.timeout_seconds) {
@@ -94,8 +98,8 @@ pub(super) async fn run_task(
         }
     };
     match result {
-        Ok(result) => succeeded(tx, task, attempt, result, ctx),
-        Err(err) => task_failed(executor, tx, task, attempt, err),
+        Ok(result) => succeeded(tx, task, started, result, ctx),
+        Err(err) => task_failed(executor, tx, task, started, err),
     }
 }
 
@@ -107,6 +111,7 @@ fn open_wait(executor: &Executor, tx: &mut Tx, task: &TaskState) -> Outcome {
         return Outcome::runtime(e);
     }
     let now = Utc::now();
+    mark("waiting", None);
     Outcome::Wait(Waiting {
         token,
         started_at: now,
@@ -137,15 +142,39 @@ pub(super) fn render_body(
     .ok_or_else(|| RuntimeError(format!("Parameters.{field} is missing")))
 }
 
-/// A task result, through ResultSelector, ResultPath and OutputPath.
+/// Stamps the end of the attempt that began at `started` (the call, or the wait's start):
+/// the event is timed when the answer came, and says how long the attempt took.
+fn end_attempt(tx: &mut Tx, kind: HistoryEventKind, started: DateTime<Utc>) -> &mut HistoryEvent {
+    tx.now = tx.now.max(Utc::now());
+    let attempt = tx.snapshot.attempt();
+    let took = (tx.now - started).num_milliseconds().max(0);
+    let e = tx.event(kind);
+    e.attempt = Some(attempt);
+    e.duration_ms = u64::try_from(took).ok();
+    e
+}
+
+/// How the attempt ended, on its span (`saga_step`, one per attempt, exported over OTLP when
+/// spans are); a field the current span lacks is ignored.
+fn mark(outcome: &'static str, error: Option<&str>) {
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    if let Some(error) = error {
+        span.record("error", error);
+    }
+}
+
+/// A task result, through ResultSelector, ResultPath and OutputPath; the attempt began at
+/// `started`.
 pub(super) fn succeeded(
     tx: &mut Tx,
     task: &TaskState,
-    attempt: u32,
+    started: DateTime<Utc>,
     result: Value,
     ctx: &Value,
 ) -> Outcome {
-    tx.event(HistoryEventKind::TaskSucceeded).attempt = Some(attempt);
+    end_attempt(tx, HistoryEventKind::TaskSucceeded, started);
+    mark("succeeded", None);
     let output = (|| {
         let result = match &task.result_selector {
             Some(template) => template.render(&result, ctx)?,
@@ -167,12 +196,12 @@ pub(super) fn succeeded(
     }
 }
 
-/// A task error (a timeout too), through Retry and Catch.
+/// A task error (a timeout too), through Retry and Catch; the attempt began at `started`.
 pub(super) fn task_failed(
     executor: &Executor,
     tx: &mut Tx,
     task: &TaskState,
-    attempt: u32,
+    started: DateTime<Utc>,
     err: TaskError,
 ) -> Outcome {
     let kind = if err.error == STATES_TIMEOUT || err.error == STATES_HEARTBEAT_TIMEOUT {
@@ -180,8 +209,7 @@ pub(super) fn task_failed(
     } else {
         HistoryEventKind::TaskFailed
     };
-    let e = tx.event(kind);
-    e.attempt = Some(attempt);
+    let e = end_attempt(tx, kind, started);
     e.error = Some(err.error.clone());
     e.cause = Some(err.cause.clone());
     if let RetryDecision::Retry { index, retry } =
@@ -190,6 +218,9 @@ pub(super) fn task_failed(
         let delay = retry_delay(&task.retry[index], retry, fastrand::f64())
             .mul_f64(executor.opts.delay_scale);
         info!(error = %err.error, cause = %err.cause, retry, delay_ms = delay.as_millis() as u64, "task failed; retry scheduled");
+        metrics::counter!(super::STEP_RETRIES_TOTAL, "step" => tx.snapshot.state.clone())
+            .increment(1);
+        mark("retried", Some(&err.error));
         return Outcome::Retry { index, delay };
     }
     let Some(catcher) = task
@@ -198,15 +229,20 @@ pub(super) fn task_failed(
         .find(|c| error_matches(&c.error_equals, &err.error))
     else {
         warn!(error = %err.error, cause = %err.cause, "task failed; no Catch matches");
+        mark("failed", Some(&err.error));
         return Outcome::Fail {
             error: Some(err.error),
             cause: Some(err.cause),
         };
     };
     warn!(error = %err.error, cause = %err.cause, next = %catcher.next, "task failed; caught");
+    mark("caught", Some(&err.error));
+    let raw = tx.snapshot.state_input.clone();
     let e = tx.event(HistoryEventKind::CaughtError);
     e.error = Some(err.error.clone());
     e.cause = Some(err.cause.clone());
+    // The Catch's ResultPath may overwrite the input; a redrive needs it as it was.
+    e.input = Some(raw);
     let info = json!({ "Error": err.error, "Cause": err.cause });
     match apply_result_path(
         catcher.result_path.as_ref(),

@@ -219,16 +219,17 @@ impl Executor {
             let Some(task) = waiting_task(self, &stored) else {
                 return Ok(Closed::Over);
             };
+            let started = waiting.started_at;
             let mut tx = Tx::new(stored, now);
             let attempt = tx.snapshot.attempt();
             match answer {
                 Answer::Success(output) => {
                     let ctx = context(&tx.snapshot, None);
-                    let outcome = succeeded(&mut tx, task, attempt, output.clone(), &ctx);
+                    let outcome = succeeded(&mut tx, task, started, output.clone(), &ctx);
                     tx.apply(outcome);
                 }
                 Answer::Failure(err) => {
-                    let outcome = task_failed(self, &mut tx, task, attempt, err.clone());
+                    let outcome = task_failed(self, &mut tx, task, started, err.clone());
                     tx.apply(outcome);
                 }
                 Answer::Heartbeat => {

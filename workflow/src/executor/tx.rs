@@ -82,6 +82,8 @@ impl Tx {
             cause: None,
             delay_ms: None,
             task_token: None,
+            duration_ms: None,
+            input: None,
         });
         self.events.last_mut().expect("just pushed")
     }

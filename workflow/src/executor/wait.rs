@@ -70,8 +70,9 @@ fn timed_out(
     } else {
         ("HeartbeatSeconds", task.heartbeat_seconds)
     };
+    let started = snapshot.waiting.as_ref().map(|w| w.started_at);
     let mut tx = Tx::new(snapshot, Utc::now());
-    let attempt = tx.snapshot.attempt();
+    let started = started.unwrap_or(tx.now);
     let err = TaskError::new(
         error,
         format!(
@@ -79,7 +80,7 @@ fn timed_out(
             seconds.unwrap_or_default()
         ),
     );
-    let outcome = task_failed(executor, &mut tx, task, attempt, err);
+    let outcome = task_failed(executor, &mut tx, task, started, err);
     tx.apply(outcome);
     tx
 }
@@ -136,8 +137,7 @@ pub(super) async fn step(
         Ok(()) => mark_submitted(executor, snapshot, &waiting.token).await,
         Err(err) => {
             let mut tx = Tx::new(snapshot, Utc::now());
-            let attempt = tx.snapshot.attempt();
-            let outcome = task_failed(executor, &mut tx, task, attempt, err);
+            let outcome = task_failed(executor, &mut tx, task, waiting.started_at, err);
             tx.apply(outcome);
             commit(executor, tx).await
         }

@@ -211,9 +211,11 @@ impl Steps {
         // else runs on this thread while the step is suspended.
         async {
             self.store.step_attempt(OrderAt::now(order), step).await?;
+            let began = std::time::Instant::now();
             let result = self
                 .run(step, &input.input, input.task_token.as_deref())
                 .await;
+            step.measure(began, &result);
             let error = result.as_ref().err().map(|e| format!("{}: {e}", e.name()));
             if let Some(e) = &error {
                 tracing::warn!(error = %e, "step failed");
@@ -231,7 +233,30 @@ impl Steps {
     }
 }
 
+// Metrics (recorded through the `metrics` facade; no-ops without a recorder).
+/// Histogram: seconds one run of a step handler takes, by `step` (the [`Step`]'s name).
+pub const STEP_DURATION_SECONDS: &str = "orders_saga_step_duration_seconds";
+/// Counter: sagas that reached their end for the business, by `outcome` (`completed`,
+/// `failed`, `cancelled`): a successful run of MarkCompleted, MarkFailed or MarkCancelled.
+/// A step re-run after a crash may count once more (steps are at-least-once).
+pub const SAGA_OUTCOMES_TOTAL: &str = "orders_saga_outcomes_total";
+
 impl Step {
+    /// Records one run's duration and, for a final step that succeeded, the saga's outcome.
+    fn measure(self, began: std::time::Instant, result: &Result<Value, StepError>) {
+        let seconds = began.elapsed().as_secs_f64();
+        metrics::histogram!(STEP_DURATION_SECONDS, "step" => self.name()).record(seconds);
+        let outcome = match self {
+            Step::MarkCompleted => "completed",
+            Step::MarkFailed => "failed",
+            Step::MarkCancelled => "cancelled",
+            _ => return,
+        };
+        if result.is_ok() {
+            metrics::counter!(SAGA_OUTCOMES_TOTAL, "outcome" => outcome).increment(1);
+        }
+    }
+
     /// `handler` under every step's substitution name: it dispatches on the input's `step`.
     pub fn handlers(handler: Arc<dyn TaskHandler>) -> HashMap<String, Arc<dyn TaskHandler>> {
         Step::ALL

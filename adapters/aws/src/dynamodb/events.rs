@@ -10,7 +10,7 @@
 //! second read. Every event after `order.created` continues the order's stored trace as a
 //! child span.
 
-use crate::dynamodb::attr::{AttrError, Item, get_n, get_s, opt_s, s};
+use crate::dynamodb::attr::{AttrError, Item, get_n, get_s, n, opt_s, s};
 use crate::tables::attrs::{order as oa, outbox as xa};
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
@@ -36,10 +36,53 @@ pub(crate) fn snapshot_projection() -> String {
     SNAPSHOT.map(|(placeholder, _)| placeholder).join(", ")
 }
 
+/// How long an outbox item is kept: its `expiration` (epoch seconds, the outbox table's TTL
+/// attribute) is its creation time plus this, after which DynamoDB deletes it in its own time
+/// (the stream's REMOVE record is ignored by the processor). By then the stream, which keeps
+/// records 24 hours, has long carried it to the processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxRetention(pub std::time::Duration);
+
+impl OutboxRetention {
+    pub fn days(days: u64) -> Self {
+        OutboxRetention(std::time::Duration::from_secs(days.saturating_mul(86_400)))
+    }
+
+    /// `ORDERS_RETENTION_DAYS` (unset: the default), a whole number of days, at least 1.
+    pub fn from_env_value(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(Self::default()),
+            Some(text) => match text.parse::<u64>() {
+                Ok(days) if (1..=36_500).contains(&days) => Ok(Self::days(days)),
+                _ => Err(format!(
+                    "{text:?} is not a whole number of days from 1 to 36500"
+                )),
+            },
+        }
+    }
+
+    /// The item's TTL: `created` plus the retention, in whole epoch seconds (rounded up).
+    pub(crate) fn expiration(&self, created: DateTime<Utc>) -> i64 {
+        let secs = i64::try_from(self.0.as_secs()).unwrap_or(i64::MAX);
+        let ms = created.timestamp_millis();
+        ms.div_euclid(1000)
+            .saturating_add(i64::from(ms.rem_euclid(1000) > 0))
+            .saturating_add(secs)
+    }
+}
+
+impl Default for OutboxRetention {
+    /// 30 days, as `--retention-days`.
+    fn default() -> Self {
+        Self::days(30)
+    }
+}
+
 /// The outbox item of `event`, put only if its id is new (ids are fresh UUIDs: the condition
 /// guards against a defect, never against a re-run, which writes no event at all).
 pub(crate) fn outbox_put<D: Serialize>(
     table: &str,
+    retention: OutboxRetention,
     event: &CloudEvent<D>,
 ) -> Result<TransactWriteItem, BuildError> {
     let put = Put::builder()
@@ -48,18 +91,20 @@ pub(crate) fn outbox_put<D: Serialize>(
         .item(xa::ORDER, s(event.subject.to_string()))
         .item(xa::EVENT, s(event.to_json()))
         .item(xa::CREATED_AT, s(format_ts(event.time)))
+        .item(xa::EXPIRATION, n(retention.expiration(event.time)))
         .condition_expression("attribute_not_exists(#id)")
         .expression_attribute_names("#id", xa::ID)
         .build()?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-/// The order's trace continued by a new span, if the order was created in one. A stored
-/// value that no longer parses starts nothing: the change matters more than its trace.
+/// The order's trace for a later event (`orders_telemetry::later_event_trace`), if the order
+/// was created in one. A stored value that no longer parses starts nothing: the change
+/// matters more than its trace.
 pub(crate) fn continued_trace(order: &Item) -> Result<Option<Traceparent>, AttrError> {
     Ok(opt_s(order, oa::TRACEPARENT)?
         .and_then(|t| Traceparent::parse(t).ok())
-        .map(|t| t.child()))
+        .map(orders_telemetry::later_event_trace))
 }
 
 /// What a status change knows beyond the order item as read: what it writes itself.
@@ -219,8 +264,10 @@ mod tests {
         let event = status_event(&read(), change(OrderStatus::Completed))
             .unwrap()
             .unwrap();
-        let put = outbox_put("outbox", &event).unwrap();
+        let put = outbox_put("outbox", OutboxRetention::days(30), &event).unwrap();
         let item = put.put().unwrap().item();
+        let expiration = (event.time.timestamp_millis() + 999).div_euclid(1000) + 30 * 86_400;
+        assert_eq!(get_n(item, xa::EXPIRATION), Ok(expiration));
         assert_eq!(get_s(item, xa::ID), Ok(event.id.to_string().as_str()));
         assert_eq!(
             get_s(item, xa::ORDER),
@@ -229,5 +276,24 @@ mod tests {
         let back = PublicEvent::decode(get_s(item, xa::EVENT).unwrap().as_bytes()).unwrap();
         assert_eq!(back.kind(), Ok(EventType::OrderCompleted));
         assert_eq!(back.sequence_number(), Some(6));
+    }
+
+    #[test]
+    fn an_outbox_item_expires_whole_seconds_after_its_retention() {
+        let r = OutboxRetention::days(1);
+        let exact: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(r.expiration(exact), exact.timestamp() + 86_400);
+        let later: DateTime<Utc> = "2026-01-01T00:00:00.001Z".parse().unwrap();
+        assert_eq!(r.expiration(later), exact.timestamp() + 86_401);
+        assert_eq!(
+            OutboxRetention::from_env_value(None),
+            Ok(OutboxRetention::days(30))
+        );
+        assert_eq!(
+            OutboxRetention::from_env_value(Some(" 7 ")),
+            Ok(OutboxRetention::days(7))
+        );
+        assert!(OutboxRetention::from_env_value(Some("0")).is_err());
+        assert!(OutboxRetention::from_env_value(Some("1.5")).is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod item;
 mod orders;
 mod steps;
 
+pub use events::OutboxRetention;
 pub use orders::{DynamoStore, RetryPolicy};
 pub use steps::DynamoStepStore;
 

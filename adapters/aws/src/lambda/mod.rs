@@ -40,8 +40,11 @@ pub fn in_lambda() -> bool {
 }
 
 /// The start of every function: JSON log lines (one object per event, for CloudWatch;
-/// `RUST_LOG` sets the filter), then its configuration, then the SDK configuration from the
-/// standard AWS environment. A configuration error is logged and returned.
+/// `RUST_LOG` sets the filter) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. an ADOT
+/// collector layer), spans over OTLP (each handler calls `orders_telemetry::flush` before
+/// answering, as the environment may be frozen after); then its configuration, then the SDK
+/// configuration from the standard AWS environment. A configuration error is logged and
+/// returned.
 pub async fn start<C, E: std::fmt::Display>(
     config: impl FnOnce() -> Result<C, E>,
 ) -> Result<(C, aws_config::SdkConfig), E> {
@@ -53,13 +56,24 @@ pub async fn start<C, E: std::fmt::Display>(
 }
 
 fn init_logs() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_env_filter(filter)
         .with_current_span(true)
         .without_time()
-        .try_init();
+        .finish();
+    // A bad OTLP setting costs the traces, not the function: it serves, and says why.
+    let (otel, refused) = match orders_telemetry::otlp::layer_from_env("orders") {
+        Ok(otel) => (otel, None),
+        Err(e) => (None, Some(e)),
+    };
+    let _ = logs.with(otel).try_init();
+    if let Some(e) = refused {
+        tracing::error!(error = %e, "spans are not exported");
+    }
 }

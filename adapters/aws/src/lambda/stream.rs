@@ -74,7 +74,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let ports = ports.clone();
-        async move { Ok::<_, lambda_runtime::Error>(handle_batch(event.payload, ports).await) }
+        async move {
+            let answer = handle_batch(event.payload, ports).await;
+            orders_telemetry::flush().await;
+            Ok::<_, lambda_runtime::Error>(answer)
+        }
     }))
     .await
 }

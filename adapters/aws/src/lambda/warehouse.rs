@@ -190,7 +190,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
-        async move { Ok::<_, lambda_runtime::Error>(worker.handle_batch(event.payload).await) }
+        async move {
+            let answer = worker.handle_batch(event.payload).await;
+            orders_telemetry::flush().await;
+            Ok::<_, lambda_runtime::Error>(answer)
+        }
     }))
     .await
 }

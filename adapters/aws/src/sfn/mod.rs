@@ -7,8 +7,10 @@
 //!
 //! [`tokens`] holds the other direction: the task-token calls that resume a Task waiting on
 //! `.waitForTaskToken`; [`signals`] delivers the outbox's task signals with them, finding a
-//! cancelled execution's open task in its history ([`waiting`]).
+//! cancelled execution's open task in its history ([`waiting`]). [`redrive`] redrives a
+//! failed execution for the API.
 
+pub mod redrive;
 pub mod signals;
 pub mod tokens;
 pub mod waiting;

@@ -189,7 +189,8 @@ impl SqliteStore {
             if let Some((key, fingerprint)) = &cmd.idempotency
                 && let Some(rec) = self
                     .readers
-                    .read_now(|conn| live_idempotency(conn, key.as_str(), now))?
+                    .read_now(|conn| live_idempotency(conn, key.as_str(), now))
+                    .await?
             {
                 return Ok(replay(rec.response, &rec.fingerprint, fingerprint));
             }

@@ -11,6 +11,7 @@
 mod events;
 mod guard;
 mod payments;
+mod retention;
 mod webhook_cancel;
 
 use crate::TableNames;

@@ -19,6 +19,7 @@ mod webhook;
 mod write;
 
 use crate::TableNames;
+use crate::dynamodb::events::OutboxRetention;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Utc};
@@ -61,6 +62,8 @@ pub struct DynamoStore {
     client: Client,
     tables: TableNames,
     retry: RetryPolicy,
+    /// Retention: when the outbox items it puts expire.
+    outbox_retention: OutboxRetention,
 }
 
 impl DynamoStore {
@@ -69,7 +72,14 @@ impl DynamoStore {
             client,
             tables,
             retry: RetryPolicy::default(),
+            outbox_retention: OutboxRetention::default(),
         }
+    }
+
+    /// The outbox items it puts expire `retention` after their creation (default 30 days).
+    pub fn with_outbox_retention(mut self, retention: OutboxRetention) -> Self {
+        self.outbox_retention = retention;
+        self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {

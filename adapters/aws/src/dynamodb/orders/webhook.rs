@@ -270,7 +270,9 @@ impl DynamoStore {
             writes.push(self.signal_put(&event)?);
         }
         if let Some(event) = &plan.published {
-            writes.push(outbox_put(&self.tables.outbox, event).map_err(build_err)?);
+            writes.push(
+                outbox_put(&self.tables.outbox, self.outbox_retention, event).map_err(build_err)?,
+            );
         }
         Ok(writes)
     }

@@ -126,7 +126,7 @@ impl DynamoStore {
     /// The outbox item of `event`, written the way `create_order` writes `order.created` and
     /// every change its public event, so the table's stream carries it to the processor.
     pub(super) fn signal_put(&self, event: &SignalEvent) -> Result<TransactWriteItem, StoreError> {
-        outbox_put(&self.tables.outbox, event).map_err(build_err)
+        outbox_put(&self.tables.outbox, self.outbox_retention, event).map_err(build_err)
     }
 
     /// The pause before attempt `next` of a contended writer, or `Busy` once out of attempts.

@@ -32,6 +32,7 @@ mod vouchers;
 
 use crate::TableNames;
 use crate::dynamodb::attr::{self, AttrError, Item};
+use crate::dynamodb::events::OutboxRetention;
 use crate::sdk::{conditional, describe, is_retryable};
 use crate::tables::attrs;
 use aws_sdk_dynamodb::Client;
@@ -52,13 +53,25 @@ use orders_workflow::steps::store::StepResult;
 pub struct DynamoStepStore {
     client: Client,
     tables: TableNames,
+    /// Retention: when the outbox items it puts expire.
+    outbox_retention: OutboxRetention,
 }
 
 impl DynamoStepStore {
     /// `tables` needs the orders, outbox (for the public events), inventory, vouchers and saga
     /// names (the step function's tables, `crate::functions::STEPS.tables`).
     pub fn new(client: Client, tables: TableNames) -> Self {
-        DynamoStepStore { client, tables }
+        DynamoStepStore {
+            client,
+            tables,
+            outbox_retention: OutboxRetention::default(),
+        }
+    }
+
+    /// The outbox items it puts expire `retention` after their creation (default 30 days).
+    pub fn with_outbox_retention(mut self, retention: OutboxRetention) -> Self {
+        self.outbox_retention = retention;
+        self
     }
 }
 

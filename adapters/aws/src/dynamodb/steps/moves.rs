@@ -128,7 +128,11 @@ impl DynamoStepStore {
             )
             .map_err(bad)?;
             let event = match &event {
-                Some(event) => Some(built(outbox_put(&self.tables.outbox, event))?),
+                Some(event) => Some(built(outbox_put(
+                    &self.tables.outbox,
+                    self.outbox_retention,
+                    event,
+                ))?),
                 None => None,
             };
             match self

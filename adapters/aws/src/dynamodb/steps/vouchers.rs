@@ -132,7 +132,11 @@ impl Vouchers for DynamoStepStore {
                 TransactWriteItem::builder()
                     .update(built(mark.build())?)
                     .build(),
-                built(outbox_put(&self.tables.outbox, &event))?,
+                built(outbox_put(
+                    &self.tables.outbox,
+                    self.outbox_retention,
+                    &event,
+                ))?,
             ];
             let reasons = match self.transact("issue voucher", writes).await? {
                 Ok(()) => return Ok(code.clone()),

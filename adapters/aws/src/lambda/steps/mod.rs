@@ -15,7 +15,7 @@
 //! the variable, not later on the first order.
 
 use super::LambdaEnvError;
-use crate::dynamodb::DynamoStepStore;
+use crate::dynamodb::{DynamoStepStore, OutboxRetention};
 use crate::functions::{self, PAYMENT_PROVIDER_KEY_ENV, PAYMENT_PROVIDER_URL_ENV};
 use crate::tables::TableNames;
 use async_trait::async_trait;
@@ -39,6 +39,8 @@ pub struct StepsConfig {
     pub provider_url: reqwest::Url,
     /// Its secret API key, sent as a bearer token when set.
     pub provider_key: Option<ProviderKey>,
+    /// When the outbox items of its public events expire (`ORDERS_RETENTION_DAYS`).
+    pub outbox_retention: OutboxRetention,
 }
 
 impl StepsConfig {
@@ -57,6 +59,13 @@ impl StepsConfig {
             provider_key: provider_key_from(
                 std::env::var(PAYMENT_PROVIDER_KEY_ENV).ok().as_deref(),
             )?,
+            outbox_retention: OutboxRetention::from_env_value(
+                std::env::var(functions::RETENTION_DAYS_ENV).ok().as_deref(),
+            )
+            .map_err(|reason| LambdaEnvError::Invalid {
+                name: functions::RETENTION_DAYS_ENV,
+                reason,
+            })?,
         })
     }
 }
@@ -180,7 +189,8 @@ pub async fn handle(
 /// client, then the runtime loop.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let (config, sdk) = super::start(StepsConfig::from_env).await?;
-    let store = DynamoStepStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables);
+    let store = DynamoStepStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables)
+        .with_outbox_retention(config.outbox_retention);
     let steps = Arc::new(Steps {
         store: Arc::new(store),
         settings: config.settings,
@@ -195,7 +205,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let function = Arc::new(StepsFunction::new(steps, Arc::new(provider)));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let function = function.clone();
-        async move { handle(&function, event).await }
+        async move {
+            let answer = handle(&function, event).await;
+            orders_telemetry::flush().await;
+            answer
+        }
     }))
     .await
 }

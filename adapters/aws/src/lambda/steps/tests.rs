@@ -61,6 +61,7 @@ fn the_variables_read_are_the_functions_declared_ones() {
         NOTIFICATION_FAILURE_RATE_ENV,
         PAYMENT_PROVIDER_URL_ENV,
         PAYMENT_PROVIDER_KEY_ENV,
+        functions::RETENTION_DAYS_ENV,
     ];
     read.sort_unstable();
     assert_eq!(declared, read);

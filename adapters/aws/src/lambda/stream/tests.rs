@@ -230,6 +230,32 @@ async fn a_batch_without_public_events_publishes_nothing() {
     assert!(fakes.published.lock().unwrap().is_empty());
 }
 
+/// What DynamoDB's TTL deletion of an outbox item puts on a NEW_IMAGE stream: a REMOVE
+/// record by the DynamoDB service, with the keys and no new image.
+fn expired(sequence: &str) -> serde_json::Value {
+    let mut removed = record(sequence, "{}");
+    removed["eventName"] = json!("REMOVE");
+    removed["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    removed["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("NewImage");
+    removed
+}
+
+#[tokio::test]
+async fn the_removals_of_expired_outbox_items_start_signal_and_publish_nothing() {
+    let fakes = Arc::new(Fakes::default());
+    let mut with_image = record("41", &changed(OrderStatus::Completed).to_json());
+    with_image["eventName"] = json!("REMOVE");
+    let event = batch(vec![expired("40"), with_image, expired("42")]);
+    let response = handle_batch(event, ports(&fakes)).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+    assert!(fakes.started.lock().unwrap().is_empty());
+    assert_eq!(*fakes.signalled.lock().unwrap(), 0);
+    assert!(fakes.published.lock().unwrap().is_empty());
+}
+
 #[test]
 fn only_a_state_machine_arn_is_accepted() {
     let good = "arn:aws:states:us-east-1:123456789012:stateMachine:orders-saga";

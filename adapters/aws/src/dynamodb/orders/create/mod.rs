@@ -20,7 +20,7 @@
 //! 5. anything else: `Backend`, with every reason described.
 
 use super::{DynamoStore, sdk_err};
-use crate::dynamodb::attr::{Item, opt_s, s};
+use crate::dynamodb::attr::{Item, n, opt_s, s};
 use crate::dynamodb::item::{
     created_key, idempotency_item, idempotency_record, key, new_order_item,
 };
@@ -84,6 +84,10 @@ fn transaction(
         .item(xa::ORDER, s(o.id.to_string()))
         .item(xa::EVENT, s(event))
         .item(xa::CREATED_AT, s(&created))
+        .item(
+            xa::EXPIRATION,
+            n(store.outbox_retention.expiration(cmd.event.time)),
+        )
         .condition_expression("attribute_not_exists(#id)")
         .expression_attribute_names("#id", xa::ID)
         .build()
