@@ -12,10 +12,16 @@
 #      payment, shipment and step rows) under new ids up to ORDERS, the service started on the
 #      file, then POST 10 s, GET /orders/{id} 10 s (1,000 random ids), the customer listing
 #      10 s; RSS after each load, and the database's size.
+#   bench/memory.sh --settled DB: the service on an existing database (e.g. the one a run above
+#      kept in BENCH_OUT) once no saga of it runs any more (those waiting for a payment the
+#      simulator forgot in a restart aside), restarted: RSS idle, after GET /orders/{id} 10 s,
+#      after the customer listing 10 s, and 20 s later.
 # Environment: BENCH_OUT=DIR keeps the raw outputs (default: a temporary directory, removed after
 # a successful run); BENCH_SERVICE_BIN (default target/release/orders); BENCH_SERVICE_FLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+settled=""
+if [ "${1:-}" = --settled ]; then settled=${2:?--settled needs a database}; shift 2; fi
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(100000 1000000)
 bin=${BENCH_SERVICE_BIN:-target/release/orders}
@@ -23,7 +29,7 @@ bin=${BENCH_SERVICE_BIN:-target/release/orders}
 read -r -a flags <<< "${BENCH_SERVICE_FLAGS:-}"
 out=${BENCH_OUT:-$(mktemp -d)}
 mkdir -p "$out"
-db="$out/orders.db"
+db=${settled:-$out/orders.db}
 svc=""
 cleanup() {
     local rc=$?
@@ -48,12 +54,30 @@ rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$svc/status"; }
 load() { # name seconds script [args...]
     local name=$1 secs=$2 script=$3; shift 3
     wrk -t2 -c64 -d"${secs}s" --latency -s "$script" "$base" -- "$@" > "$out/$name.wrk" 2>&1
-    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(f"{d[\"rps\"]:.0f}/s p99 {d[\"p99_ms\"]} ms")' \
+    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print("%.0f/s p99 %s ms" % (d["rps"], d["p99_ms"]))' \
         "$(python3 bench/stats.py wrk "$out/$name.wrk")"
 }
 row() { printf '%-10s %-34s %-24s %8.1f MiB\n' "$1" "$2" "$3" "$4"; }
 
 echo "memory: $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), flags: ${flags[*]:-(defaults)}"
+if [ -n "$settled" ]; then
+    running() {
+        python3 -c 'import sqlite3, sys; c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True); print(c.execute("SELECT COUNT(*) FROM executions e JOIN orders o ON json_extract(e.snapshot, \"$.input.orderId\") = o.order_id WHERE e.status = \"RUNNING\" AND o.status <> \"AWAITING_PAYMENT\"").fetchone()[0])' "$db"
+    }
+    start
+    for _ in $(seq 900); do [ "$(running)" = 0 ] && break; sleep 1; done
+    stop
+    start
+    sleep 2
+    n=$(python3 bench/stats.py size "$db" | python3 -c 'import json, sys; print(json.load(sys.stdin)["orders"])')
+    row "$n" "restarted, no saga running" "" "$(rss)"
+    python3 -c 'import sqlite3, sys; c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True); print("\n".join(r[0] for r in c.execute("SELECT order_id FROM orders ORDER BY random() LIMIT 1000")))' "$db" > "$out/ids.txt"
+    row "$n" "GET /orders/{id} 10 s" "$(load get-settled 10 bench/get_orders.lua "$out/ids.txt")" "$(rss)"
+    row "$n" "GET /orders?customerId= 10 s" "$(load list-settled 10 bench/list_orders.lua seed 10000)" "$(rss)"
+    sleep 20
+    row "$n" "20 s idle" "" "$(rss)"
+    exit 0
+fi
 printf '%-10s %-34s %-24s %12s\n' orders load throughput RSS
 rm -f "$db" "$db-wal" "$db-shm" "$db.webhook-secret"
 start
@@ -75,6 +99,6 @@ for target in "${sizes[@]}"; do
     tp=$(load "list-$target" 10 bench/list_orders.lua seed 10000)
     row "$target" "GET /orders?customerId= 10 s" "$tp" "$(rss)"
     stop
-    size=$(python3 bench/stats.py size "$db" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(f"{d[\"orders\"]} orders, {d[\"bytes\"] / 1e6:.1f} MB")')
+    size=$(python3 bench/stats.py size "$db" | python3 -c 'import json, sys; d = json.load(sys.stdin); print("%d orders, %.1f MB" % (d["orders"], d["bytes"] / 1e6))')
     echo "memory: database after the $target step: $size"
 done
