@@ -135,6 +135,31 @@ impl Window {
             more: false,
         }
     }
+
+    /// The walk every table's pass makes over `rows` (at most `limit` after `cursor`, oldest
+    /// first): `place` gives a row's key and whether it was written at or after the bound,
+    /// which ends the pass there; every row before it moves the cursor and is handed to
+    /// `visit`, which deletes what may go.
+    fn walk<R>(
+        cursor: i64,
+        limit: i64,
+        rows: Vec<R>,
+        place: impl Fn(&R) -> (i64, bool),
+        mut visit: impl FnMut(R, &mut Purged) -> Result<(), StoreError>,
+    ) -> Result<Window, StoreError> {
+        let mut w = Window::at(cursor);
+        w.more = rows.len() as i64 == limit;
+        for row in rows {
+            let (key, past) = place(&row);
+            if past {
+                w.more = false;
+                break;
+            }
+            w.cursor = key;
+            visit(row, &mut w.purged)?;
+        }
+        Ok(w)
+    }
 }
 
 /// The times a pass compares rows with, as stored (fixed-width RFC 3339 ms, whose string
@@ -219,56 +244,56 @@ fn executions_window(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )
     .map_err(sqlite_err)?;
-    let mut w = Window::at(cursor);
-    w.more = rows.len() as i64 == limit;
-    for (rowid, name, status, started, updated) in rows {
-        if started >= cutoff.text {
-            w.more = false;
-            break;
-        }
-        w.cursor = rowid;
-        let finished = matches!(
-            status.parse(),
-            Ok(ExecutionStatus::Succeeded | ExecutionStatus::Failed)
-        );
-        if !finished || updated >= cutoff.text {
-            continue;
-        }
-        let order: Option<String> = one(
-            conn,
-            "SELECT json_extract(snapshot, '$.input.orderId') FROM executions WHERE rowid = ?1",
-            [rowid],
-            |r| r.get(0),
-        )
-        .map_err(sqlite_err)?;
-        let p = &mut w.purged;
-        p.history_rows += count(
-            exec(
-                conn,
-                "DELETE FROM execution_history WHERE name = ?1",
-                [&name],
-            )
-            .map_err(sqlite_err)?,
-        );
-        p.executions += count(
-            exec(conn, "DELETE FROM executions WHERE rowid = ?1", [rowid]).map_err(sqlite_err)?,
-        );
-        if let Some(order) = order {
-            p.saga_steps += count(
-                exec(conn, "DELETE FROM saga_steps WHERE order_id = ?1", [&order])
-                    .map_err(sqlite_err)?,
+    let place = |r: &(i64, String, String, String, String)| (r.0, r.3 >= cutoff.text);
+    Window::walk(
+        cursor,
+        limit,
+        rows,
+        place,
+        |(rowid, name, status, _, updated), p| {
+            let finished = matches!(
+                status.parse(),
+                Ok(ExecutionStatus::Succeeded | ExecutionStatus::Failed)
             );
-            p.notifications += count(
+            if !finished || updated >= cutoff.text {
+                return Ok(());
+            }
+            let order: Option<String> = one(
+                conn,
+                "SELECT json_extract(snapshot, '$.input.orderId') FROM executions WHERE rowid = ?1",
+                [rowid],
+                |r| r.get(0),
+            )
+            .map_err(sqlite_err)?;
+            p.history_rows += count(
                 exec(
                     conn,
-                    "DELETE FROM notifications WHERE order_id = ?1",
-                    [&order],
+                    "DELETE FROM execution_history WHERE name = ?1",
+                    [&name],
                 )
                 .map_err(sqlite_err)?,
             );
-        }
-    }
-    Ok(w)
+            p.executions += count(
+                exec(conn, "DELETE FROM executions WHERE rowid = ?1", [rowid])
+                    .map_err(sqlite_err)?,
+            );
+            if let Some(order) = order {
+                p.saga_steps += count(
+                    exec(conn, "DELETE FROM saga_steps WHERE order_id = ?1", [&order])
+                        .map_err(sqlite_err)?,
+                );
+                p.notifications += count(
+                    exec(
+                        conn,
+                        "DELETE FROM notifications WHERE order_id = ?1",
+                        [&order],
+                    )
+                    .map_err(sqlite_err)?,
+                );
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Processed outbox events whose deliveries are all finished before the cutoff, with them.
@@ -289,25 +314,18 @@ fn outbox_window(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
     .map_err(sqlite_err)?;
-    let mut w = Window::at(cursor);
-    w.more = rows.len() as i64 == limit;
-    for (seq, created, done) in rows {
-        if created >= cutoff.text {
-            w.more = false;
-            break;
+    let place = |r: &(i64, String, bool)| (r.0, r.1 >= cutoff.text);
+    Window::walk(cursor, limit, rows, place, |(seq, _, done), p| {
+        if done {
+            p.deliveries += count(
+                exec(conn, "DELETE FROM deliveries WHERE event_seq = ?1", [seq])
+                    .map_err(sqlite_err)?,
+            );
+            p.outbox_events +=
+                count(exec(conn, "DELETE FROM outbox WHERE seq = ?1", [seq]).map_err(sqlite_err)?);
         }
-        w.cursor = seq;
-        if !done {
-            continue;
-        }
-        let p = &mut w.purged;
-        p.deliveries += count(
-            exec(conn, "DELETE FROM deliveries WHERE event_seq = ?1", [seq]).map_err(sqlite_err)?,
-        );
-        p.outbox_events +=
-            count(exec(conn, "DELETE FROM outbox WHERE seq = ?1", [seq]).map_err(sqlite_err)?);
-    }
-    Ok(w)
+        Ok(())
+    })
 }
 
 /// Idempotency records expired at `now`, found by `idempotency_expiry`.
@@ -357,22 +375,16 @@ fn tombstones_window(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
     .map_err(sqlite_err)?;
-    let mut w = Window::at(cursor);
-    w.more = rows.len() as i64 == limit;
-    for (seq, sent, deleted) in rows {
-        if sent >= bound {
-            w.more = false;
-            break;
-        }
-        w.cursor = seq;
+    let place = |r: &(i64, i64, Option<i64>)| (r.0, r.1 >= bound);
+    Window::walk(cursor, limit, rows, place, |(seq, _, deleted), p| {
         if deleted.is_some_and(|at| at < cutoff.ms) {
-            w.purged.queue_tombstones += count(
+            p.queue_tombstones += count(
                 exec(conn, "DELETE FROM queue_messages WHERE seq = ?1", [seq])
                     .map_err(sqlite_err)?,
             );
         }
-    }
-    Ok(w)
+        Ok(())
+    })
 }
 
 /// Payment webhook records whose payment is settled.
@@ -392,16 +404,10 @@ fn webhooks_window(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
     .map_err(sqlite_err)?;
-    let mut w = Window::at(cursor);
-    w.more = rows.len() as i64 == limit;
-    for (rowid, received, settled) in rows {
-        if received >= cutoff.text {
-            w.more = false;
-            break;
-        }
-        w.cursor = rowid;
+    let place = |r: &(i64, String, bool)| (r.0, r.1 >= cutoff.text);
+    Window::walk(cursor, limit, rows, place, |(rowid, _, settled), p| {
         if settled {
-            w.purged.payment_webhooks += count(
+            p.payment_webhooks += count(
                 exec(
                     conn,
                     "DELETE FROM payment_webhooks WHERE rowid = ?1",
@@ -410,8 +416,8 @@ fn webhooks_window(
                 .map_err(sqlite_err)?,
             );
         }
-    }
-    Ok(w)
+        Ok(())
+    })
 }
 
 #[cfg(test)]
