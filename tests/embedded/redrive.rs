@@ -11,14 +11,11 @@ mod executor;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use orders::http::ApiSettings;
-use orders::identity::dev::DevKeys;
-use orders::identity::{Identity, JwksSource, JwtVerifier};
 use orders_test_support::stack::{
     Stack, StackOptions, assert_failed_with, assert_step, order_body, with_payment,
 };
 use orders_workflow::executor::ExecutorOptions;
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -246,21 +243,12 @@ async fn of_two_concurrent_redrives_one_wins_and_the_declined_order_ends_failed(
 
 #[tokio::test]
 async fn with_identity_on_only_admins_see_and_redrive_executions() {
-    use crate::identity::{AUDIENCE, ISSUER, rules};
+    use crate::identity::{AUDIENCE, ISSUER};
     let dir = tempfile::tempdir().unwrap();
-    let keys = DevKeys::generate().unwrap();
-    let (_, jwks) = keys.write(dir.path()).unwrap();
-    let verifier = JwtVerifier::load(
-        JwksSource::File(jwks),
-        ISSUER.into(),
-        AUDIENCE.into(),
-        rules(),
-    )
-    .await
-    .unwrap();
+    let (keys, identity) = crate::identity::dev_identity(dir.path()).await;
     let mut options = options();
     options.api = ApiSettings {
-        identity: Identity::Jwt(Arc::new(verifier)),
+        identity,
         ..ApiSettings::default()
     };
     let s = Stack::with_options(options).await;

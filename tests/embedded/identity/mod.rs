@@ -36,6 +36,22 @@ pub fn rules() -> AdminRules {
     }
 }
 
+/// A signing key of the test's own, its JWKS written into `dir`, and the identity that
+/// verifies its tokens (issuer [`ISSUER`], audience [`AUDIENCE`], admins by [`rules`]).
+pub async fn dev_identity(dir: &std::path::Path) -> (DevKeys, Identity) {
+    let keys = DevKeys::generate().unwrap();
+    let (_, jwks) = keys.write(dir).unwrap();
+    let verifier = JwtVerifier::load(
+        JwksSource::File(jwks),
+        ISSUER.into(),
+        AUDIENCE.into(),
+        rules(),
+    )
+    .await
+    .unwrap();
+    (keys, Identity::Jwt(Arc::new(verifier)))
+}
+
 /// The API with identity on; the key set may be read again after `floor`.
 pub async fn id_app_with_floor(floor: Duration) -> IdApp {
     let dir = tempfile::tempdir().unwrap();

@@ -3,12 +3,9 @@
 //! payment result is a 400; no secret, no webhooks (503); no bearer token is ever asked for.
 
 use super::*;
-use crate::identity::{AUDIENCE, ISSUER, rules};
+use crate::identity::{AUDIENCE, ISSUER};
 use chrono::TimeDelta;
-use orders::identity::dev::DevKeys;
-use orders::identity::{Identity, JwksSource, JwtVerifier};
 use orders_domain::standard_webhooks::sign;
-use std::sync::Arc;
 
 /// Nothing a refused webhook could have written: no dedup record, no signal, the order and
 /// its payment as they were.
@@ -225,19 +222,10 @@ async fn without_a_secret_webhooks_are_503() {
 #[tokio::test]
 async fn with_identity_on_the_webhook_needs_no_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = DevKeys::generate().unwrap();
-    let (_, jwks) = keys.write(dir.path()).unwrap();
-    let verifier = JwtVerifier::load(
-        JwksSource::File(jwks),
-        ISSUER.into(),
-        AUDIENCE.into(),
-        rules(),
-    )
-    .await
-    .unwrap();
+    let (keys, identity) = crate::identity::dev_identity(dir.path()).await;
     let key = secret();
     let app = app_with(ApiSettings {
-        identity: Identity::Jwt(Arc::new(verifier)),
+        identity,
         payment_webhook_secret: Some(key.clone()),
         ..ApiSettings::default()
     });

@@ -6,12 +6,9 @@ use super::{ALL_TYPES, post_subscription, stack};
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use orders::http::ApiSettings;
-use orders::identity::dev::DevKeys;
-use orders::identity::{Identity, JwksSource, JwtVerifier};
 use orders_domain::standard_webhooks::WebhookSecret;
 use orders_test_support::stack::{Stack, StackOptions};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use tower::ServiceExt;
 
 /// Any request to the stack's router; the answer with its headers.
@@ -243,22 +240,13 @@ async fn private_subscribers_allowed_still_refuse_link_local_and_metadata() {
 
 #[tokio::test]
 async fn with_identity_on_only_admins_manage_subscriptions() {
-    use crate::identity::{AUDIENCE, ISSUER, rules};
+    use crate::identity::{AUDIENCE, ISSUER};
     let dir = tempfile::tempdir().unwrap();
-    let keys = DevKeys::generate().unwrap();
-    let (_, jwks) = keys.write(dir.path()).unwrap();
-    let verifier = JwtVerifier::load(
-        JwksSource::File(jwks),
-        ISSUER.into(),
-        AUDIENCE.into(),
-        rules(),
-    )
-    .await
-    .unwrap();
+    let (keys, identity) = crate::identity::dev_identity(dir.path()).await;
     let mut options = StackOptions::default();
     options.deliveries.allow_private = true;
     options.api = ApiSettings {
-        identity: Identity::Jwt(Arc::new(verifier)),
+        identity,
         ..ApiSettings::default()
     };
     let s = Stack::with_options(options).await;
