@@ -22,8 +22,10 @@ Fixed-rate, latency-corrected HTTP/1.1 load generator.
 Open loop: request i is due at t0 + i/RATE, whatever the server does. N keep-alive connections \
 take the next due request in turn, wait for its due time and send it. When every connection is \
 busy, due requests wait for one, and that wait is part of their latency: the corrected latency \
-runs from the due time (or from the send, when the timer's 1 ms tick woke it that much early), \
-the uncorrected one from the actual send (the two differ when the server stalls: a closed loop would hide the requests it never got to send).
+runs from the due time, the uncorrected one from the actual send. They differ when the server \
+stalls: a closed loop would hide the requests it did not get to send meanwhile. The timer wakes \
+up to 2 ms after its deadline, so requests are woken 2 ms ahead and may leave up to 2 ms before \
+their due time; corrected latency then runs from the send (start_lag_ms shows what is left).
 
 Placeholders in the URL path and query, header values and body: {seq} (0-based request \
 number, warm-up included) and {uuid} (a fresh v4 UUID per request, the same for every {uuid} \
@@ -68,7 +70,8 @@ pub struct Args {
     pub warmup: f64,
     /// CSV file, one line per answered request of the measured window, ordered by seq, no
     /// header: seq,uuid,status,due_us,sent_us,answered_us,location (epoch microseconds, UTC;
-    /// location is the response's Location header, empty if none).
+    /// sent_us may precede due_us by up to 2 ms; location is the response's Location header,
+    /// empty if none).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Per-request bound in milliseconds, on connecting and, separately, on the exchange.

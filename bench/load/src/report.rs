@@ -69,12 +69,12 @@ pub struct Report<'a> {
     /// Answers per second from the first due time to the last answer (or to the end of the
     /// window, if later): a server that falls behind stretches the denominator.
     pub achieved_rps: f64,
-    /// From the due time to the end of the response.
+    /// From the due time (or the send, if the timer woke it early) to the end of the response.
     pub corrected_ms: Option<Latency>,
     /// From the actual send to the end of the response.
     pub uncorrected_ms: Option<Latency>,
-    /// From the due time to the actual send: waiting for a free connection, plus timer lag
-    /// (the runtime's timer wakes on whole milliseconds, never early).
+    /// From the due time to the actual send, 0 for a send before it: the wait for a free
+    /// connection, plus any timer lag beyond the 2 ms a request is woken ahead.
     pub start_lag_ms: Option<Latency>,
     pub late_starts: u64,
 }
