@@ -1,7 +1,9 @@
 //! The order as GET shows it, read from its row and what the saga and the outside actors left
-//! beside it. The payment and the shipment (one row each per order, keyed by the order id) come
-//! with the order's row in one join, so a page of the list costs one query for all of that,
-//! not one per order; the cancellation is on the order's row itself.
+//! beside it, in ONE statement per read: the payment, the shipment and the voucher it earned
+//! (each at most one row, found by a unique key) are joined to the order's row, and the saga's
+//! step history comes as one JSON array from a subquery on `saga_steps`' primary key. A page of
+//! the list is therefore one statement too, not one per order (it used to be two more per
+//! order); the cancellation is on the order's row itself.
 
 use super::{all, sqlite_err};
 use orders_domain::lifecycle::{CancelRequest, PaymentStatus, PaymentView, Shipment};
@@ -23,12 +25,18 @@ pub(crate) fn corrupt(what: &str) -> StoreError {
 const ORDER_COLUMNS: &str = "o.order_id, o.customer_id, o.status, o.version, o.items,
     o.subtotal_cents, o.discount_cents, o.total_cents, o.payment_method, o.voucher_code,
     o.failure_reason, o.created_at, o.updated_at, o.cancel_requested_at, o.cancel_reason,
-    p.payment_id, p.status, s.tracking_number, s.shipped_at";
+    p.payment_id, p.status, s.tracking_number, s.shipped_at,
+    v.code, v.discount_cents, v.status,
+    (SELECT json_group_array(json_array(t.step, t.status, t.attempts, t.started_at,
+        t.finished_at, t.error) ORDER BY t.started_at, t.rowid)
+     FROM saga_steps t WHERE t.order_id = o.order_id)";
 
-/// The order with its payment and shipment (each at most one row, by primary key).
+/// The order with its payment, shipment and earned voucher (each at most one row, by a unique
+/// key: the payment's and the shipment's primary key, the voucher's `issued_for_order`).
 const ORDER_FROM: &str = "orders o
     LEFT JOIN payments p ON p.order_id = o.order_id
-    LEFT JOIN shipments s ON s.order_id = o.order_id";
+    LEFT JOIN shipments s ON s.order_id = o.order_id
+    LEFT JOIN vouchers v ON v.issued_for_order = o.order_id";
 
 /// A customer's orders after a cursor, newest first. `orders_by_customer` answers it, read
 /// backwards, without sorting (the schema tests check the plan).
@@ -39,6 +47,14 @@ pub(crate) fn list_sql() -> &'static str {
              WHERE o.customer_id = ?1 AND (o.created_at, o.order_id) < (?2, ?3)
              ORDER BY o.created_at DESC, o.order_id DESC LIMIT ?4"
         )
+    });
+    &SQL
+}
+
+/// One order by id.
+fn read_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {ORDER_COLUMNS} FROM {ORDER_FROM} WHERE o.order_id = ?1")
     });
     &SQL
 }
@@ -56,14 +72,20 @@ struct Columns {
     items: String,
     cents: [i64; 3],
     method: String,
-    voucher: Option<String>,
+    voucher_code: Option<String>,
     failure: Option<String>,
     created: String,
     updated: String,
     cancel: (Option<String>, Option<String>),
     payment: (Option<String>, Option<String>),
     shipment: (Option<String>, Option<String>),
+    voucher: (Option<String>, Option<i64>, Option<String>),
+    /// `[[step, status, attempts, started_at, finished_at, error], ...]` in start order.
+    steps: String,
 }
+
+/// One element of the steps array, as `json_array` wrote it.
+type StepTuple = (String, String, u32, String, Option<String>, Option<String>);
 
 fn columns(r: &Row<'_>) -> rusqlite::Result<Columns> {
     Ok(Columns {
@@ -74,27 +96,30 @@ fn columns(r: &Row<'_>) -> rusqlite::Result<Columns> {
         items: r.get(4)?,
         cents: [r.get(5)?, r.get(6)?, r.get(7)?],
         method: r.get(8)?,
-        voucher: r.get(9)?,
+        voucher_code: r.get(9)?,
         failure: r.get(10)?,
         created: r.get(11)?,
         updated: r.get(12)?,
         cancel: (r.get(13)?, r.get(14)?),
         payment: (r.get(15)?, r.get(16)?),
         shipment: (r.get(17)?, r.get(18)?),
+        voucher: (r.get(19)?, r.get(20)?, r.get(21)?),
+        steps: r.get(22)?,
     })
 }
 
 fn record(c: Columns) -> Result<OrderRecord, StoreError> {
     let [subtotal, discount, total] = c.cents;
+    let id = c.id.parse().map_err(|_| corrupt("order id"))?;
     let order = NewOrder {
-        id: c.id.parse().map_err(|_| corrupt("order id"))?,
+        id,
         customer_id: CustomerId::from_trusted(c.customer),
         items: items_from_text(&c.items).ok_or_else(|| corrupt("order items"))?,
         subtotal: Cents(subtotal),
         discount: Cents(discount),
         total: Cents(total),
         payment_method: PaymentMethod::from_trusted(c.method),
-        voucher_code: c.voucher.map(VoucherCode::from_trusted),
+        voucher_code: c.voucher_code.map(VoucherCode::from_trusted),
         created_at: ts(&c.created)?,
     };
     let cancellation = match c.cancel {
@@ -113,6 +138,32 @@ fn record(c: Columns) -> Result<OrderRecord, StoreError> {
         }),
         _ => None,
     };
+    let voucher_issued = match c.voucher {
+        (Some(code), Some(discount), Some(status)) => Some(VoucherRecord {
+            code: VoucherCode::from_trusted(code),
+            customer_id: order.customer_id.clone(),
+            discount: Cents(discount),
+            status: status
+                .parse::<VoucherStatus>()
+                .map_err(|_| corrupt("voucher status"))?,
+            order_id: id,
+        }),
+        _ => None,
+    };
+    let steps = serde_json::from_str::<Vec<StepTuple>>(&c.steps)
+        .map_err(|_| corrupt("saga steps"))?
+        .into_iter()
+        .map(
+            |(step, status, attempts, started_at, finished_at, error)| StepRecord {
+                step,
+                status,
+                attempts,
+                started_at,
+                finished_at,
+                error,
+            },
+        )
+        .collect();
     let shipment = match c.shipment {
         (Some(tracking_number), Some(at)) => Some(Shipment {
             tracking_number,
@@ -129,8 +180,8 @@ fn record(c: Columns) -> Result<OrderRecord, StoreError> {
         version: c.version,
         failure_reason: c.failure,
         updated_at: ts(&c.updated)?,
-        voucher_issued: None,
-        steps: Vec::new(),
+        voucher_issued,
+        steps,
         payment,
         shipment,
         cancellation,
@@ -159,15 +210,10 @@ pub(crate) const VOUCHER_COLUMNS: &str =
 /// The order `id` as GET shows it, on any connection (a reader's, or the writer's inside a
 /// transaction that decides by it).
 pub(crate) fn read_order(conn: &Connection, id: &str) -> Result<Option<OrderRecord>, StoreError> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!("SELECT {ORDER_COLUMNS} FROM {ORDER_FROM} WHERE o.order_id = ?1")
-    });
-    conn.prepare_cached(&SQL)
+    conn.prepare_cached(read_sql())
         .and_then(|mut st| st.query_row([id], columns).optional())
         .map_err(sqlite_err)?
         .map(record)
-        .transpose()?
-        .map(|order| with_saga_details(conn, order))
         .transpose()
 }
 
@@ -201,43 +247,42 @@ pub(crate) fn list_page(
     } else {
         None
     };
-    let orders = orders
-        .into_iter()
-        .map(|o| with_saga_details(conn, o))
-        .collect::<Result<_, _>>()?;
     Ok(OrderPage { orders, next })
 }
 
-/// Adds what the saga produced for an order: the voucher it earned and its step history.
-fn with_saga_details(conn: &Connection, order: OrderRecord) -> Result<OrderRecord, StoreError> {
-    let id = order.order.id.to_string();
-    let sql = format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE issued_for_order = ?1");
-    let voucher_issued = conn
-        .prepare_cached(&sql)
-        .and_then(|mut st| st.query_row([&id], voucher_from_row).optional())
-        .map_err(sqlite_err)?
-        .transpose()?;
-    let step = |r: &rusqlite::Row<'_>| {
-        Ok(StepRecord {
-            step: r.get(0)?,
-            status: r.get(1)?,
-            attempts: r.get(2)?,
-            started_at: r.get(3)?,
-            finished_at: r.get(4)?,
-            error: r.get(5)?,
-        })
-    };
-    let steps = all(
-        conn,
-        "SELECT step, status, attempts, started_at, finished_at, error FROM saga_steps
-         WHERE order_id = ?1 ORDER BY started_at, rowid",
-        [&id],
-        step,
-    )
-    .map_err(sqlite_err)?;
-    Ok(OrderRecord {
-        voucher_issued,
-        steps,
-        ..order
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// A statement SQLite compiles again on every run costs a parse per GET, more than the
+    /// lookup itself. Without the query planner stability guarantee it does, for every
+    /// statement that joins on a column the WHERE clause binds (constant propagation marks
+    /// the bound value as one the plan depends on).
+    #[test]
+    fn the_read_statements_are_compiled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(
+            &dir.path().join("o.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE,
+        )
+        .unwrap();
+        super::super::schema::migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
+        for (sql, runs) in [(read_sql(), 3), (list_sql(), 3)] {
+            for i in 0..runs {
+                let id = format!("0190a000-0000-7000-8000-00000000000{i}");
+                if sql == list_sql() {
+                    list_page(&conn, &format!("c-{i}"), 20, None).unwrap();
+                } else {
+                    read_order(&conn, &id).unwrap();
+                }
+            }
+            let st = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                st.get_status(StatementStatus::RePrepare),
+                0,
+                "recompiled on a run: {sql}"
+            );
+        }
+    }
 }

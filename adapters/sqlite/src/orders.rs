@@ -194,14 +194,16 @@ impl OrderStore for SqliteStore {
     }
 
     async fn get_order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
-        self.read(move |conn| read_order(conn, &id.to_string()))
+        self.readers
+            .read_now(|conn| read_order(conn, &id.to_string()))
             .await
     }
 
     async fn list_orders(&self, query: &ListOrders) -> Result<OrderPage, StoreError> {
         let (limit, after) = (query.limit, query.after.clone());
         let customer = query.customer.as_str().to_owned();
-        self.read(move |conn| list_page(conn, &customer, limit, after))
+        self.readers
+            .read_now(|conn| list_page(conn, &customer, limit, after))
             .await
     }
 

@@ -1,8 +1,10 @@
 //! Read connections. WAL lets readers run beside the writer without blocking it, so reads
 //! use their own connections from a small pool, never the writer thread: a burst of GETs
-//! cannot delay a commit. Queries run on the blocking thread pool; the one exception is the
-//! idempotency probe in front of every keyed POST (`read_now`), a single lookup in an index
-//! whose recent pages are hot, cheaper than the hand-off to another thread.
+//! cannot delay a commit. Scans and aggregates run on the blocking thread pool; bounded key
+//! lookups run on the calling thread (`read_now`): the idempotency probe in front of every
+//! keyed POST, GET of one order and a page of a customer's list (at most 100 orders, one
+//! statement, each row found by key). For those the hand-off to another thread (a futex wake
+//! and a context switch each way) cost more than the query.
 //!
 //! The pool is bounded: at most `max` connections exist, each with a page cache of a set size,
 //! so the memory reads hold is fixed by configuration, not by the load. A read beyond the
@@ -51,8 +53,8 @@ impl Readers {
         .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
 
-    /// Runs `f` on the calling thread. For single index probes only (a few microseconds on
-    /// hot pages): handing those to the blocking pool cost more than the probe itself.
+    /// Runs `f` on the calling thread. For bounded key lookups only (microseconds on hot
+    /// pages): handing those to the blocking pool cost more than the lookup itself.
     pub(crate) async fn read_now<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,

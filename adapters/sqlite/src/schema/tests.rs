@@ -59,8 +59,12 @@ fn version_3_lists_a_version_2_database_newest_first_from_the_index() {
             .any(|p| p.contains("USING INDEX orders_by_customer")),
         "{plan:?}"
     );
+    // The one sort is of one order's few saga steps (their history, in start order), not of
+    // the customer's orders.
     assert!(
-        !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+        !plan
+            .iter()
+            .any(|p| p.contains("TEMP B-TREE") && !p.contains("json_group_array")),
         "sorts: {plan:?}"
     );
 
@@ -127,8 +131,12 @@ fn version_4_adds_the_queue_to_a_version_3_database() {
                 || p.contains("USING INDEX queue_live")),
         "{plan:?}"
     );
+    // The one sort is of one order's few saga steps (their history, in start order), not of
+    // the customer's orders.
     assert!(
-        !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+        !plan
+            .iter()
+            .any(|p| p.contains("TEMP B-TREE") && !p.contains("json_group_array")),
         "sorts: {plan:?}"
     );
 
