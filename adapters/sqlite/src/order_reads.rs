@@ -1,9 +1,10 @@
 //! The order as GET shows it, read from its row and what the saga and the outside actors left
 //! beside it, in ONE statement per read: the payment, the shipment and the voucher it earned
 //! (each at most one row, found by a unique key) are joined to the order's row, and the saga's
-//! step history comes as one JSON array from a subquery on `saga_steps`' primary key. A page of
-//! the list is therefore one statement too, not one per order (it used to be two more per
-//! order); the cancellation is on the order's row itself.
+//! step history comes as one JSON array (in `seq` order: the order the steps first started)
+//! from one range of `saga_steps`' primary key, where an order's steps sit together. A page of
+//! the list is therefore one statement too, not one per order; the cancellation is on the
+//! order's row itself.
 
 use super::{all, sqlite_err};
 use orders_domain::lifecycle::{CancelRequest, PaymentStatus, PaymentView, Shipment};
@@ -28,7 +29,7 @@ const ORDER_COLUMNS: &str = "o.order_id, o.customer_id, o.status, o.version, o.i
     p.payment_id, p.status, s.tracking_number, s.shipped_at,
     v.code, v.discount_cents, v.status,
     (SELECT json_group_array(json_array(t.step, t.status, t.attempts, t.started_at,
-        t.finished_at, t.error) ORDER BY t.started_at, t.rowid)
+        t.finished_at, t.error) ORDER BY t.seq)
      FROM saga_steps t WHERE t.order_id = o.order_id)";
 
 /// The order with its payment, shipment and earned voucher (each at most one row, by a unique

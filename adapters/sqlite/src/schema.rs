@@ -313,7 +313,81 @@ const V10: &str = r#"
 CREATE INDEX executions_failed ON executions (updated_at, name) WHERE status = 'FAILED';
 "#;
 
-const MIGRATIONS: [&str; 10] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+/// The saga's per-order rows clustered by order: `saga_steps`, `reservations`, `payments`,
+/// `notifications` and `shipments` are keyed by the order (and step or kind) and only ever
+/// found by it, so each is stored in its key's B-tree (WITHOUT ROWID) instead of a rowid table
+/// beside an index on the key. A GET finds the order's steps as one run of one page instead of
+/// an index entry and a table row per step, and every write the saga makes to them updates one
+/// B-tree instead of two. A step's `seq` is its place in the order's history (0, 1, ... in the
+/// order the steps first started, which a retry keeps), the rowid's role before.
+const V11: &str = r#"
+CREATE TABLE saga_steps_v11 (
+    order_id     TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    status       TEXT NOT NULL,             -- RUNNING | SUCCEEDED | FAILED
+    attempts     INTEGER NOT NULL,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT,
+    error        TEXT,
+    PRIMARY KEY (order_id, step)
+) STRICT, WITHOUT ROWID;
+INSERT INTO saga_steps_v11 (order_id, step, seq, status, attempts, started_at, finished_at, error)
+    SELECT order_id, step, row_number() OVER (PARTITION BY order_id ORDER BY started_at, rowid) - 1,
+           status, attempts, started_at, finished_at, error
+    FROM saga_steps;
+DROP TABLE saga_steps;
+ALTER TABLE saga_steps_v11 RENAME TO saga_steps;
+
+CREATE TABLE reservations_v11 (
+    order_id    TEXT PRIMARY KEY,
+    items       TEXT NOT NULL,
+    status      TEXT NOT NULL,              -- RESERVED | RELEASED
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO reservations_v11 SELECT order_id, items, status, created_at, updated_at FROM reservations;
+DROP TABLE reservations;
+ALTER TABLE reservations_v11 RENAME TO reservations;
+
+CREATE TABLE payments_v11 (
+    order_id        TEXT PRIMARY KEY,
+    payment_id      TEXT NOT NULL,
+    amount_cents    INTEGER NOT NULL,
+    payment_method  TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('REQUESTED', 'SUCCEEDED', 'FAILED', 'REFUNDED')),
+    task_token      TEXT,                   -- what the webhook's signal completes
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO payments_v11 (order_id, payment_id, amount_cents, payment_method, status, task_token, created_at, updated_at)
+    SELECT order_id, payment_id, amount_cents, payment_method, status, task_token, created_at, updated_at FROM payments;
+DROP TABLE payments;
+ALTER TABLE payments_v11 RENAME TO payments;
+
+CREATE TABLE notifications_v11 (
+    order_id    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (order_id, kind)
+) STRICT, WITHOUT ROWID;
+INSERT INTO notifications_v11 SELECT order_id, kind, customer_id, message, created_at FROM notifications;
+DROP TABLE notifications;
+ALTER TABLE notifications_v11 RENAME TO notifications;
+
+CREATE TABLE shipments_v11 (
+    order_id         TEXT PRIMARY KEY,
+    tracking_number  TEXT NOT NULL,
+    shipped_at       TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO shipments_v11 SELECT order_id, tracking_number, shipped_at FROM shipments;
+DROP TABLE shipments;
+ALTER TABLE shipments_v11 RENAME TO shipments;
+"#;
+
+const MIGRATIONS: [&str; 11] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 pub(crate) fn migrate(conn: &Connection, now: &str) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;

@@ -197,7 +197,9 @@ impl Progress for TxStepStore {
         let OrderAt { order, now } = at;
         self.run(|conn| {
             conn.prepare_cached(
-                "INSERT INTO saga_steps (order_id, step, status, attempts, started_at) VALUES (?1, ?2, 'RUNNING', 1, ?3)
+                // A first attempt takes the next place in the order's history; a retry keeps it.
+                "INSERT INTO saga_steps (order_id, step, seq, status, attempts, started_at)
+                 VALUES (?1, ?2, (SELECT count(*) FROM saga_steps WHERE order_id = ?1), 'RUNNING', 1, ?3)
                  ON CONFLICT (order_id, step) DO UPDATE SET attempts = attempts + 1, status = 'RUNNING', finished_at = NULL",
             )
             .and_then(|mut st| st.execute(params![order.to_string(), step.name(), format_ts(now)]))

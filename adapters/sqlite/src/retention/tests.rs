@@ -62,12 +62,15 @@ fn execution(conn: &Connection, name: &str, order: &str, status: &str, start: &s
             params![name, seq],
         );
     }
-    for step in ["ReserveInventory", "RequestPayment"] {
+    for (seq, step) in ["ReserveInventory", "RequestPayment"]
+        .into_iter()
+        .enumerate()
+    {
         sql(
             conn,
-            "INSERT INTO saga_steps (order_id, step, status, attempts, started_at, finished_at)
-             VALUES (?1, ?2, 'SUCCEEDED', 1, ?3, ?3)",
-            params![order, step, start],
+            "INSERT INTO saga_steps (order_id, step, seq, status, attempts, started_at, finished_at)
+             VALUES (?1, ?2, ?3, 'SUCCEEDED', 1, ?4, ?4)",
+            params![order, step, seq as i64, start],
         );
     }
     sql(

@@ -372,3 +372,86 @@ fn version_6_marks_the_signals_already_in_the_outbox_and_those_written_after() {
         "the pending signals are read by their index: {plan:?}"
     );
 }
+
+#[test]
+fn version_11_clusters_the_saga_rows_by_order_and_keeps_the_step_order() {
+    let conn = Connection::open_in_memory().unwrap();
+    version_4_with_orders(&conn);
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(10).skip(4) {
+        conn.execute_batch(sql).unwrap();
+        conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .unwrap();
+    }
+    // Two steps started in the same millisecond: their rowids were the order of the history.
+    for (order, step, at) in [
+        ("o-charged", "RequestPayment", "2026-01-01T00:00:00.002Z"),
+        ("o-charged", "ReserveInventory", "2026-01-01T00:00:00.001Z"),
+        ("o-charged", "SendNotification", "2026-01-01T00:00:00.002Z"),
+        ("o-refunded", "ReserveInventory", "2026-01-01T00:00:00.001Z"),
+    ] {
+        conn.execute(
+            "INSERT INTO saga_steps (order_id, step, status, attempts, started_at) VALUES (?1, ?2, 'SUCCEEDED', 1, ?3)",
+            [order, step, at],
+        )
+        .unwrap();
+    }
+    conn.execute_batch(
+        "INSERT INTO reservations VALUES ('o-charged', '[]', 'RESERVED', 't', 't');
+         INSERT INTO notifications VALUES ('o-charged', 'order-placed', 'cust', 'm', 't');
+         INSERT INTO shipments VALUES ('o-charged', 'TRK-1', 't');",
+    )
+    .unwrap();
+    migrate(&conn, "2026-01-01T00:00:00.000Z").unwrap();
+    assert_eq!(user_version(&conn), 11);
+
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT order_id || ':' || seq || ':' || step FROM saga_steps ORDER BY order_id, seq"
+        ),
+        [
+            "o-charged:0:ReserveInventory",
+            "o-charged:1:RequestPayment",
+            "o-charged:2:SendNotification",
+            "o-refunded:0:ReserveInventory",
+        ]
+    );
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT order_id || '=' || payment_id || '/' || status FROM payments ORDER BY order_id"
+        ),
+        ["o-charged=ch_1/SUCCEEDED", "o-refunded=ch_2/REFUNDED"]
+    );
+    for (table, rows) in [("reservations", 1), ("notifications", 1), ("shipments", 1)] {
+        let n: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, rows, "{table}");
+    }
+    // Each is its key's B-tree now: no rowid, and no index beside it.
+    for table in [
+        "saga_steps",
+        "reservations",
+        "payments",
+        "notifications",
+        "shipments",
+    ] {
+        let without_rowid: i64 = conn
+            .query_row(
+                "SELECT wr FROM pragma_table_list WHERE name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(without_rowid, 1, "{table}");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_index_list(?1) WHERE origin != 'pk'",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0, "{table}");
+    }
+}
