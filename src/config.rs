@@ -123,6 +123,13 @@ pub struct Config {
     #[arg(long, env = "ORDERS_READERS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub readers: u32,
 
+    /// MiB of the database file each read connection maps into memory (0: none; at most
+    /// 2047, SQLite's cap): pages the caches do not hold are read from the kernel's page cache
+    /// in place rather than copied by a read call. Mapped pages are the kernel's, shared and
+    /// reclaimable, but count in RSS.
+    #[arg(long, env = "ORDERS_READER_MMAP_MIB", default_value_t = orders_sqlite::SqliteOptions::default().reader_mmap_bytes >> 20, value_parser = clap::value_parser!(u64).range(0..=orders_sqlite::MAX_MMAP_BYTES >> 20))]
+    pub reader_mmap_mib: u64,
+
     /// Most bytes the SQLite database may hold (unset: as much as the disk takes). At the
     /// limit, writes answer 503 `storage-full` and /health fails, as on a full disk, while reads
     /// go on; the WAL is not counted. At least 1 MiB.
@@ -377,6 +384,7 @@ impl Config {
             writer_cache_kib: self.writer_cache_mib * 1024,
             reader_cache_kib: self.reader_cache_mib * 1024,
             max_readers: self.readers as usize,
+            reader_mmap_bytes: self.reader_mmap_mib << 20,
         }
     }
 

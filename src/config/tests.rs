@@ -186,19 +186,30 @@ fn the_page_cache_settings_reach_the_store() {
         "1",
         "--readers",
         "3",
+        "--reader-mmap-mib",
+        "16",
     ])
     .unwrap();
     let o = c.sqlite_options();
     assert_eq!(
-        (o.writer_cache_kib, o.reader_cache_kib, o.max_readers),
-        (4096, 1024, 3)
+        (
+            o.writer_cache_kib,
+            o.reader_cache_kib,
+            o.max_readers,
+            o.reader_mmap_bytes
+        ),
+        (4096, 1024, 3, 16 << 20)
     );
+    let defaults = Config::try_parse_from(["orders"]).unwrap().sqlite_options();
+    assert_eq!(defaults, orders_sqlite::SqliteOptions::default());
     for flag in ["--writer-cache-mib", "--reader-cache-mib", "--readers"] {
         assert!(
             Config::try_parse_from(["orders", flag, "0"]).is_err(),
             "{flag}"
         );
     }
+    // More than SQLite maps would be a setting that silently does less.
+    assert!(Config::try_parse_from(["orders", "--reader-mmap-mib", "2048"]).is_err());
 }
 
 // Retention.

@@ -86,6 +86,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// checkpoints below (docs/BENCHMARKS.md, "Settings that matter").
 const PAGE_SIZE: u32 = 2048;
 
+/// The most a connection maps: SQLite's build caps `mmap_size` at 0x7fff0000 bytes
+/// (`SQLITE_MAX_MMAP_SIZE`), just under 2 GiB; this is the whole MiB below it.
+pub const MAX_MMAP_BYTES: u64 = 2_047 << 20;
+
 /// Settings of the embedded store that trade one measure against another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
@@ -110,6 +114,14 @@ pub struct SqliteOptions {
     pub reader_cache_kib: u32,
     /// Read connections open at once (see `readers.rs`): reads beyond it wait for one.
     pub max_readers: usize,
+    /// Bytes of the database file each read connection maps into memory (`PRAGMA
+    /// mmap_size`; 0: none). A page read from the mapping is the kernel's page cache itself:
+    /// no `pread` and no copy into the connection's cache, which is where reads of orders no
+    /// cache holds spent most of their time. The mapped pages are shared and reclaimable, not
+    /// the process's own memory, but count in its RSS while mapped. Writes never go through
+    /// it (the writer maps nothing). At most [`MAX_MMAP_BYTES`]; a larger database has its
+    /// first part mapped and the rest read as without.
+    pub reader_mmap_bytes: u64,
 }
 
 impl Default for SqliteOptions {
@@ -120,6 +132,7 @@ impl Default for SqliteOptions {
             writer_cache_kib: 8_192,
             reader_cache_kib: 2_048,
             max_readers: 8,
+            reader_mmap_bytes: MAX_MMAP_BYTES,
         }
     }
 }
@@ -220,6 +233,7 @@ impl SqliteStore {
                 path.to_owned(),
                 options.max_readers,
                 options.reader_cache_kib,
+                options.reader_mmap_bytes,
             ),
             outbox_signal: Arc::new(Notify::new()),
             events_signal: Arc::new(Notify::new()),
@@ -402,6 +416,21 @@ mod tests {
             .unwrap();
         let expected = SqliteOptions::default().wal_autocheckpoint;
         assert_eq!(writer, (i64::from(PAGE_SIZE), i64::from(expected)));
+    }
+
+    #[tokio::test]
+    async fn readers_map_the_database_and_the_writer_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+        let read = store.read(|c| pragma(c, "mmap_size")).await.unwrap();
+        assert_eq!(read as u64, MAX_MMAP_BYTES, "not capped below the setting");
+        assert_eq!(store.write(|c| pragma(c, "mmap_size")).await.unwrap(), 0);
+        let options = SqliteOptions {
+            reader_mmap_bytes: 0,
+            ..Default::default()
+        };
+        let off = SqliteStore::open_with(&dir.path().join("off.db"), options).unwrap();
+        assert_eq!(off.read(|c| pragma(c, "mmap_size")).await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -9,7 +9,9 @@
 //! The pool is bounded: at most `max` connections exist, each with a page cache of a set size,
 //! so the memory reads hold is fixed by configuration, not by the load. A read beyond the
 //! bound waits for a connection; on two cores a few readers already keep both busy, and more
-//! connections only meant more caches filled with the same pages.
+//! connections only meant more caches filled with the same pages. Each connection also maps
+//! the database file (`mmap_size`): a page no cache holds is then read from the kernel's page
+//! cache in place, instead of by a `pread` that copies it into the connection's cache.
 
 use super::{open_connection, sqlite_err};
 use orders_domain::store::StoreError;
@@ -25,15 +27,17 @@ pub(crate) struct Readers {
     /// One permit per connection that may exist.
     slots: Arc<Semaphore>,
     cache_kib: u32,
+    mmap_bytes: u64,
 }
 
 impl Readers {
-    pub(crate) fn new(path: PathBuf, max: usize, cache_kib: u32) -> Self {
+    pub(crate) fn new(path: PathBuf, max: usize, cache_kib: u32, mmap_bytes: u64) -> Self {
         Self {
             path: Arc::new(path),
             idle: Arc::new(Mutex::new(Vec::new())),
             slots: Arc::new(Semaphore::new(max.max(1))),
             cache_kib,
+            mmap_bytes,
         }
     }
 
@@ -83,8 +87,11 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sqlite_err)?;
-        conn.execute_batch(&format!("PRAGMA cache_size = -{};", self.cache_kib))
-            .map_err(sqlite_err)?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
+            self.cache_kib, self.mmap_bytes
+        ))
+        .map_err(sqlite_err)?;
         Ok(conn)
     }
 }
@@ -105,7 +112,7 @@ mod tests {
             .unwrap()
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
             .unwrap();
-        (dir, Readers::new(path, max, cache_kib))
+        (dir, Readers::new(path, max, cache_kib, 0))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

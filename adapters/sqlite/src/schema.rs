@@ -319,7 +319,8 @@ CREATE INDEX executions_failed ON executions (updated_at, name) WHERE status = '
 /// beside an index on the key. A GET finds the order's steps as one run of one page instead of
 /// an index entry and a table row per step, and every write the saga makes to them updates one
 /// B-tree instead of two. A step's `seq` is its place in the order's history (0, 1, ... in the
-/// order the steps first started, which a retry keeps), the rowid's role before.
+/// order the steps first started, which a retry keeps), the rowid's role before. The voucher
+/// an order earned is read from an index that holds what GET shows of it.
 const V11: &str = r#"
 CREATE TABLE saga_steps_v11 (
     order_id     TEXT NOT NULL,
@@ -385,6 +386,9 @@ CREATE TABLE shipments_v11 (
 INSERT INTO shipments_v11 SELECT order_id, tracking_number, shipped_at FROM shipments;
 DROP TABLE shipments;
 ALTER TABLE shipments_v11 RENAME TO shipments;
+
+-- The voucher an order earned, as GET shows it, from this index alone (no table row).
+CREATE INDEX vouchers_for_order ON vouchers (issued_for_order, code, discount_cents, status);
 "#;
 
 const MIGRATIONS: [&str; 11] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
