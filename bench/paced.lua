@@ -1,5 +1,5 @@
--- wrk script: POST /orders (no idempotency key) at a paced rate, the fallback for fixed-rate
--- items when oha is not installed (bench/run.sh --smoke). Arguments after `--`: customer id,
+-- wrk script: POST /orders (no idempotency key) at a paced rate, for bench/retention.sh's
+-- windows (bench/run.sh uses orders-bench-load instead). Arguments after `--`: customer id,
 -- target rate per second, connections. Each connection waits connections/rate seconds after
 -- each answer, so the rate is at most the target. NOT latency corrected: a slow answer delays
 -- the requests behind it instead of counting their wait (coordinated omission).

@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # The benchmark harness: builds release, starts the floor, the storage ceiling and the service
 # (fresh database, free 127.0.0.1 ports, the payment simulator's and warehouse's delays at 0;
-# POST /orders also once with identity on, item 2b), drives them with wrk (max throughput) and oha (fixed rate, latency
-# corrected), reads end-to-end and relay figures from the service's own timestamps, and prints
-# one table with every figure's setup. Bounded: every load runs for a fixed time, every wait
-# has a timeout; it stops what it started on exit. Installs wrk (apt) and oha (cargo) if missing.
+# POST /orders also once with identity on, item 2b), drives them with wrk (max throughput) and
+# orders-bench-load (bench/load: fixed rate, open loop, latency corrected, a fresh idempotency
+# key per request), reads end-to-end and relay figures from the service's own timestamps, and
+# prints one table with every figure's setup. Bounded: every load runs for a fixed time, every
+# wait has a timeout; it stops what it started on exit. Installs wrk (apt) if missing.
 #
-# Usage: bench/run.sh [--smoke]
+# Usage: bench/run.sh [--smoke] | bench/run.sh --peers [--smoke]
 #   --smoke   seconds per item, small rates: asserts that every figure was produced (for CI),
 #             not that any target is met.
+#   --peers   Orders and its Restate peer side by side, one table (bench/peers.sh, sourced
+#             from here); with --smoke, tiny figures that only prove the path works.
 # Environment: BENCH_OUT=DIR keeps the raw outputs there (default: a temporary directory, removed
-# after a successful run: the full run's database alone is about 1.8 GB);
+# after a successful run: the full run's database grown to 250,000 orders is about 2 GB, and
+# BENCH_BEFORE_BIN's as much again);
 # BENCH_SERVICE_BIN=PATH measures another build of the service (before/after comparisons);
-# BENCH_BEFORE_BIN=PATH runs the end-to-end items (5. burst, 5./6. fixed rate) once more against
-# another build (e.g. a copy of an older one), after the current one's items, on a fresh database
-# of its own; the table prints them right under the current rows (reported, not asserted);
-# BENCH_NO_OHA=1 uses the wrk fallback for fixed-rate items even where oha is installed;
+# BENCH_BEFORE_BIN=PATH runs the end-to-end items (5. burst, 5./6. fixed rate, on a fresh
+# database of its own) and then the reads (4., 4b., on that database grown the same way) once
+# more against another build (e.g. a copy of an older one), after the current one's, never beside it;
+# the table prints them right under the current rows (reported, not asserted);
 # BENCH_NO_BUILD=1 measures the binaries already in target/release instead of building (CI: the
 # test command's build, so the release dependency graph is compiled once and stored once).
+# With --peers: BENCH_PEER_SH=PATH another implementation of bench/peers/restate/peer.sh's
+# interface; the outputs are always kept (in a temporary directory unless BENCH_OUT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 smoke=0
-[[ "${1:-}" == "--smoke" ]] && smoke=1
+peers=0
+for arg in "$@"; do
+  case $arg in
+    --smoke) smoke=1 ;;
+    --peers) peers=1 ;;
+    *) echo "usage: bench/run.sh [--smoke] | bench/run.sh --peers [--smoke]" >&2; exit 2 ;;
+  esac
+done
 if ((smoke)); then
   dur=2; conns=16; rate=200; e2e_rate=100; e2e_dur=2; drain_timeout=60
 else
@@ -43,7 +56,7 @@ results="$out/results.jsonl"
 : > "$results"
 pids=()
 cleanup() {
-  local rc=$?
+  local rc=${1:-$?}
   for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
   # A failed run keeps its outputs, and says where.
@@ -84,32 +97,19 @@ if ! command -v wrk > /dev/null; then
   say "installing wrk (apt)"
   { apt-get update -qq && apt-get install -y -qq wrk; } > "$out/wrk-install.log" 2>&1
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
-# The smoke run installs nothing from crates.io: building oha took 20 minutes on this 2-core
-# machine under load. Without oha, fixed-rate items fall back to wrk paced (not latency
-# corrected), and the table says so.
-if ! command -v oha > /dev/null && ((!smoke)); then
-  say "installing oha (cargo install oha --locked; measured 19.5 min on 2 busy cores)"
-  t0=$(date +%s)
-  cargo install oha --locked > "$out/oha-install.log" 2>&1
-  say "oha installed in $(($(date +%s) - t0)) s"
-fi
 wrk_v=$( (wrk -v 2>&1 || true) | head -1 | awk '{print $1" "$2}')
-if command -v oha > /dev/null && [[ "${BENCH_NO_OHA:-0}" != 1 ]]; then
-  fixed_tool="$(oha --version | head -1)"
-else
-  fixed_tool=""
-fi
+load_bin=target/release/orders-bench-load
 
 if [[ "${BENCH_NO_BUILD:-0}" == 1 ]]; then
-  for bin in target/release/orders target/release/orders-bench-floor target/release/orders-bench-bound; do
+  for bin in target/release/orders target/release/orders-bench-floor target/release/orders-bench-bound "$load_bin"; do
     [[ -x "$bin" ]] || { say "BENCH_NO_BUILD=1 but $bin is missing: run cargo build --release first"; exit 1; }
   done
   say "using the binaries already in target/release (BENCH_NO_BUILD=1)"
 else
   say "building release"
-  cargo build --release --quiet --bin orders --bin orders-bench-floor --bin orders-bench-bound
+  cargo build --release --quiet --bin orders --bin orders-bench-floor --bin orders-bench-bound --bin orders-bench-load
 fi
+load_v=$("$load_bin" --version)
 
 date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -121,6 +121,36 @@ wrk_run() { # name url script [script args...]
   python3 bench/stats.py wrk "$out/$name.wrk"
 }
 wrk_setup="$wrk_v, ${threads} threads, ${conns} connections, ${dur} s, max throughput (closed loop)"
+
+# The service on a fresh database, on a free port, waiting for /health.
+svc_extra=()
+start_service() { # bin db log: sets svc, base (a fresh database, the lifecycle delays at 0; svc_extra flags)
+  lifecycle "$1"
+  fresh_db "$2"
+  port=$(free_port)
+  base="http://127.0.0.1:$port"
+  "$1" --listen "127.0.0.1:$port" --database "$2" "${lc_flags[@]}" "${svc_extra[@]}" > "$3" 2>&1 &
+  svc=$!
+  pids+=($svc)
+  wait_up "$base/health"
+}
+# Stops the service started last (if still running) and forgets its PID, keeping the others
+# (subscriber sinks) for cleanup.
+stop_service() {
+  [[ -n "${svc:-}" ]] || return 0
+  kill "$svc" 2> /dev/null || true; wait "$svc" 2> /dev/null || true
+  local p keep=()
+  for p in "${pids[@]}"; do [[ "$p" == "$svc" ]] || keep+=("$p"); done
+  pids=("${keep[@]}")
+  svc=""
+}
+
+# --peers: its own items and table (bench/peers.sh), then nothing else.
+if ((peers)); then
+  # shellcheck source=bench/peers.sh
+  source bench/peers.sh
+  exit 0
+fi
 
 # One POST max-throughput item against a binary of its own: start it on a free port, wait for
 # `probe` to answer, measure, stop it.
@@ -162,17 +192,6 @@ else
 fi
 
 # --- the service ----------------------------------------------------------------------------
-svc_extra=()
-start_service() { # bin db log: sets svc, base (a fresh database, the lifecycle delays at 0; svc_extra flags)
-  lifecycle "$1"
-  fresh_db "$2"
-  port=$(free_port)
-  base="http://127.0.0.1:$port"
-  "$1" --listen "127.0.0.1:$port" --database "$2" "${lc_flags[@]}" "${svc_extra[@]}" > "$3" 2>&1 &
-  svc=$!
-  pids+=($svc)
-  wait_up "$base/health"
-}
 db="$out/orders.db"
 start_service "$svc_bin" "$db" "$out/service.log"
 svc_note=$lc_note
@@ -183,26 +202,18 @@ say "5. end to end (burst from 2): waiting for every order to end"
 burst_setup="the orders of 2 (sent as fast as accepted), from the first created_at to the last COMPLETED"
 record e2e_burst "$burst_setup; $svc_note" "$(python3 bench/stats.py drain "$db" max- "$drain_timeout")"
 
-# oha sends one fixed request: it cannot put a new idempotency key in each request, so the
-# fixed-rate orders go without a key (order + outbox event, no idempotency record). Every such
-# POST is still a new order; the keyed path is measured at max throughput above.
+# Fixed rate: request i is due at t0 + i/rate whatever the service does, and its latency runs
+# from that due time (a stall counts for every request queued behind it). Each request carries
+# its own idempotency key, so every fixed-rate order is keyed as in 2: order, outbox event and
+# idempotency record. The CSV log (one line per answer) is kept beside the report.
 fixed_run() { # name rate duration customer
-  if [[ -n "$fixed_tool" ]]; then
-    oha -q "$2" --no-tui --output-format json -c "$conns" -z "$3s" -w --latency-correction \
-      -m POST -H 'Content-Type: application/json' \
-      -d "{\"customerId\":\"$4\",\"items\":[{\"productId\":\"laptop\",\"quantity\":1,\"price\":1299.99}]}" \
-      "$base/orders" > "$out/$1.json" 2> "$out/$1.err"
-    python3 bench/stats.py oha "$out/$1.json"
-  else
-    wrk -t1 -c"$conns" -d"$3s" --latency -s bench/paced.lua "$base" -- "$4" "$2" "$conns" > "$out/$1.wrk" 2>&1
-    python3 bench/stats.py wrk "$out/$1.wrk"
-  fi
+  "$load_bin" --url "$base/orders" --method POST --rate "$2" --duration "$3" --connections "$conns" \
+    --header 'Content-Type: application/json' --header 'x-idempotency-key: {uuid}' \
+    --body "{\"customerId\":\"$4\",\"items\":[{\"productId\":\"laptop\",\"quantity\":1,\"price\":1299.99}]}" \
+    --log "$out/$1.csv" > "$out/$1.json" 2> "$out/$1.err" || say "$1: $load_bin exited $? (see $out/$1.err)"
+  python3 bench/stats.py load "$out/$1.json"
 }
-if [[ -n "$fixed_tool" ]]; then
-  fixed_setup="$fixed_tool, ${conns} connections, open loop, latency corrected, no idempotency key"
-else
-  fixed_setup="$wrk_v paced (bench/paced.lua), ${conns} connections, NOT latency corrected, no idempotency key"
-fi
+fixed_setup="$load_v, ${conns} connections, open loop, latency corrected from each due time, a fresh idempotency key per request"
 
 say "2. POST /orders new, fixed rate $rate/s"
 record post_rate "$fixed_setup, $rate/s for ${dur} s" "$(fixed_run post_rate "$rate" "$dur" rate-1)"
@@ -218,13 +229,37 @@ curl -s -o /dev/null -X POST "$base/orders" -H 'Content-Type: application/json' 
   -d '{"customerId":"bench-replay","items":[{"productId":"laptop","quantity":1,"price":1299.99}]}'
 record replay "$wrk_setup, bench/replay.lua (one key, answered from the idempotency record)" "$(wrk_run replay "$base" bench/replay.lua)"
 
-say "4. GET /orders/{id}"
-python3 -c 'import sqlite3, sys; c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True); print("\n".join(r[0] for r in c.execute("SELECT order_id FROM orders ORDER BY random() LIMIT 1000")))' "$db" > "$out/ids.txt"
-record get "$wrk_setup, bench/get_orders.lua (1,000 random existing ids)" "$(wrk_run get "$base" bench/get_orders.lua "$out/ids.txt")"
-
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$svc/status")
 size=$(python3 bench/stats.py size "$db")
 record end "" "$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d["rss_kib"] = int(sys.argv[2]); print(json.dumps(d))' "$size" "$rss")"
+
+# --- 4./4b. reads on a grown database: the service stops, bench/seed.py grows its database
+# (copies of its ended orders, spread over 10,000 customers `seed-N`), and the same binary
+# serves it. With BENCH_BEFORE_BIN, that build does the same on the database of its own items
+# (below): each build reads a database in its own schema.
+((smoke)) && read_orders=5000 || read_orders=250000
+read_items() { # bin suffix db: grows db, then GET and list against bin on it
+  say "4. growing the database to $read_orders orders (bench/seed.py)$2"
+  python3 bench/seed.py "$3" "$read_orders" > "$out/seed$2.json"
+  say "4. grown in $(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["seconds"])' "$out/seed$2.json") s"
+  python3 -c 'import sqlite3, sys; c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True); print("\n".join(r[0] for r in c.execute("SELECT order_id FROM orders ORDER BY random() LIMIT 1000")))' "$3" > "$out/ids$2.txt"
+  local grown
+  grown="$(python3 -c 'import json, sys; print("{:,} orders".format(json.load(open(sys.argv[1]))["orders_after"]))' "$out/seed$2.json")"
+  lifecycle "$1"
+  port=$(free_port)
+  base="http://127.0.0.1:$port"
+  "$1" --listen "127.0.0.1:$port" --database "$3" "${lc_flags[@]}" > "$out/reads$2.log" 2>&1 &
+  svc=$!
+  pids+=($svc)
+  wait_up "$base/health"
+  say "4. GET /orders/{id}$2"
+  record "get$2" "$wrk_setup, bench/get_orders.lua (1,000 random existing ids), $grown" "$(wrk_run "get$2" "$base" bench/get_orders.lua "$out/ids$2.txt")"
+  say "4b. a customer's orders, 20 a page$2"
+  record "list$2" "$wrk_setup, bench/list_orders.lua (10,000 customers seed-N, limit 20, first page), $grown" "$(wrk_run "list$2" "$base" bench/list_orders.lua)"
+  stop_service
+}
+stop_service
+read_items "$svc_bin" "" "$db"
 
 # --- 2s./5s. one webhook subscriber attached; 8. deliveries beside a slow and a failing one ------
 # The same items as 2 and 5 on a fresh database of their own, with one subscription to every
@@ -237,7 +272,6 @@ record end "" "$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d["r
 sub_item=0
 if "$svc_bin" --help 2>&1 | grep -q -- '--allow-private-subscribers'; then
   sub_item=1
-  kill "$svc"; wait "$svc" 2> /dev/null || true
   subscribe() { # url: one subscription to every public type
     curl -sf -o /dev/null -X POST "$base/subscriptions" -H 'Content-Type: application/json' \
       -d "{\"url\":\"$1\",\"types\":[\"order.created\",\"order.payment_processed\",\"order.shipped\",\"order.completed\",\"order.cancelled\",\"order.failed\",\"voucher.issued\"]}"
@@ -270,7 +304,7 @@ if "$svc_bin" --help 2>&1 | grep -q -- '--allow-private-subscribers'; then
     "$(python3 bench/stats.py drain "$out/sub.db" dlv- "$drain_timeout")"
   record deliveries_mixed "the events of the orders of 8 ($e2e_rate/s for ${e2e_dur} s), once the healthy and the failing subscriber have none pending (timeout ${drain_timeout} s); the slow one answers after 1 s, at most 16 in flight" \
     "$(python3 bench/stats.py deliveries "$out/sub.db" dlv- "$drain_timeout" "$healthy,$failing")"
-  kill "$svc"; wait "$svc" 2> /dev/null || true
+  stop_service
   python3 -c 'import json, sys; print(json.dumps({"item": "sub_urls", "healthy": sys.argv[1], "slow": sys.argv[2], "failing": sys.argv[3]}))' "$healthy" "$slow" "$failing" >> "$results"
 else
   say "2s./5s./8. skipped: $svc_bin has no subscriptions"
@@ -279,7 +313,7 @@ fi
 # --- before: the end-to-end items again, against BENCH_BEFORE_BIN ------------------------------
 # The current service stops first, so the two builds never share the cores.
 if [[ -n "$before_bin" ]]; then
-  kill "$svc"; wait "$svc" 2> /dev/null || true; pids=()
+  stop_service
   start_service "$before_bin" "$out/before.db" "$out/before-service.log"
   before_note=$lc_note
   say "5. end to end (burst), before: $before_bin ($before_note)"
@@ -291,13 +325,15 @@ if [[ -n "$before_bin" ]]; then
   fixed_run e2e_load_before "$e2e_rate" "$e2e_dur" e2e-1 > "$out/e2e_load_before.stats"
   record e2e_rate_before "$rate_setup; $before_note" \
     "$(python3 bench/stats.py drain "$out/before.db" e2e- "$drain_timeout")"
+  stop_service
+  read_items "$before_bin" _before "$out/before.db"
   python3 -c 'import json, sys; print(json.dumps({"item": "before", "bin": sys.argv[1]}))' "$before_bin" >> "$results"
 fi
 
 echo
 echo "date: $date_utc; machine: $(nproc) cores, $cpu; load average at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "command: bench/run.sh${1:+ $1}; service: $svc_bin (synchronous=FULL, default settings; $svc_note); load generators on the same cores"
-[[ -z "$before_bin" ]] || echo "before: $before_bin ($before_note), items 5 and 6 only, on a fresh database after the service's items"
+echo "command: bench/run.sh${*:+ $*}; service: $svc_bin (synchronous=FULL, default settings; $svc_note); load generators on the same cores"
+[[ -z "$before_bin" ]] || echo "before: $before_bin ($before_note), items 5 and 6 (a fresh database), then 4 and 4b (that database grown as the service's was) only, after the service's"
 echo
 python3 bench/stats.py table "$results"
 
@@ -307,7 +343,7 @@ import json, sys
 r = {}
 for line in open(sys.argv[1]):
     d = json.loads(line); r[d["item"]] = d
-need = {"floor": "rps", "bound": "rps", "post_max": "rps", "post_rate": "p99_ms", "replay": "rps", "get": "rps",
+need = {"floor": "rps", "bound": "rps", "post_max": "rps", "post_rate": "p99_ms", "replay": "rps", "get": "rps", "list": "rps",
         "e2e_burst": "e2e_rps", "e2e_rate": "e2e_p99_ms", "end": "rss_kib"}
 undelivered = []
 if sys.argv[3] == "1":

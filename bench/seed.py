@@ -5,7 +5,7 @@ usage: seed.py DB TARGET
 
 The service must be stopped. The orders that ended (COMPLETED, FAILED, CANCELLED) are the
 templates: each copy is one of them under a new order id (a random UUID) and a customer of its
-own among 10,000, with its payment, shipment and saga step rows copied the same way, so the
+own among 10,000, with its payment, shipment, saga step and earned voucher rows copied the same way, so the
 tables and indexes every read touches grow as real orders grow them. Nothing else is copied
 (outbox, history and idempotency rows are what retention removes). Prints one JSON line:
 the orders before and after, and the seconds it took.
@@ -20,6 +20,7 @@ COPIED = [
     ("payments", "order_id", ["payment_id"]),
     ("shipments", "order_id", []),
     ("saga_steps", "order_id", []),
+    ("vouchers", "issued_for_order", ["code"]),
 ]
 # A version 4 UUID from 16 random bytes `hx` (hex).
 UUID = ("lower(substr(hx,1,8)||'-'||substr(hx,9,4)||'-4'||substr(hx,14,3)||'-a'||substr(hx,18,3)"
@@ -53,7 +54,7 @@ def main(path, target):
         db.execute(f"INSERT INTO orders ({', '.join(order_cols)}) SELECT {sel} FROM idmap m JOIN orders o ON o.order_id = m.old")
         for table, key, unique in COPIED:
             cols = columns(db, table)
-            sel = ", ".join("m.new" if c == key else
+            sel = ", ".join("m.new" if c == key else "m.cust" if c == "customer_id" else
                             ("lower(hex(randomblob(16)))" if c in unique else "t." + c) for c in cols)
             db.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM idmap m JOIN {table} t ON t.{key} = m.old")
         db.commit()

@@ -4,7 +4,7 @@
 Every figure comes from a tool's own report or from timestamps the service wrote; nothing is
 estimated. Subcommands print one JSON object on stdout:
   wrk FILE                      requests/s, latency percentiles, errors (wrk --latency output)
-  oha FILE                      the same from oha's JSON output
+  load FILE                     the same from orders-bench-load's JSON report
   drain DB PREFIX TIMEOUT_S     waits until every order of customers PREFIX* is terminal
                                 (COMPLETED, FAILED or CANCELLED), then end-to-end rate and
                                 latency of the COMPLETED ones, the count of each terminal status,
@@ -45,20 +45,24 @@ def parse_wrk(path):
     return out
 
 
-def parse_oha(path):
+def parse_load(path):
+    """orders-bench-load's JSON report: latency is the corrected one (from each due time)."""
     d = json.load(open(path))
-    s, p = d["summary"], d["latencyPercentiles"]
-    codes = d.get("statusCodeDistribution", {})
+    c = d.get("corrected_ms") or {}
+    codes = d.get("codes", {})
     return {
-        "tool": "oha",
-        "rps": s.get("requestsPerSec"),
-        "requests": sum(codes.values()),
-        "p50_ms": p["p50"] * 1000 if p.get("p50") is not None else None,
-        "p99_ms": p["p99"] * 1000 if p.get("p99") is not None else None,
-        "p999_ms": p["p99.9"] * 1000 if p.get("p99.9") is not None else None,
-        "success_rate": s.get("successRate"),
+        "tool": "load",
+        "rps": d.get("achieved_rps"),
+        "requests": d.get("answered"),
+        "due": d.get("due"),
+        "sent": d.get("sent"),
+        "p50_ms": c.get("p50"),
+        "p99_ms": c.get("p99"),
+        "p999_ms": c.get("p999"),
+        "uncorrected_p99_ms": (d.get("uncorrected_ms") or {}).get("p99"),
         "codes": codes,
-        "errors": d.get("errorDistribution", {}),
+        "non2xx": sum(n for code, n in codes.items() if not code.startswith("2")),
+        "errors": {k: v for k, v in d.get("errors", {}).items() if v},
     }
 
 
@@ -216,14 +220,20 @@ def table(path):
         ("post_rate", "2. POST /orders new, fixed rate"),
         ("replay", "3. POST /orders replay"),
         ("get", "4. GET /orders/{id}"),
+        ("get_before", "4. GET /orders/{id} (before)"),
+        ("list", "4b. GET /orders?customerId= (list)"),
+        ("list_before", "4b. list (before)"),
     ]:
         if item in r:
             d = r[item]
             bad = d.get("non2xx") or 0
             extra = f", {bad} non-2xx" if bad else ""
-            if d.get("tool") == "oha":
+            if d.get("tool") == "load":
                 codes = d.get("codes", {})
                 extra = f", codes {codes}" + (f", errors {d['errors']}" if d.get("errors") else "")
+                if d.get("sent") is not None and d.get("due") and d["sent"] < d["due"]:
+                    # Issuing stops at the end of the window: the rest never left the client.
+                    extra += f", {d['sent']:,} of {d['due']:,} due sent"
             row(name, f"{fmt(d.get('rps'), '/s')} ({lat(d)}){extra}", d.get("setup", ""))
     if "post_auth" in r and "post_max" in r and r["post_auth"].get("rps") and r["post_max"].get("rps"):
         row("2b. ratio identity on/off (2b)/(2)", f"{r['post_auth']['rps'] / r['post_max']['rps']:.3f}",
@@ -288,7 +298,7 @@ def table(path):
     if "end" in r:
         d = r["end"]
         per = d["bytes"] / d["orders"] * 1000 if d.get("orders") else None
-        row("7. RSS at end", f"{fmt(d.get('rss_kib', 0) / 1024, ' MiB', 1)}", "VmRSS of the service process after every item")
+        row("7. RSS after the writes", f"{fmt(d.get('rss_kib', 0) / 1024, ' MiB', 1)}", "VmRSS of the service process after items 2, 3, 5 and 6 (before the database is grown for 4)")
         row("7. DB size per 1,000 orders", f"{fmt(per / 1e6 if per else None, ' MB', 2)} ({d['orders']:,} orders, {d['bytes'] / 1e6:,.1f} MB)", "orders.db after a checkpoint (+ WAL if any), all orders terminal")
     w = [max(len(x[i]) for x in rows + [("item", "figure", "setup")]) for i in range(3)]
     line = lambda a: "| " + " | ".join(a[i].ljust(w[i]) for i in range(3)) + " |"
@@ -303,7 +313,7 @@ if __name__ == "__main__":
     if cmd == "table":
         table(args[0])
     else:
-        fn = {"wrk": parse_wrk, "oha": parse_oha, "drain": drain, "size": size, "deliveries": deliveries}[cmd]
+        fn = {"wrk": parse_wrk, "load": parse_load, "drain": drain, "size": size, "deliveries": deliveries}[cmd]
         if cmd in ("drain", "deliveries"):
             args = [args[0], args[1], float(args[2]), *args[3:]]
         print(json.dumps(fn(*args)))

@@ -45,4 +45,4 @@ bash scripts/schemathesis.sh
 # compile the AWS SDKs a second time: dev-dependencies (reqwest) add tower and sync_wrapper
 # features, so test builds and plain builds of the same crates do not share artifacts.
 echo "== bench/run.sh --smoke (the benchmark harness produces every figure; no targets asserted)"
-BENCH_NO_BUILD=1 BENCH_NO_OHA=1 bash bench/run.sh --smoke
+BENCH_NO_BUILD=1 bash bench/run.sh --smoke
