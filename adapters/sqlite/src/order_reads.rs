@@ -2,9 +2,9 @@
 //! beside it, in ONE statement per read: the payment, the shipment and the voucher it earned
 //! (each at most one row, found by a unique key) are joined to the order's row, and the saga's
 //! step history comes as one JSON array from one range of `saga_steps`' primary key, where an
-//! order's steps sit together (put in `seq` order, the order the steps first started, here). A page of
-//! the list is therefore one statement too, not one per order; the cancellation is on the
-//! order's row itself.
+//! order's steps sit together (put in `seq` order, the order the steps first started, here).
+//! A page of the list is therefore one statement too, not one per order; the cancellation is
+//! on the order's row itself.
 
 use super::{all, sqlite_err};
 use orders_domain::lifecycle::{CancelRequest, PaymentStatus, PaymentView, Shipment};
