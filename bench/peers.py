@@ -31,6 +31,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
+from stats import TERMINAL, markdown  # bench/stats.py, beside this file
+
 PEER = os.environ.get("BENCH_PEER_SH") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "restate", "peer.sh")
 # How often the finals are read while waiting: Restate's come from the peer binary's /stats,
 # so a poll costs that system a little CPU; once a second keeps it negligible.
@@ -46,7 +48,8 @@ def finals(system, where):
     if system == "orders":
         conn = sqlite3.connect(f"file:{where}?mode=ro", uri=True)
         rows = conn.execute(
-            "SELECT order_id, status, updated_at FROM orders WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')"
+            f"SELECT order_id, status, updated_at FROM orders WHERE status IN ({', '.join('?' * len(TERMINAL))})",
+            TERMINAL,
         )
         out = {oid: [status, epoch_us(at)] for oid, status, at in rows}
         conn.close()
@@ -224,13 +227,7 @@ def table(path):
         elif better:
             verdict = better
         rows.append((label, *cells, ratio, verdict))
-    head = ("row", "Orders", "Restate", "Orders/Restate", "better")
-    w = [max(len(x[i]) for x in rows + [head]) for i in range(5)]
-    line = lambda a: "| " + " | ".join(a[i].ljust(w[i]) for i in range(5)) + " |"
-    print(line(head))
-    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
-    for x in rows:
-        print(line(x))
+    markdown(("row", "Orders", "Restate", "Orders/Restate", "better"), rows)
 
 
 if __name__ == "__main__":

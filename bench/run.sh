@@ -125,11 +125,16 @@ wrk_setup="$wrk_v, ${threads} threads, ${conns} connections, ${dur} s, max throu
 # The service on a fresh database, on a free port, waiting for /health.
 svc_extra=()
 start_service() { # bin db log: sets svc, base (a fresh database, the lifecycle delays at 0; svc_extra flags)
-  lifecycle "$1"
   fresh_db "$2"
+  launch "$1" "$2" "$3" "${svc_extra[@]}"
+}
+launch() { # bin db log [flags...]: the service on db as it is, on a free port; sets svc, base
+  local bin=$1 db=$2 log=$3
+  shift 3
+  lifecycle "$bin"
   port=$(free_port)
   base="http://127.0.0.1:$port"
-  "$1" --listen "127.0.0.1:$port" --database "$2" "${lc_flags[@]}" "${svc_extra[@]}" > "$3" 2>&1 &
+  "$bin" --listen "127.0.0.1:$port" --database "$db" "${lc_flags[@]}" "$@" > "$log" 2>&1 &
   svc=$!
   pids+=($svc)
   wait_up "$base/health"
@@ -245,13 +250,7 @@ read_items() { # bin suffix db: grows db, then GET and list against bin on it
   python3 -c 'import sqlite3, sys; c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True); print("\n".join(r[0] for r in c.execute("SELECT order_id FROM orders ORDER BY random() LIMIT 1000")))' "$3" > "$out/ids$2.txt"
   local grown
   grown="$(python3 -c 'import json, sys; print("{:,} orders".format(json.load(open(sys.argv[1]))["orders_after"]))' "$out/seed$2.json")"
-  lifecycle "$1"
-  port=$(free_port)
-  base="http://127.0.0.1:$port"
-  "$1" --listen "127.0.0.1:$port" --database "$3" "${lc_flags[@]}" > "$out/reads$2.log" 2>&1 &
-  svc=$!
-  pids+=($svc)
-  wait_up "$base/health"
+  launch "$1" "$3" "$out/reads$2.log"
   say "4. GET /orders/{id}$2"
   record "get$2" "$wrk_setup, bench/get_orders.lua (1,000 random existing ids), $grown" "$(wrk_run "get$2" "$base" bench/get_orders.lua "$out/ids$2.txt")"
   say "4b. a customer's orders, 20 a page$2"

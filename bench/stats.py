@@ -300,9 +300,14 @@ def table(path):
         per = d["bytes"] / d["orders"] * 1000 if d.get("orders") else None
         row("7. RSS after the writes", f"{fmt(d.get('rss_kib', 0) / 1024, ' MiB', 1)}", "VmRSS of the service process after items 2, 3, 5 and 6 (before the database is grown for 4)")
         row("7. DB size per 1,000 orders", f"{fmt(per / 1e6 if per else None, ' MB', 2)} ({d['orders']:,} orders, {d['bytes'] / 1e6:,.1f} MB)", "orders.db after a checkpoint (+ WAL if any), all orders terminal")
-    w = [max(len(x[i]) for x in rows + [("item", "figure", "setup")]) for i in range(3)]
-    line = lambda a: "| " + " | ".join(a[i].ljust(w[i]) for i in range(3)) + " |"
-    print(line(("item", "figure", "setup")))
+    markdown(("item", "figure", "setup"), rows)
+
+
+def markdown(head, rows):
+    """Prints a Markdown table, each column as wide as its widest cell."""
+    w = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    line = lambda a: "| " + " | ".join(a[i].ljust(w[i]) for i in range(len(head))) + " |"
+    print(line(head))
     print("|" + "|".join("-" * (x + 2) for x in w) + "|")
     for x in rows:
         print(line(x))
