@@ -105,7 +105,8 @@ pub struct Config {
 
     /// WAL pages (2 KiB each on a new database) committed between checkpoints. More gives
     /// higher write throughput (fewer bytes copied and fsynced per order) and a longer pause
-    /// for the writes queued behind each checkpoint (higher tail latency).
+    /// for the writes queued behind each checkpoint (higher tail latency). The WAL file is cut
+    /// back to twice this many pages when a burst or a migration made it outgrow them.
     #[arg(long, env = "ORDERS_WAL_AUTOCHECKPOINT", default_value_t = orders_sqlite::SqliteOptions::default().wal_autocheckpoint, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     pub wal_autocheckpoint: u32,
 

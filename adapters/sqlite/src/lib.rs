@@ -24,7 +24,8 @@
 //! - `metrics.rs`: the writer's metric names and the outbox backlog read at scrape time.
 //! - `retention.rs`: what is deleted once older than the retention period, in small jobs.
 //! - `writer.rs`, `readers.rs`, `schema.rs`: the one writer thread (group commit), the pool of
-//!   read connections, the migrations and the catalogue seed.
+//!   read connections, the migrations and the catalogue seed; `tests.rs`: the settings a file
+//!   is opened with.
 //!
 //! Writes go through the writer (one thread, group commit, an answer only after COMMIT);
 //! reads use a pool of read-only connections. `synchronous = FULL` makes every committed
@@ -35,7 +36,8 @@
 //!
 //! What a commit costs is mostly whole pages written to the WAL and, at each checkpoint,
 //! copied into the database: hence 2 KiB pages for a new file and a checkpoint every few
-//! thousand WAL pages ([`SqliteOptions`]).
+//! thousand WAL pages ([`SqliteOptions`]), with the WAL file cut back to twice that interval
+//! whenever it outgrew it.
 
 mod admin_reads;
 mod backup;
@@ -98,7 +100,8 @@ pub struct SqliteOptions {
     /// are copied into the database once per checkpoint however often they were committed,
     /// so rarer checkpoints copy and fsync less per order. But the checkpoint runs on the
     /// writer thread, after the commit that crossed the mark, and the groups behind it wait
-    /// for it: more pages, a longer pause. docs/BENCHMARKS.md has the measured trade.
+    /// for it: more pages, a longer pause. docs/BENCHMARKS.md has the measured trade. The WAL
+    /// file is capped at twice this many pages (`limit_wal`).
     pub wal_autocheckpoint: u32,
     /// The most bytes the database may hold (`None`: as much as the disk takes), applied as
     /// `PRAGMA max_page_count` on the writer's connection. At the limit, writes that need
@@ -221,6 +224,7 @@ impl SqliteStore {
             options.writer_cache_kib, options.wal_autocheckpoint
         ))
         .map_err(open_err)?;
+        limit_wal(&conn, options.wal_autocheckpoint).map_err(open_err)?;
         if let Some(bytes) = options.max_db_bytes {
             set_max_db_bytes(&conn, bytes).map_err(open_err)?;
         }
@@ -318,6 +322,24 @@ impl SqliteStore {
     }
 }
 
+/// Caps the WAL file left on disk (`PRAGMA journal_size_limit`) at twice what one checkpoint
+/// interval writes. SQLite reuses the WAL from its start once a checkpoint has copied all of it,
+/// but never shrinks the file by itself: whatever outgrew the checkpoints (a burst while readers
+/// held old snapshots, a migration's one big transaction) stayed allocated for the life of the
+/// database. With the limit, the first commit after the log restarts truncates it. Twice the
+/// interval, so a log that merely fills to the mark is never cut and grown again.
+fn limit_wal(conn: &Connection, autocheckpoint_pages: u32) -> rusqlite::Result<()> {
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let bytes = wal_limit_bytes(page, autocheckpoint_pages);
+    conn.query_row(&format!("PRAGMA journal_size_limit = {bytes}"), [], |_| Ok(()))
+}
+
+/// Twice the WAL of one checkpoint interval: frames of `page` bytes plus a 24-byte header
+/// each, after the 32-byte file header.
+fn wal_limit_bytes(page: i64, autocheckpoint_pages: u32) -> i64 {
+    32 + 2 * i64::from(autocheckpoint_pages) * (page + 24)
+}
+
 /// Caps the writer's connection at `bytes` (whole pages of the database's page size, at
 /// least one). SQLite never sets the cap below the pages the file already has.
 fn set_max_db_bytes(conn: &Connection, bytes: u64) -> rusqlite::Result<()> {
@@ -397,86 +419,4 @@ pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pragma(conn: &Connection, name: &str) -> Result<i64, StoreError> {
-        one(conn, &format!("PRAGMA {name}"), [], |r| r.get(0)).map_err(sqlite_err)
-    }
-
-    #[tokio::test]
-    async fn a_new_database_gets_the_small_pages_and_the_checkpoint_setting() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
-        let read = store.read(|c| pragma(c, "page_size")).await.unwrap();
-        assert_eq!(read, i64::from(PAGE_SIZE));
-        let writer = store
-            .write(|c| Ok((pragma(c, "page_size")?, pragma(c, "wal_autocheckpoint")?)))
-            .await
-            .unwrap();
-        let expected = SqliteOptions::default().wal_autocheckpoint;
-        assert_eq!(writer, (i64::from(PAGE_SIZE), i64::from(expected)));
-    }
-
-    #[tokio::test]
-    async fn readers_map_the_database_and_the_writer_does_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
-        let read = store.read(|c| pragma(c, "mmap_size")).await.unwrap();
-        assert_eq!(read as u64, MAX_MMAP_BYTES, "not capped below the setting");
-        assert_eq!(store.write(|c| pragma(c, "mmap_size")).await.unwrap(), 0);
-        let options = SqliteOptions {
-            reader_mmap_bytes: 0,
-            ..Default::default()
-        };
-        let off = SqliteStore::open_with(&dir.path().join("off.db"), options).unwrap();
-        assert_eq!(off.read(|c| pragma(c, "mmap_size")).await.unwrap(), 0);
-    }
-
-    #[tokio::test]
-    async fn the_checkpoint_setting_reaches_the_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteOptions {
-            wal_autocheckpoint: 4321,
-            ..Default::default()
-        };
-        let store = SqliteStore::open_with(&dir.path().join("orders.db"), options).unwrap();
-        let set = store
-            .write(|c| pragma(c, "wal_autocheckpoint"))
-            .await
-            .unwrap();
-        assert_eq!(set, 4321);
-    }
-
-    #[tokio::test]
-    async fn an_existing_database_keeps_its_page_size_and_takes_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("orders.db");
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("PRAGMA page_size = 4096; CREATE TABLE earlier (x);")
-                .unwrap();
-        }
-        let store = SqliteStore::open(&path).unwrap();
-        let (size, earlier) = store
-            .write(|c| {
-                exec(c, "INSERT INTO earlier (x) VALUES (1)", []).map_err(sqlite_err)?;
-                let n = one(c, "SELECT count(*) FROM earlier", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map_err(sqlite_err)?;
-                Ok((pragma(c, "page_size")?, n))
-            })
-            .await
-            .unwrap();
-        assert_eq!((size, earlier), (4096, 1));
-        let orders = store
-            .read(|c| {
-                one(c, "SELECT count(*) FROM orders", [], |r| r.get::<_, i64>(0))
-                    .map_err(sqlite_err)
-            })
-            .await
-            .unwrap();
-        assert_eq!(orders, 0, "the migrations ran on the older file");
-    }
-}
+mod tests;
