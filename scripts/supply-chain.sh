@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Supply-chain checks of Cargo.lock, offline, against the RustSec advisory database snapshot in
+# Supply-chain checks of Cargo.lock (cargo audit also of the benchmark peer's
+# bench/peers/restate/Cargo.lock), offline, against the RustSec advisory database snapshot in
 # ../shared/advisory-db (ADVISORY_DB overrides; its SNAPSHOT file says the date):
 #   cargo audit  vulnerabilities, and with -D warnings also unmaintained and yanked crates: each
 #                is fixed or ignored in .cargo/audit.toml with a reason;
@@ -27,6 +28,17 @@ cargo fetch --locked --quiet
 echo "advisory database: $(head -1 "$db/SNAPSHOT")"
 echo "== cargo audit $AUDIT_VERSION"
 .venv/bin/cargo-audit audit --db "$db" --no-fetch --deny warnings
+
+# The Restate peer of `bench/run.sh --peers` is a workspace of its own, with its own lock: the
+# same audit (its crates are fetched first, for the same index). One advisory is ignored:
+# RUSTSEC-2023-0071 (rsa, timing of private-key operations; no fixed version). restate-sdk's
+# jsonwebtoken links rsa with its RustCrypto backend, but the SDK verifies Restate's request
+# identity as EdDSA with Ed25519 public keys only, and the peer, a benchmark on loopback,
+# configures none: no RSA private-key operation ever runs.
+echo "== cargo audit $AUDIT_VERSION: bench/peers/restate/Cargo.lock"
+cargo fetch --locked --quiet --manifest-path bench/peers/restate/Cargo.toml
+.venv/bin/cargo-audit audit --db "$db" --no-fetch --deny warnings \
+    --file bench/peers/restate/Cargo.lock --ignore RUSTSEC-2023-0071
 
 # cargo-deny reads advisories only from a git checkout in its db-path, under a directory named
 # for the database URL (deny.toml), and reads the commit's date: make the snapshot one, once.
