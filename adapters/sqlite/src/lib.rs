@@ -325,13 +325,15 @@ impl SqliteStore {
 /// Caps the WAL file left on disk (`PRAGMA journal_size_limit`) at twice what one checkpoint
 /// interval writes. SQLite reuses the WAL from its start once a checkpoint has copied all of it,
 /// but never shrinks the file by itself: whatever outgrew the checkpoints (a burst while readers
-/// held old snapshots, a migration's one big transaction) stayed allocated for the life of the
-/// database. With the limit, the first commit after the log restarts truncates it. Twice the
-/// interval, so a log that merely fills to the mark is never cut and grown again.
+/// held old snapshots, a migration's one big transaction) stays allocated until the last
+/// connection closes. With the limit, the first commit after the log restarts truncates it.
+/// Twice the interval, so a log that merely fills to the mark is never cut and grown again.
 fn limit_wal(conn: &Connection, autocheckpoint_pages: u32) -> rusqlite::Result<()> {
     let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let bytes = wal_limit_bytes(page, autocheckpoint_pages);
-    conn.query_row(&format!("PRAGMA journal_size_limit = {bytes}"), [], |_| Ok(()))
+    conn.query_row(&format!("PRAGMA journal_size_limit = {bytes}"), [], |_| {
+        Ok(())
+    })
 }
 
 /// Twice the WAL of one checkpoint interval: frames of `page` bytes plus a 24-byte header
