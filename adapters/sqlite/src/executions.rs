@@ -71,6 +71,67 @@ fn refusal(conn: &Connection, name: &str, first: Option<i64>) -> orders_domain::
     orders_domain::store::StoreError::Backend(message)
 }
 
+/// A transition, serialized: what the writer thread writes for `record`.
+#[derive(Clone)]
+pub(crate) struct Encoded {
+    name: String,
+    status: &'static str,
+    seq: i64,
+    json: String,
+    updated: String,
+    events: Option<(i64, String)>,
+}
+
+impl Encoded {
+    pub(crate) fn new(
+        snapshot: &ExecutionSnapshot,
+        events: &[HistoryEvent],
+    ) -> Result<Self, orders_domain::store::StoreError> {
+        Ok(Encoded {
+            name: snapshot.name.clone(),
+            status: snapshot.status.as_str(),
+            seq: snapshot.seq as i64,
+            json: to_json(snapshot)?,
+            updated: format_ts(snapshot.updated_at),
+            events: encode_events(events)
+                .map_err(|e| orders_domain::store::StoreError::Backend(e.to_string()))?,
+        })
+    }
+
+    fn first(&self) -> Option<i64> {
+        self.events.as_ref().map(|(seq, _)| *seq)
+    }
+
+    /// Writes the transition if it continues the stored history: false (nothing written) if
+    /// not. One conditional UPDATE does the check and the write; no events means no continuity
+    /// to check (status only).
+    pub(crate) fn write(
+        &self,
+        conn: &Connection,
+    ) -> Result<bool, orders_domain::store::StoreError> {
+        let Encoded {
+            name,
+            status,
+            seq,
+            json,
+            updated,
+            events,
+        } = self;
+        let changed = conn
+            .prepare_cached(
+                "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
+                 WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
+            )
+            .and_then(|mut st| st.execute(params![name, status, seq, json, updated, self.first()]))
+            .map_err(sqlite_err)?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        insert_events(conn, name, events)?;
+        Ok(true)
+    }
+}
+
 fn snapshot_of(json: String) -> Result<ExecutionSnapshot, orders_domain::store::StoreError> {
     serde_json::from_str(&json)
         .map_err(|e| orders_domain::store::StoreError::Backend(format!("unreadable snapshot: {e}")))
@@ -117,35 +178,17 @@ impl ExecutionStore for SqliteStore {
         snapshot: &ExecutionSnapshot,
         events: &[HistoryEvent],
     ) -> Result<(), ExecutionStoreError> {
-        let (name, status, seq) = (
-            snapshot.name.clone(),
-            snapshot.status.as_str(),
-            snapshot.seq as i64,
-        );
-        let updated = format_ts(snapshot.updated_at);
-        let json = to_json(snapshot).map_err(exec_err)?;
-        let events = encode_events(events)?;
-        let first = events.as_ref().map(|(seq, _)| *seq);
+        let record = Encoded::new(snapshot, events).map_err(exec_err)?;
         // The executor stops an execution whose record fails, and only a later re-drive picks
         // it up: a full disk would turn every running saga into one ERROR line per re-drive.
         // A refused record changed nothing, so it waits for space and is written then.
         self.while_full(|| {
-            let (name, json, events, updated) =
-                (name.clone(), json.clone(), events.clone(), updated.clone());
+            let record = record.clone();
             self.write_background(move |conn| {
-                // One conditional UPDATE does the check and the write; the row is read only to
-                // explain a refusal. No events means no continuity to check (status only).
-                let changed = conn
-                    .prepare_cached(
-                        "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
-                         WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
-                    )
-                    .and_then(|mut st| st.execute(params![name, status, seq, json, updated, first]))
-                    .map_err(sqlite_err)?;
-                if changed != 1 {
-                    return Err(refusal(conn, &name, first));
+                if record.write(conn)? {
+                    return Ok(());
                 }
-                insert_events(conn, &name, &events)
+                Err(refusal(conn, &record.name, record.first()))
             })
         })
         .await

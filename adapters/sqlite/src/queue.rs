@@ -26,11 +26,12 @@
 //! backs off itself. A `send` that added a message notifies [`SqliteStore::queue_signal`]
 //! after its commit, so a consumer waits on that rather than polling.
 
+use super::executions::Encoded;
 use super::{SqliteStore, all, exec, one, sqlite_err};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orders_domain::store::StoreError;
-use orders_workflow::executor::{QueueMessage, TaskQueue, TaskQueueError};
+use orders_workflow::executor::{QueueMessage, Record, Sent, TaskQueue, TaskQueueError};
 use rusqlite::params;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -148,6 +149,26 @@ fn until_ms(now: DateTime<Utc>, visibility: Duration) -> i64 {
     now.timestamp_millis().saturating_add(ms)
 }
 
+/// Adds a message unless the queue holds or held its `dedup_id`: whether it was added.
+fn insert_message(
+    conn: &rusqlite::Connection,
+    queue: &str,
+    dedup_id: &str,
+    message_id: &str,
+    body: &str,
+    sent_at_ms: i64,
+) -> Result<bool, StoreError> {
+    exec(
+        conn,
+        "INSERT INTO queue_messages
+             (queue, dedup_id, message_id, body, sent_at_ms, visible_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0) ON CONFLICT (queue, dedup_id) DO NOTHING",
+        params![queue, dedup_id, message_id, body, sent_at_ms],
+    )
+    .map(|added| added == 1)
+    .map_err(sqlite_err)
+}
+
 impl SqliteStore {
     /// Notified after each commit that added a message to `queue` (and when a consumer gives
     /// a message back with a zero visibility). A waiting consumer receives until the queue
@@ -169,17 +190,9 @@ impl SqliteStore {
         let sent_at_ms = Utc::now().timestamp_millis();
         let added = self
             .write_background(move |conn| {
-                exec(
-                    conn,
-                    "INSERT INTO queue_messages
-                         (queue, dedup_id, message_id, body, sent_at_ms, visible_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 0) ON CONFLICT (queue, dedup_id) DO NOTHING",
-                    params![name, dedup_id, message_id, body, sent_at_ms],
-                )
-                .map_err(sqlite_err)
+                insert_message(conn, &name, &dedup_id, &message_id, &body, sent_at_ms)
             })
-            .await?
-            == 1;
+            .await?;
         if added {
             self.queue_signal(queue).notify_one();
         }
@@ -318,5 +331,39 @@ impl TaskQueue for SqliteStore {
             .await
             .map(|_| ())
             .map_err(|e| TaskQueueError(e.to_string()))
+    }
+
+    /// The wait is recorded first, and the message added only if it was: a refused record
+    /// leaves no message whose token no wait knows.
+    async fn send_and_record(&self, queue: &str, message: QueueMessage, record: &Record) -> Sent {
+        let sent = async {
+            let record = Encoded::new(&record.snapshot, &record.events)?;
+            let body = serde_json::to_string(&message.body)
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            if body.len() > MAX_BODY_BYTES {
+                return Err(StoreError::Backend("the message body is too large".into()));
+            }
+            let (name, dedup_id) = (queue.to_owned(), message.dedup_id);
+            let (message_id, sent_at_ms) =
+                (Uuid::new_v4().to_string(), Utc::now().timestamp_millis());
+            self.write_background(move |conn| {
+                if !record.write(conn)? {
+                    return Ok(Sent::Refused);
+                }
+                insert_message(conn, &name, &dedup_id, &message_id, &body, sent_at_ms)?;
+                Ok(Sent::Recorded)
+            })
+            .await
+        };
+        match sent.await {
+            Ok(sent) => {
+                if sent == Sent::Recorded {
+                    self.queue_signal(queue).notify_one();
+                }
+                sent
+            }
+            // Nothing was written; the runner's usual way reports why.
+            Err(_) => Sent::Nothing,
+        }
     }
 }

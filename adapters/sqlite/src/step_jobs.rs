@@ -8,17 +8,23 @@
 //! or four per step means fewer savepoints, fewer wake-ups and fewer pages written per order,
 //! and no state where the effect is stored but the step still reads RUNNING.
 //!
+//! The executor's record of the step's result goes into the same job
+//! ([`TaskHandler::invoke_and_record`]): the store the steps write to is the executor's
+//! store, so the transition the result leads to is written under `record`'s seq check right
+//! after the step's writes, and a step costs one job where it cost two.
+//!
 //! A step one of whose writes storage refused for want of space is undone whole (the job
 //! fails with `StorageFull`), and [`StepInOneJob`] runs it again once space returns instead
 //! of reporting a failed attempt: a full disk is not the step's failure, must not use up its
 //! retries, and each attempt would otherwise log and be recorded (which fails too).
 
 use super::SqliteStore;
+use super::executions::Encoded;
 use super::steps::TxStepStore;
-use super::writer::Priority;
+use super::writer::{Priority, TxConn};
 use async_trait::async_trait;
 use orders_domain::store::StoreError;
-use orders_workflow::executor::{TaskContext, TaskError, TaskHandler};
+use orders_workflow::executor::{Finish, Finished, TaskContext, TaskError, TaskHandler};
 use orders_workflow::steps::{StepError, StepSettings, StepStore, Steps};
 use serde_json::Value;
 use std::future::Future;
@@ -59,6 +65,40 @@ impl SqliteStore {
         .await
     }
 
+    /// [`SqliteStore::run_step`], with the transition its result leads to (`finish`)
+    /// written in the same job, under `record`'s seq check (see [`Finish`]).
+    async fn run_step_recorded(
+        &self,
+        settings: StepSettings,
+        input: Value,
+        finish: Finish,
+    ) -> Result<Finished, StoreError> {
+        let attempt = if orders_telemetry::exporting() {
+            tracing::Span::current()
+        } else {
+            tracing::Span::none()
+        };
+        self.step_job_then(
+            move |store| {
+                tracing::Instrument::instrument(
+                    async move { Steps { store, settings }.invoke(input).await },
+                    attempt,
+                )
+            },
+            move |tx, step| {
+                let record = finish.record(step.map_err(TaskError::from));
+                let written =
+                    tx.with(|conn| Encoded::new(&record.snapshot, &record.events)?.write(conn))?;
+                Ok(if written {
+                    Finished::Recorded(Box::new(record.snapshot))
+                } else {
+                    Finished::Refused
+                })
+            },
+        )
+        .await
+    }
+
     /// Runs `f` over the steps' store on the writer's open transaction, in one background
     /// job, polling its future exactly once (see the module docs). This is how every step runs;
     /// the contract suite drives the store through it too.
@@ -67,6 +107,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(Arc<dyn StepStore>) -> Fut + Send + 'static,
         Fut: Future<Output = T>,
+    {
+        self.step_job_then(f, |_, out| Ok(out)).await
+    }
+
+    /// [`SqliteStore::step_job`], then `then` on the step's output in the same job.
+    async fn step_job_then<T, U, F, Fut, G>(&self, f: F, then: G) -> Result<U, StoreError>
+    where
+        U: Send + 'static,
+        F: FnOnce(Arc<dyn StepStore>) -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+        G: FnOnce(&TxConn, T) -> Result<U, StoreError> + Send + 'static,
     {
         let out = self
             .write_tx(Priority::Background, move |tx| {
@@ -77,7 +128,7 @@ impl SqliteStore {
                 if store.refused() {
                     return Err(StoreError::StorageFull);
                 }
-                Ok(out)
+                then(tx, out)
             })
             .await?;
         // A status change or a voucher may have published an event.
@@ -87,6 +138,7 @@ impl SqliteStore {
 }
 
 /// A saga step as one job of the executor's task handler (`Task` states of every step).
+/// `store` must be the executor's store too: the step's job writes the execution's record.
 pub struct StepInOneJob {
     pub store: Arc<SqliteStore>,
     pub settings: StepSettings,
@@ -104,5 +156,24 @@ impl TaskHandler for StepInOneJob {
             // The job's writes are undone; like any storage failure, worth another try.
             Err(e) => Err(StepError::Transient(e.to_string()).into()),
         }
+    }
+
+    /// The step and its transition in one job: the executor's store is this store.
+    async fn invoke_and_record(
+        &self,
+        input: Value,
+        _ctx: &TaskContext,
+        finish: &Finish,
+    ) -> Finished {
+        let step = self
+            .store
+            .while_full(|| {
+                self.store
+                    .run_step_recorded(self.settings.clone(), input.clone(), finish.clone())
+            })
+            .await;
+        // The job's writes are undone, its transition with them: the executor records the
+        // failure, as any storage failure worth another try.
+        step.unwrap_or_else(|e| Finished::Returned(Err(StepError::Transient(e.to_string()).into())))
     }
 }

@@ -356,17 +356,25 @@ pub struct ObservedStore {
     pub inner: Arc<SqliteStore>,
     pub broken: AtomicBool,
     pub records: Mutex<Vec<Vec<Kind>>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl ObservedStore {
     pub fn new() -> Self {
         let (inner, dir) = temp_store();
         ObservedStore {
+            _dir: Some(dir),
+            ..ObservedStore::over(inner)
+        }
+    }
+
+    /// Observes `inner`, a store someone else owns.
+    pub fn over(inner: Arc<SqliteStore>) -> Self {
+        ObservedStore {
             inner,
             broken: AtomicBool::new(false),
             records: Mutex::new(Vec::new()),
-            _dir: dir,
+            _dir: None,
         }
     }
 }

@@ -8,4 +8,5 @@ mod dataflow;
 mod durability;
 mod faults;
 mod helpers;
+mod recorded;
 mod runs;

@@ -24,6 +24,7 @@
 
 mod active;
 mod context;
+mod finish;
 pub mod queue;
 mod redrive;
 pub mod retry;
@@ -35,7 +36,8 @@ mod tokens;
 mod tx;
 mod wait;
 
-pub use queue::{QueueMessage, TaskQueue, TaskQueueError};
+pub use finish::{Finish, Finished, Record};
+pub use queue::{QueueMessage, Sent, TaskQueue, TaskQueueError};
 pub use redrive::RedriveError;
 pub use retry::{RetryDecision, retry_delay};
 
@@ -69,6 +71,19 @@ use tokio::sync::{Semaphore, watch};
 #[async_trait]
 pub trait TaskHandler: Send + Sync {
     async fn invoke(&self, input: Value, ctx: &TaskContext) -> Result<Value, TaskError>;
+
+    /// `invoke`, and the transition its result leads to (`finish`), written in one atomic
+    /// write with the Task's effects: only for a handler that writes to the executor's own
+    /// store (see [`Finish`]). The default records nothing and leaves that to the executor.
+    async fn invoke_and_record(
+        &self,
+        input: Value,
+        ctx: &TaskContext,
+        finish: &Finish,
+    ) -> Finished {
+        let _ = finish;
+        Finished::Returned(self.invoke(input, ctx).await)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

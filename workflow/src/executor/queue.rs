@@ -5,6 +5,7 @@
 //! `dedup_id`, the task token: a Task run again after a crash, before its wait was recorded,
 //! sends the same message again, and the queue keeps one (one shipment request per order).
 
+use super::finish::Record;
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -25,4 +26,26 @@ pub trait TaskQueue: Send + Sync {
     /// `WarehouseQueueUrl`) durably before returning. A message whose `dedup_id` the queue
     /// already holds (or held) is not enqueued again; that is Ok.
     async fn send(&self, queue: &str, message: QueueMessage) -> Result<(), TaskQueueError>;
+
+    /// `send`, and `record` (the Task's wait, opened and submitted) in the same atomic write,
+    /// for a queue kept in the executor's own store: the message and the wait it answers
+    /// become visible together, so the wait still exists before anyone sees the token. The
+    /// record is under the store's seq check, and a refused record sends nothing. The default
+    /// writes nothing ([`Sent::Nothing`]), and the runner records the wait, then sends.
+    async fn send_and_record(&self, queue: &str, message: QueueMessage, record: &Record) -> Sent {
+        let _ = (queue, message, record);
+        Sent::Nothing
+    }
+}
+
+/// How [`TaskQueue::send_and_record`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// The message and the record were written together.
+    Recorded,
+    /// The record no longer continues the stored history: nothing was written.
+    Refused,
+    /// Nothing was written (the queue cannot, or the write failed): the runner records the
+    /// wait and sends the usual way, which reports a failure through Retry and Catch.
+    Nothing,
 }

@@ -11,7 +11,9 @@
 //! the same wait) is not an error: the loop carries on from what that writer stored.
 
 use super::context::{context, reads_context};
-use super::store::{ExecutionSnapshot, ExecutionStatus, HistoryEvent, HistoryEventKind};
+use super::store::{
+    ExecutionSnapshot, ExecutionStatus, ExecutionStoreError, HistoryEvent, HistoryEventKind,
+};
 use super::task::{next_of, run_task};
 use super::tx::{Committed, Outcome, Tx};
 use super::{Executor, wait};
@@ -135,30 +137,24 @@ async fn drive(executor: &Arc<Executor>, run_id: u64, mut snapshot: ExecutionSna
             outcome = tracing::field::Empty,
             error = tracing::field::Empty
         );
-        let tx = async {
+        let visited = async {
             let mut tx = Tx::new(snapshot, Utc::now());
-            // Bounded, so a definition that loops through Choice states still records
-            // (and yields) now and then.
-            for _ in 0..MAX_STATES_PER_RECORD {
-                let outcome = visit(executor, &mut tx).await;
-                tx.now = Utc::now();
-                let left = matches!(outcome, Outcome::Exit { .. });
-                tx.apply(outcome);
-                // A state without effects (Choice, Pass, Succeed, Fail) entered on leaving
-                // this one runs now and goes into the same record: nothing outside can
-                // tell, a restart would run it again just the same, and it saves a write.
-                if !left
-                    || tx.snapshot.is_finished()
-                    || !is_effect_free(&executor.machine, &tx.snapshot.state)
-                {
-                    break;
+            match visit(executor, &mut tx).await {
+                Visit::Outcome(outcome) => {
+                    settle(executor, &mut tx, outcome);
+                    Visit::Outcome(tx)
                 }
+                Visit::Recorded(committed) => Visit::Recorded(committed),
             }
-            tx
         }
         .instrument(step_span.clone())
         .await;
-        snapshot = match tx.commit(executor).await {
+        let committed = match visited {
+            Visit::Outcome(tx) => tx.commit(executor).await,
+            // The Task's handler wrote the transition with its effects.
+            Visit::Recorded(committed) => *committed,
+        };
+        snapshot = match committed {
             Ok(Committed::Written(written)) => {
                 log_end(&written);
                 written
@@ -196,8 +192,50 @@ pub(super) fn log_end(snapshot: &ExecutionSnapshot) {
     metrics::counter!(super::EXECUTIONS_FINISHED_TOTAL, "status" => status).increment(1);
 }
 
-/// Runs the current state once and says how the visit ends, adding task events to `tx`.
-async fn visit(executor: &Executor, tx: &mut Tx) -> Outcome {
+/// How a visit of the current state ends: an outcome for the runner to record, or (a Task
+/// whose handler wrote its own transition, see `finish`) what the store holds now.
+pub(super) enum Visit<T = Outcome> {
+    Outcome(T),
+    Recorded(Box<Result<Committed, ExecutionStoreError>>),
+}
+
+/// Applies `outcome` to `tx`, then runs the states without effects (Choice, Pass, Succeed,
+/// Fail) it leads into, into the same record: nothing outside can tell, a restart would run
+/// them again just the same, and it saves a write. Bounded, so a definition that loops
+/// through Choice states still records (and yields) now and then.
+pub(super) fn settle(executor: &Executor, tx: &mut Tx, mut outcome: Outcome) {
+    for visited in 1.. {
+        tx.now = Utc::now();
+        let left = matches!(outcome, Outcome::Exit { .. });
+        tx.apply(outcome);
+        if !left
+            || tx.snapshot.is_finished()
+            || visited == MAX_STATES_PER_RECORD
+            || !is_effect_free(&executor.machine, &tx.snapshot.state)
+        {
+            return;
+        }
+        outcome = visit_effect_free(executor, tx);
+    }
+}
+
+/// Runs the current state once, adding task events to `tx`.
+async fn visit(executor: &Arc<Executor>, tx: &mut Tx) -> Visit {
+    match executor.machine.states.get(&tx.snapshot.state) {
+        Some(state @ State::Task(task)) => {
+            let ctx = if reads_context(state) {
+                context(&tx.snapshot, None)
+            } else {
+                Value::Null
+            };
+            run_task(executor, tx, task, ctx).await
+        }
+        _ => Visit::Outcome(visit_effect_free(executor, tx)),
+    }
+}
+
+/// Runs the current state, one that is not a Task, and says how the visit ends.
+fn visit_effect_free(executor: &Executor, tx: &Tx) -> Outcome {
     let Some(state) = executor.machine.states.get(&tx.snapshot.state) else {
         // Only possible when a snapshot outlives a definition change.
         return Outcome::runtime(RuntimeError(format!(
@@ -212,7 +250,10 @@ async fn visit(executor: &Executor, tx: &mut Tx) -> Outcome {
     };
     let raw = &tx.snapshot.state_input;
     let result = match state {
-        State::Task(task) => return run_task(executor, tx, task, &ctx).await,
+        State::Task(_) => Err(RuntimeError(format!(
+            "state {} is a Task, visited as one without effects",
+            tx.snapshot.state
+        ))),
         State::Pass(pass) => (|| {
             let effective = apply_input_path(pass.input_path.as_ref(), raw, &ctx)?;
             let effective = match &pass.parameters {

@@ -3,13 +3,15 @@
 //! ResultSelector, ResultPath and OutputPath, or an error that goes through Retry and Catch.
 
 use super::context::context;
+use super::finish::{Finish, Finished, Record};
 use super::retry::{RetryDecision, decide, retry_delay};
+use super::run::{Visit, settle};
 use super::store::{
-    ExecutionSnapshot, HistoryEvent, HistoryEventKind, STATES_HEARTBEAT_TIMEOUT, STATES_TIMEOUT,
-    Waiting,
+    ExecutionSnapshot, ExecutionStoreError, HistoryEvent, HistoryEventKind,
+    STATES_HEARTBEAT_TIMEOUT, STATES_TIMEOUT, Waiting,
 };
 use super::tokens;
-use super::tx::{Outcome, Tx};
+use super::tx::{Committed, Outcome, Tx};
 use super::{Executor, TaskContext, TaskError};
 use crate::asl::path::{RuntimeError, apply_input_path, apply_output_path, apply_result_path};
 use crate::asl::{Integration, TaskState, Transition, error_matches};
@@ -46,25 +48,34 @@ pub(super) fn heartbeat_deadline(
     after(now, scaled(executor, task.heartbeat_seconds))
 }
 
+/// A Task's visit. The handler is offered the transition its result leads to (`finish`), to
+/// write with its effects; a handler that does not leaves the outcome to the runner.
 pub(super) async fn run_task(
-    executor: &Executor,
+    executor: &Arc<Executor>,
     tx: &mut Tx,
     task: &TaskState,
-    ctx: &Value,
-) -> Outcome {
+    ctx: Value,
+) -> Visit {
     if task.integration.waits_for_token() {
-        return open_wait(executor, tx, task);
+        let outcome = open_wait(executor, tx, task);
+        if let Outcome::Wait(waiting) = &outcome
+            && task.integration == Integration::SqsCallback
+            && let Some(sent) = super::wait::send_opened(executor, tx, task, waiting).await
+        {
+            return sent;
+        }
+        return Visit::Outcome(outcome);
     }
     let raw = &tx.snapshot.state_input;
-    let effective = apply_input_path(task.input_path.as_ref(), raw, ctx).and_then(|effective| {
+    let effective = apply_input_path(task.input_path.as_ref(), raw, &ctx).and_then(|effective| {
         match &task.parameters {
-            Some(template) => template.render(&effective, ctx),
+            Some(template) => template.render(&effective, &ctx),
             None => Ok(effective),
         }
     });
     let effective = match effective {
         Ok(effective) => effective,
-        Err(e) => return Outcome::runtime(e),
+        Err(e) => return Visit::Outcome(Outcome::runtime(e)),
     };
     let attempt = tx.snapshot.attempt();
     let task_ctx = TaskContext {
@@ -82,24 +93,70 @@ pub(super) async fn run_task(
             .expect("the semaphore is never closed");
         // The attempt's duration is the handler's, not the wait for a permit.
         started = Utc::now();
+        let finish = finish(executor, tx, started, ctx.clone());
         debug!("invoking task handler");
-        let call = handler.invoke(effective, &task_ctx);
+        let call = handler.invoke_and_record(effective, &task_ctx, &finish);
         match scaled(executor, task.timeout_seconds) {
             Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                Err(TaskError::new(
+                Finished::Returned(Err(TaskError::new(
                     STATES_TIMEOUT,
                     format!(
                         "the handler did not return within TimeoutSeconds ({} s)",
                         task.timeout_seconds.unwrap_or_default()
                     ),
-                ))
+                )))
             }),
             None => call.await,
         }
     };
-    match result {
-        Ok(result) => succeeded(tx, task, started, result, ctx),
-        Err(err) => task_failed(executor, tx, task, started, err),
+    Visit::Outcome(match result {
+        Finished::Returned(Ok(result)) => succeeded(tx, task, started, result, &ctx),
+        Finished::Returned(Err(err)) => task_failed(executor, tx, task, started, err),
+        Finished::Recorded(written) => {
+            return Visit::Recorded(Box::new(Ok(Committed::Written(*written))));
+        }
+        Finished::Refused => {
+            let refusal = ExecutionStoreError::new(format!(
+                "the store refused the transition of execution {} as not continuing its history",
+                tx.snapshot.name
+            ));
+            return Visit::Recorded(Box::new(tx.lost(executor, refusal).await));
+        }
+    })
+}
+
+/// The transition a result of the Task `tx` is in leads to: the same code as the runner's own
+/// record (`succeeded` or `task_failed`, then `settle`), from the same base, on the Task's
+/// span (its `outcome` and `error` fields are recorded wherever the handler calls it).
+fn finish(executor: &Arc<Executor>, tx: &Tx, started: DateTime<Utc>, ctx: Value) -> Finish {
+    let (executor, base, span) = (executor.clone(), tx.clone(), tracing::Span::current());
+    Finish::new(move |result| {
+        span.in_scope(|| {
+            let mut tx = base.clone();
+            let outcome = match task_state(&executor, &tx.snapshot) {
+                Some(task) => match result {
+                    Ok(result) => succeeded(&mut tx, task, started, result, &ctx),
+                    Err(err) => task_failed(&executor, &mut tx, task, started, err),
+                },
+                None => Outcome::runtime(RuntimeError(format!(
+                    "state {} is not a Task in the state machine",
+                    tx.snapshot.state
+                ))),
+            };
+            settle(&executor, &mut tx, outcome);
+            Record {
+                snapshot: tx.snapshot,
+                events: tx.events,
+            }
+        })
+    })
+}
+
+/// The Task state a snapshot is in.
+fn task_state<'a>(executor: &'a Executor, snapshot: &ExecutionSnapshot) -> Option<&'a TaskState> {
+    match executor.machine.states.get(&snapshot.state) {
+        Some(crate::asl::State::Task(t)) => Some(t),
+        _ => None,
     }
 }
 

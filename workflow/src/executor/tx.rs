@@ -50,6 +50,7 @@ pub(super) enum Committed {
 }
 
 /// A snapshot being changed together with the events that describe the change.
+#[derive(Clone)]
 pub(super) struct Tx {
     pub(super) snapshot: ExecutionSnapshot,
     pub(super) events: Vec<HistoryEvent>,
@@ -157,11 +158,21 @@ impl Tx {
         let Err(e) = executor.store.record(&self.snapshot, &self.events).await else {
             return Ok(Committed::Written(self.snapshot));
         };
+        self.lost(executor, e).await
+    }
+
+    /// What a refused write of this change lost to, read back from the store; `refusal` if
+    /// the store still holds the base (then it was not a lost race but a failing store).
+    pub(super) async fn lost(
+        &self,
+        executor: &Executor,
+        refusal: ExecutionStoreError,
+    ) -> Result<Committed, ExecutionStoreError> {
         match executor.store.get(&self.snapshot.name).await {
             Ok(Some(stored)) if stored.seq != self.base || stored.is_finished() => {
                 Ok(Committed::Lost(stored))
             }
-            _ => Err(e),
+            _ => Err(refusal),
         }
     }
 }

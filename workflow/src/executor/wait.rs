@@ -5,10 +5,16 @@
 //! token, so an answer that arrives before the submission returns finds it, and a crash before
 //! the submission is recorded submits again with the same token (handlers are idempotent, the
 //! queue keeps one message per token). Every write here may lose to a token call's write on the
-//! same wait; the runner then carries on from what that call stored.
+//! same wait; the runner then carries on from what that call stored. A queue kept in the
+//! executor's own store takes all three in one write (`send_opened`): the wait, its message
+//! and the mark that it was submitted become visible together.
 
-use super::run::log_end;
-use super::store::{ExecutionSnapshot, HistoryEventKind, STATES_TIMEOUT, Waiting};
+use super::finish::Record;
+use super::queue::Sent;
+use super::run::{Visit, log_end};
+use super::store::{
+    ExecutionSnapshot, ExecutionStoreError, HistoryEventKind, STATES_TIMEOUT, Waiting,
+};
 use super::task::{render_body, task_failed, waiting_task};
 use super::tx::{Committed, Outcome, Tx};
 use super::{Executor, QueueMessage, TaskContext, TaskError};
@@ -141,6 +147,51 @@ pub(super) async fn step(
             tx.apply(outcome);
             commit(executor, tx).await
         }
+    }
+}
+
+/// An sqs callback Task's wait opened, its message sent and the wait marked submitted, in
+/// one write, when the queue can write the executor's record with the message (see
+/// [`TaskQueue::send_and_record`](super::TaskQueue::send_and_record)). `None` when nothing
+/// was written: the runner records the wait and submits it after, as for any callback Task.
+pub(super) async fn send_opened(
+    executor: &Executor,
+    tx: &Tx,
+    task: &TaskState,
+    waiting: &Waiting,
+) -> Option<Visit> {
+    let queue = executor.queue.as_ref()?;
+    let mut opened = tx.clone();
+    opened.now = Utc::now();
+    opened.apply(Outcome::Wait(waiting.clone()));
+    let attempt = opened.snapshot.attempt();
+    opened.snapshot.waiting.as_mut()?.submitted = true;
+    opened.event(HistoryEventKind::TaskSubmitted).attempt = Some(attempt);
+    let body = render_body(task, &opened.snapshot, &waiting.token).ok()?;
+    let message = QueueMessage {
+        dedup_id: waiting.token.clone(),
+        body,
+    };
+    let record = Record {
+        snapshot: opened.snapshot,
+        events: opened.events,
+    };
+    debug!(queue = %task.resource, "sending the task's message with its wait");
+    match queue
+        .send_and_record(&task.resource, message, &record)
+        .await
+    {
+        Sent::Recorded => Some(Visit::Recorded(Box::new(Ok(Committed::Written(
+            record.snapshot,
+        ))))),
+        Sent::Refused => {
+            let refusal = ExecutionStoreError::new(format!(
+                "the store refused the wait of execution {} as not continuing its history",
+                tx.snapshot.name
+            ));
+            Some(Visit::Recorded(Box::new(tx.lost(executor, refusal).await)))
+        }
+        Sent::Nothing => None,
     }
 }
 
