@@ -24,14 +24,13 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, orders_domain::store::S
 
 /// The events of one write as one history row: `(first seq, JSON array)`, serialized before
 /// the write job so the writer thread only writes. `None` for no events.
-fn encode_events(events: &[HistoryEvent]) -> Result<Option<(i64, String)>, ExecutionStoreError> {
+fn encode_events(
+    events: &[HistoryEvent],
+) -> Result<Option<(i64, String)>, orders_domain::store::StoreError> {
     let Some(first) = events.first() else {
         return Ok(None);
     };
-    Ok(Some((
-        first.seq as i64,
-        to_json(&events).map_err(exec_err)?,
-    )))
+    Ok(Some((first.seq as i64, to_json(&events)?)))
 }
 
 fn insert_events(
@@ -93,8 +92,7 @@ impl Encoded {
             seq: snapshot.seq as i64,
             json: to_json(snapshot)?,
             updated: format_ts(snapshot.updated_at),
-            events: encode_events(events)
-                .map_err(|e| orders_domain::store::StoreError::Backend(e.to_string()))?,
+            events: encode_events(events)?,
         })
     }
 
@@ -102,12 +100,25 @@ impl Encoded {
         self.events.as_ref().map(|(seq, _)| *seq)
     }
 
-    /// Writes the transition if it continues the stored history: false (nothing written) if
-    /// not. One conditional UPDATE does the check and the write; no events means no continuity
-    /// to check (status only).
+    /// Writes the transition if it continues the stored history of a RUNNING execution:
+    /// false (nothing written) if not. No events means no continuity to check (status only).
     pub(crate) fn write(
         &self,
         conn: &Connection,
+    ) -> Result<bool, orders_domain::store::StoreError> {
+        self.update(
+            conn,
+            "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
+             WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
+        )
+    }
+
+    /// One conditional UPDATE (`sql`, whose WHERE is the check) does the check and the
+    /// write; the events are appended only if it changed the row.
+    fn update(
+        &self,
+        conn: &Connection,
+        sql: &str,
     ) -> Result<bool, orders_domain::store::StoreError> {
         let Encoded {
             name,
@@ -118,10 +129,7 @@ impl Encoded {
             events,
         } = self;
         let changed = conn
-            .prepare_cached(
-                "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
-                 WHERE name = ?1 AND status = 'RUNNING' AND (?6 IS NULL OR seq = ?6 - 1)",
-            )
+            .prepare_cached(sql)
             .and_then(|mut st| st.execute(params![name, status, seq, json, updated, self.first()]))
             .map_err(sqlite_err)?;
         if changed != 1 {
@@ -154,7 +162,7 @@ impl ExecutionStore for SqliteStore {
             format_ts(snapshot.updated_at),
         );
         let json = to_json(snapshot).map_err(exec_err)?;
-        let events = encode_events(events)?;
+        let events = encode_events(events).map_err(exec_err)?;
         self.write_background(move |conn| {
             let inserted = conn
                 .prepare_cached(
@@ -225,30 +233,15 @@ impl ExecutionStore for SqliteStore {
         snapshot: &ExecutionSnapshot,
         events: &[HistoryEvent],
     ) -> Result<bool, ExecutionStoreError> {
-        let (name, status, seq) = (
-            snapshot.name.clone(),
-            snapshot.status.as_str(),
-            snapshot.seq as i64,
-        );
-        let updated = format_ts(snapshot.updated_at);
-        let json = to_json(snapshot).map_err(exec_err)?;
-        let events = encode_events(events)?;
-        let first = events.as_ref().map(|(seq, _)| *seq);
+        let record = Encoded::new(snapshot, events).map_err(exec_err)?;
         // The same conditional UPDATE as `record`, on a FAILED row: of two redrives that read
         // the same failed snapshot, the second finds it RUNNING (or its seq moved on).
         self.write_background(move |conn| {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
-                     WHERE name = ?1 AND status = 'FAILED' AND seq = ?6 - 1",
-                )
-                .and_then(|mut st| st.execute(params![name, status, seq, json, updated, first]))
-                .map_err(sqlite_err)?;
-            if changed != 1 {
-                return Ok(false);
-            }
-            insert_events(conn, &name, &events)?;
-            Ok(true)
+            record.update(
+                conn,
+                "UPDATE executions SET status = ?2, seq = ?3, snapshot = ?4, updated_at = ?5
+                 WHERE name = ?1 AND status = 'FAILED' AND seq = ?6 - 1",
+            )
         })
         .await
         .map_err(exec_err)
