@@ -224,9 +224,12 @@ impl SqliteStore {
             options.writer_cache_kib, options.wal_autocheckpoint
         ))
         .map_err(open_err)?;
-        limit_wal(&conn, options.wal_autocheckpoint).map_err(open_err)?;
+        let page: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(open_err)?;
+        limit_wal(&conn, page, options.wal_autocheckpoint).map_err(open_err)?;
         if let Some(bytes) = options.max_db_bytes {
-            set_max_db_bytes(&conn, bytes).map_err(open_err)?;
+            set_max_db_bytes(&conn, page, bytes).map_err(open_err)?;
         }
         let space = Arc::new(Space::default());
         let writer = Writer::spawn(conn, space.clone()).map_err(OpenError::Thread)?;
@@ -328,8 +331,8 @@ impl SqliteStore {
 /// held old snapshots, a migration's one big transaction) stays allocated until the last
 /// connection closes. With the limit, the first commit after the log restarts truncates it.
 /// Twice the interval, so a log that merely fills to the mark is never cut and grown again.
-fn limit_wal(conn: &Connection, autocheckpoint_pages: u32) -> rusqlite::Result<()> {
-    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+/// `page` is the file's page size.
+fn limit_wal(conn: &Connection, page: i64, autocheckpoint_pages: u32) -> rusqlite::Result<()> {
     let bytes = wal_limit_bytes(page, autocheckpoint_pages);
     conn.query_row(&format!("PRAGMA journal_size_limit = {bytes}"), [], |_| {
         Ok(())
@@ -342,10 +345,9 @@ fn wal_limit_bytes(page: i64, autocheckpoint_pages: u32) -> i64 {
     32 + 2 * i64::from(autocheckpoint_pages) * (page + 24)
 }
 
-/// Caps the writer's connection at `bytes` (whole pages of the database's page size, at
-/// least one). SQLite never sets the cap below the pages the file already has.
-fn set_max_db_bytes(conn: &Connection, bytes: u64) -> rusqlite::Result<()> {
-    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+/// Caps the writer's connection at `bytes` (whole pages of the database's page size `page`,
+/// at least one). SQLite never sets the cap below the pages the file already has.
+fn set_max_db_bytes(conn: &Connection, page: i64, bytes: u64) -> rusqlite::Result<()> {
     let pages = (bytes / page.max(1).unsigned_abs()).clamp(1, i64::MAX as u64);
     conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
 }
