@@ -149,24 +149,49 @@ fn until_ms(now: DateTime<Utc>, visibility: Duration) -> i64 {
     now.timestamp_millis().saturating_add(ms)
 }
 
-/// Adds a message unless the queue holds or held its `dedup_id`: whether it was added.
-fn insert_message(
-    conn: &rusqlite::Connection,
-    queue: &str,
-    dedup_id: &str,
-    message_id: &str,
-    body: &str,
+/// A message as the queue table stores it, checked and serialized before its write job.
+struct Outgoing {
+    queue: String,
+    dedup_id: String,
+    message_id: String,
+    body: String,
     sent_at_ms: i64,
-) -> Result<bool, StoreError> {
-    exec(
-        conn,
-        "INSERT INTO queue_messages
-             (queue, dedup_id, message_id, body, sent_at_ms, visible_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0) ON CONFLICT (queue, dedup_id) DO NOTHING",
-        params![queue, dedup_id, message_id, body, sent_at_ms],
-    )
-    .map(|added| added == 1)
-    .map_err(sqlite_err)
+}
+
+impl Outgoing {
+    fn new(queue: &str, message: &QueueMessage) -> Result<Self, QueueError> {
+        let body = serde_json::to_string(&message.body).map_err(QueueError::Body)?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(QueueError::BodyTooLarge { bytes: body.len() });
+        }
+        Ok(Outgoing {
+            queue: queue.to_owned(),
+            dedup_id: message.dedup_id.clone(),
+            message_id: Uuid::new_v4().to_string(),
+            body,
+            sent_at_ms: Utc::now().timestamp_millis(),
+        })
+    }
+
+    /// Adds the message unless the queue holds or held its `dedup_id`: whether it was added.
+    fn insert(&self, conn: &rusqlite::Connection) -> Result<bool, StoreError> {
+        let Outgoing {
+            queue,
+            dedup_id,
+            message_id,
+            body,
+            sent_at_ms,
+        } = self;
+        exec(
+            conn,
+            "INSERT INTO queue_messages
+                 (queue, dedup_id, message_id, body, sent_at_ms, visible_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0) ON CONFLICT (queue, dedup_id) DO NOTHING",
+            params![queue, dedup_id, message_id, body, sent_at_ms],
+        )
+        .map(|added| added == 1)
+        .map_err(sqlite_err)
+    }
 }
 
 impl SqliteStore {
@@ -181,17 +206,9 @@ impl SqliteStore {
     /// [`TaskQueue::send`], telling whether the message was added (`false`: the queue holds
     /// or held its `dedup_id`).
     pub async fn enqueue(&self, queue: &str, message: &QueueMessage) -> Result<bool, QueueError> {
-        let body = serde_json::to_string(&message.body).map_err(QueueError::Body)?;
-        if body.len() > MAX_BODY_BYTES {
-            return Err(QueueError::BodyTooLarge { bytes: body.len() });
-        }
-        let (name, dedup_id) = (queue.to_owned(), message.dedup_id.clone());
-        let message_id = Uuid::new_v4().to_string();
-        let sent_at_ms = Utc::now().timestamp_millis();
+        let outgoing = Outgoing::new(queue, message)?;
         let added = self
-            .write_background(move |conn| {
-                insert_message(conn, &name, &dedup_id, &message_id, &body, sent_at_ms)
-            })
+            .write_background(move |conn| outgoing.insert(conn))
             .await?;
         if added {
             self.queue_signal(queue).notify_one();
@@ -338,22 +355,16 @@ impl TaskQueue for SqliteStore {
     async fn send_and_record(&self, queue: &str, message: QueueMessage, record: &Record) -> Sent {
         let sent = async {
             let record = Encoded::new(&record.snapshot, &record.events)?;
-            let body = serde_json::to_string(&message.body)
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            if body.len() > MAX_BODY_BYTES {
-                return Err(StoreError::Backend("the message body is too large".into()));
-            }
-            let (name, dedup_id) = (queue.to_owned(), message.dedup_id);
-            let (message_id, sent_at_ms) =
-                (Uuid::new_v4().to_string(), Utc::now().timestamp_millis());
+            let outgoing = Outgoing::new(queue, &message)?;
             self.write_background(move |conn| {
                 if !record.write(conn)? {
                     return Ok(Sent::Refused);
                 }
-                insert_message(conn, &name, &dedup_id, &message_id, &body, sent_at_ms)?;
+                outgoing.insert(conn)?;
                 Ok(Sent::Recorded)
             })
             .await
+            .map_err(QueueError::Store)
         };
         match sent.await {
             Ok(sent) => {
