@@ -164,9 +164,7 @@ pub(super) async fn send_opened(
     let mut opened = tx.clone();
     opened.now = Utc::now();
     opened.apply(Outcome::Wait(waiting.clone()));
-    let attempt = opened.snapshot.attempt();
-    opened.snapshot.waiting.as_mut()?.submitted = true;
-    opened.event(HistoryEventKind::TaskSubmitted).attempt = Some(attempt);
+    submitted(&mut opened);
     let body = render_body(task, &opened.snapshot, &waiting.token).ok()?;
     let message = QueueMessage {
         dedup_id: waiting.token.clone(),
@@ -241,6 +239,15 @@ async fn submit(
     }
 }
 
+/// Marks the open wait submitted, with the event that says so.
+fn submitted(tx: &mut Tx) {
+    let attempt = tx.snapshot.attempt();
+    if let Some(waiting) = tx.snapshot.waiting.as_mut() {
+        waiting.submitted = true;
+    }
+    tx.event(HistoryEventKind::TaskSubmitted).attempt = Some(attempt);
+}
+
 /// Records that the wait was submitted. A token call may have written first: if the same wait
 /// is still open (a heartbeat), it is marked on top of that; otherwise the answer stands.
 async fn mark_submitted(
@@ -250,11 +257,7 @@ async fn mark_submitted(
 ) -> Option<ExecutionSnapshot> {
     loop {
         let mut tx = Tx::new(current, Utc::now());
-        let attempt = tx.snapshot.attempt();
-        if let Some(waiting) = tx.snapshot.waiting.as_mut() {
-            waiting.submitted = true;
-        }
-        tx.event(HistoryEventKind::TaskSubmitted).attempt = Some(attempt);
+        submitted(&mut tx);
         match tx.commit(executor).await {
             Ok(Committed::Written(written)) => return Some(written),
             Ok(Committed::Lost(stored)) => {
