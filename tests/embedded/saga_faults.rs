@@ -7,8 +7,7 @@
 use orders_test_support as common;
 
 use async_trait::async_trait;
-use common::stack::{Stack, order_body, with_payment};
-use orders_domain::OutboxEvent;
+use common::stack::Stack;
 use orders_sqlite::StepInOneJob;
 use orders_workflow::asl::StateMachine;
 use orders_workflow::executor::{
@@ -46,13 +45,8 @@ impl TaskHandler for Throttled {
 #[tokio::test]
 async fn a_release_that_never_runs_leaves_the_order_compensating_and_fails_the_execution() {
     let s = Stack::without_relay().await;
-    s.put_inventory("gizmo", 10).await;
-    let body = with_payment(
-        order_body("cust-f1", "gizmo", 3, 4.5),
-        "pm_card_chargeDeclined",
-    );
-    let id = s.create(&body).await;
-    let event = OutboxEvent::decode(s.outbox_payload(&id).as_bytes()).unwrap();
+    let event = s.declined_order_event("cust-f1").await;
+    let id = event.data.order_id.to_string();
 
     let mut handlers = Step::handlers(Arc::new(StepInOneJob {
         store: s.store.clone(),

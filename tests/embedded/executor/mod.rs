@@ -8,5 +8,6 @@ mod dataflow;
 mod durability;
 mod faults;
 mod helpers;
+mod observed;
 mod recorded;
 mod runs;

@@ -4,9 +4,8 @@
 //! the runner carries on from what the store holds.
 
 use super::helpers::*;
-use orders_domain::OutboxEvent;
 use orders_sqlite::StepInOneJob;
-use orders_test_support::stack::{Stack, order_body, with_payment};
+use orders_test_support::stack::Stack;
 use orders_workflow::executor::{Finish, Finished};
 use orders_workflow::steps::{Step, StepSettings};
 
@@ -149,13 +148,7 @@ async fn a_transition_the_store_refuses_is_not_an_error_the_runner_carries_on_fr
 #[tokio::test]
 async fn each_step_writes_its_transition_in_its_own_job() {
     let s = Stack::without_relay().await;
-    s.put_inventory("gizmo", 10).await;
-    let body = with_payment(
-        order_body("cust-r1", "gizmo", 3, 4.5),
-        "pm_card_chargeDeclined",
-    );
-    let id = s.create(&body).await;
-    let event = OutboxEvent::decode(s.outbox_payload(&id).as_bytes()).unwrap();
+    let event = s.declined_order_event("cust-r1").await;
     let mut handlers = Step::handlers(Arc::new(StepInOneJob {
         store: s.store.clone(),
         settings: StepSettings::default(),

@@ -1,6 +1,6 @@
 //! Requests to the stack's router, in process, and waiting for an order to settle.
 
-use super::Stack;
+use super::{Stack, order_body, with_payment};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -39,6 +39,19 @@ impl Stack {
         let (status, json) = self.post_order(body).await;
         assert_eq!(status, StatusCode::CREATED, "{json}");
         json["orderId"].as_str().expect("orderId").to_owned()
+    }
+
+    /// For tests that run the saga by hand: 10 gizmos in stock, an order of 3 at 4.50 whose
+    /// card is declined (so its saga compensates), and the event its execution starts from.
+    pub async fn declined_order_event(&self, customer: &str) -> orders_domain::OutboxEvent {
+        self.put_inventory("gizmo", 10).await;
+        let body = with_payment(
+            order_body(customer, "gizmo", 3, 4.5),
+            "pm_card_chargeDeclined",
+        );
+        let id = self.create(&body).await;
+        orders_domain::OutboxEvent::decode(self.outbox_payload(&id).as_bytes())
+            .expect("the order's created event")
     }
 
     /// POSTs an order that must be refused with `status`; returns the problem it got.
