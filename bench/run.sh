@@ -18,7 +18,8 @@
 # BENCH_SERVICE_BIN=PATH measures another build of the service (before/after comparisons);
 # BENCH_BEFORE_BIN=PATH runs the end-to-end items (5. burst, then 2.'s fixed rate unreported,
 # then 5./6. fixed rate, on a fresh database of its own) and then the reads (4., 4b., on that
-# database grown the same way) once more against another build (e.g. a copy of an older one), after the current one's, never beside it;
+# database grown the same way) once more against another build (e.g. a copy of an older one),
+# after the current one's, never beside it;
 # the table prints them right under the current rows (reported, not asserted);
 # BENCH_NO_BUILD=1 measures the binaries already in target/release instead of building (CI: the
 # test command's build, so the release dependency graph is compiled once and stored once).
